@@ -1,0 +1,126 @@
+//! Human durations as written in the configuration: `60s`, `5m`, `72h`, `3d`, `2w`,
+//! `6 months` (also `1h30m`, and the French `j`/`jours`/`mois`). Calendar months are kept apart
+//! from fixed durations because a month has no fixed length (SPEC §4).
+
+use jiff::SignedDuration;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Span {
+    /// An absolute duration.
+    Fixed(SignedDuration),
+    /// Calendar months in Europe/Paris, clamped at month end.
+    Months(u32),
+}
+
+/// Parses a duration. Months cannot be mixed with other units.
+pub fn parse(input: &str) -> Result<Span, String> {
+    let s = input.trim();
+    if s.is_empty() {
+        return Err("empty duration".into());
+    }
+    let mut fixed = SignedDuration::ZERO;
+    let mut months: Option<u32> = None;
+    let mut saw_fixed = false;
+    let mut rest = s;
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        if digits == 0 {
+            return Err(format!(
+                "{input:?}: expected a number, e.g. \"72h\" or \"6 months\""
+            ));
+        }
+        let n: i64 = rest[..digits]
+            .parse()
+            .map_err(|_| format!("{input:?}: number too large"))?;
+        rest = rest[digits..].trim_start();
+        let unit_len = rest
+            .find(|c: char| !c.is_alphabetic())
+            .unwrap_or(rest.len());
+        let unit = rest[..unit_len].to_lowercase();
+        rest = rest[unit_len..].trim_start();
+        let seconds_per = match unit.as_str() {
+            "s" | "sec" | "secs" | "second" | "seconds" => 1,
+            "m" | "min" | "mins" | "minute" | "minutes" => 60,
+            "h" | "hr" | "hrs" | "hour" | "hours" | "heure" | "heures" => 3600,
+            "d" | "day" | "days" | "j" | "jour" | "jours" => 86_400,
+            "w" | "week" | "weeks" | "semaine" | "semaines" => 7 * 86_400,
+            "month" | "months" | "mois" => {
+                if months.is_some() || saw_fixed {
+                    return Err(format!(
+                        "{input:?}: months cannot be combined with other units"
+                    ));
+                }
+                months = Some(u32::try_from(n).map_err(|_| format!("{input:?}: too large"))?);
+                continue;
+            }
+            "" => return Err(format!("{input:?}: missing unit (s, m, h, d, w or months)")),
+            other => return Err(format!("{input:?}: unknown unit {other:?}")),
+        };
+        if months.is_some() {
+            return Err(format!(
+                "{input:?}: months cannot be combined with other units"
+            ));
+        }
+        saw_fixed = true;
+        let add = n
+            .checked_mul(seconds_per)
+            .map(SignedDuration::from_secs)
+            .ok_or_else(|| format!("{input:?}: too large"))?;
+        fixed = fixed
+            .checked_add(add)
+            .ok_or_else(|| format!("{input:?}: too large"))?;
+    }
+    Ok(match months {
+        Some(m) => Span::Months(m),
+        None => Span::Fixed(fixed),
+    })
+}
+
+/// Parses a duration that must be a fixed, strictly positive length (intervals, timeouts).
+pub fn parse_fixed(input: &str) -> Result<std::time::Duration, String> {
+    match parse(input)? {
+        Span::Fixed(d) if d.is_positive() => {
+            d.try_into().map_err(|_| format!("{input:?}: out of range"))
+        }
+        Span::Fixed(_) => Err(format!("{input:?}: must be longer than zero")),
+        Span::Months(_) => Err(format!("{input:?}: give a fixed duration, not months")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn secs(n: i64) -> Span {
+        Span::Fixed(SignedDuration::from_secs(n))
+    }
+
+    #[test]
+    fn units() {
+        assert_eq!(parse("60s"), Ok(secs(60)));
+        assert_eq!(parse("5m"), Ok(secs(300)));
+        assert_eq!(parse("72h"), Ok(secs(72 * 3600)));
+        assert_eq!(parse("72 hours"), Ok(secs(72 * 3600)));
+        assert_eq!(parse("3d"), Ok(secs(3 * 86_400)));
+        assert_eq!(parse("3 jours"), Ok(secs(3 * 86_400)));
+        assert_eq!(parse("1h30m"), Ok(secs(5400)));
+        assert_eq!(parse("6 months"), Ok(Span::Months(6)));
+        assert_eq!(parse("6 mois"), Ok(Span::Months(6)));
+        assert_eq!(parse("1 month"), Ok(Span::Months(1)));
+    }
+
+    #[test]
+    fn errors() {
+        assert!(parse("").is_err());
+        assert!(parse("72").is_err());
+        assert!(parse("h").is_err());
+        assert!(parse("3 fortnights").is_err());
+        assert!(parse("6 months 2d").is_err());
+        assert!(parse("99999999999999999999s").is_err());
+        assert!(parse_fixed("0s").is_err());
+        assert!(parse_fixed("1 month").is_err());
+        assert_eq!(parse_fixed("60s"), Ok(std::time::Duration::from_secs(60)));
+    }
+}
