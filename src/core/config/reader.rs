@@ -1,0 +1,180 @@
+//! A TOML table walker that records every problem instead of stopping at the first, so that
+//! `check-config` can list them all, each with its dotted key (`site[1].spool`).
+
+use std::path::{Component, Path, PathBuf};
+
+use toml::{Table, Value};
+
+use super::ConfigError;
+
+pub(super) struct Reader<'f> {
+    file: &'f str,
+    pub errors: Vec<ConfigError>,
+}
+
+/// One table being read: its dotted prefix and the keys looked at, for the unknown-key check.
+pub(super) struct Section<'t> {
+    pub prefix: String,
+    pub table: &'t Table,
+    seen: Vec<&'static str>,
+}
+
+impl<'t> Section<'t> {
+    pub fn new(prefix: impl Into<String>, table: &'t Table) -> Self {
+        Section {
+            prefix: prefix.into(),
+            table,
+            seen: Vec::new(),
+        }
+    }
+
+    pub fn key(&self, key: &str) -> String {
+        if self.prefix.is_empty() {
+            key.to_string()
+        } else {
+            format!("{}.{key}", self.prefix)
+        }
+    }
+
+    fn get(&mut self, key: &'static str) -> Option<&'t Value> {
+        self.seen.push(key);
+        self.table.get(key)
+    }
+
+    pub fn has(&mut self, key: &'static str) -> bool {
+        self.get(key).is_some()
+    }
+}
+
+impl<'f> Reader<'f> {
+    pub fn new(file: &'f str) -> Self {
+        Reader {
+            file,
+            errors: Vec::new(),
+        }
+    }
+
+    pub fn error(&mut self, key: impl Into<String>, message: impl Into<String>) {
+        self.errors.push(ConfigError {
+            file: self.file.to_string(),
+            key: key.into(),
+            message: message.into(),
+        });
+    }
+
+    fn type_error(&mut self, s: &Section, key: &str, want: &str, got: &Value) {
+        let k = s.key(key);
+        self.error(k, format!("expected {want}, found {}", got.type_str()));
+    }
+
+    pub fn table<'t>(&mut self, s: &mut Section<'t>, key: &'static str) -> Option<&'t Table> {
+        match s.get(key)? {
+            Value::Table(t) => Some(t),
+            other => {
+                self.type_error(s, key, "a table", other);
+                None
+            }
+        }
+    }
+
+    pub fn string(&mut self, s: &mut Section, key: &'static str) -> Option<String> {
+        match s.get(key)? {
+            Value::String(v) => Some(v.clone()),
+            other => {
+                self.type_error(s, key, "a string", other);
+                None
+            }
+        }
+    }
+
+    /// A string that must be present and not blank.
+    pub fn required_string(&mut self, s: &mut Section, key: &'static str) -> Option<String> {
+        match self.string(s, key) {
+            Some(v) if !v.trim().is_empty() => Some(v),
+            Some(_) => {
+                self.error(s.key(key), "must not be empty");
+                None
+            }
+            None if !s.has(key) => {
+                self.error(s.key(key), "is required");
+                None
+            }
+            None => None,
+        }
+    }
+
+    pub fn boolean(&mut self, s: &mut Section, key: &'static str) -> Option<bool> {
+        match s.get(key)? {
+            Value::Boolean(v) => Some(*v),
+            other => {
+                self.type_error(s, key, "true or false", other);
+                None
+            }
+        }
+    }
+
+    pub fn integer(&mut self, s: &mut Section, key: &'static str) -> Option<i64> {
+        match s.get(key)? {
+            Value::Integer(v) => Some(*v),
+            other => {
+                self.type_error(s, key, "an integer", other);
+                None
+            }
+        }
+    }
+
+    pub fn array<'t>(&mut self, s: &mut Section<'t>, key: &'static str) -> Option<&'t [Value]> {
+        match s.get(key)? {
+            Value::Array(v) => Some(v),
+            other => {
+                self.type_error(s, key, "an array", other);
+                None
+            }
+        }
+    }
+
+    /// An absolute path without `..` components: the daemon runs from `/` under systemd, and
+    /// the spool separation checks compare paths lexically.
+    pub fn path(&mut self, s: &mut Section, key: &'static str) -> Option<PathBuf> {
+        let raw = self.string(s, key)?;
+        let path = PathBuf::from(&raw);
+        if raw.trim().is_empty() {
+            self.error(s.key(key), "must not be empty");
+            None
+        } else if !path.is_absolute() {
+            self.error(
+                s.key(key),
+                format!("{raw:?} is relative: give an absolute path"),
+            );
+            None
+        } else if path.components().any(|c| c == Component::ParentDir) {
+            self.error(s.key(key), format!("{raw:?} must not contain \"..\""));
+            None
+        } else {
+            Some(normalise(&path))
+        }
+    }
+
+    pub fn required_path(&mut self, s: &mut Section, key: &'static str) -> Option<PathBuf> {
+        if !s.has(key) {
+            self.error(s.key(key), "is required");
+            return None;
+        }
+        self.path(s, key)
+    }
+
+    /// Reports keys of the table that nothing read: a typo must not silently fall back to a
+    /// default.
+    pub fn finish(&mut self, s: Section) {
+        for key in s.table.keys() {
+            if !s.seen.contains(&key.as_str()) {
+                self.error(s.key(key), "unknown key");
+            }
+        }
+    }
+}
+
+/// Drops `.` components and trailing slashes.
+fn normalise(p: &Path) -> PathBuf {
+    p.components().filter(|c| *c != Component::CurDir).collect()
+}

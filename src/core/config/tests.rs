@@ -1,0 +1,243 @@
+use super::*;
+
+const MINIMAL: &str = r#"
+[mailbox]
+host = "imap.example.mssante.fr"
+ca_file = "/etc/mss-dispatch/ca.pem"
+client_cert = "/etc/mss-dispatch/client.pem"
+client_key = "/etc/mss-dispatch/client.key"
+
+[[site]]
+finess = "690000880"
+name = "Lyon Bellecour"
+spool = "/srv/sites/690000880"
+"#;
+
+fn errors(text: &str) -> Vec<String> {
+    match parse(text, "t.toml") {
+        Ok(_) => Vec::new(),
+        Err(e) => e.into_iter().map(|e| e.to_string()).collect(),
+    }
+}
+
+fn has(errs: &[String], needle: &str) -> bool {
+    errs.iter().any(|e| e.contains(needle))
+}
+
+#[test]
+fn minimal_file_gets_the_documented_defaults() {
+    let c = parse(MINIMAL, "t.toml").unwrap();
+    let Source::Imap(imap) = &c.source else {
+        panic!("IMAP expected")
+    };
+    assert_eq!(imap.port, 143);
+    assert_eq!(imap.tls, TlsMode::StartTls);
+    assert_eq!(imap.auth, Auth::External);
+    assert_eq!(c.mailbox.folder, "INBOX");
+    assert_eq!(c.mailbox.processed_folder, "SI-DEP/Traites");
+    assert_eq!(c.mailbox.quarantine_folder, "SI-DEP/Quarantaine");
+    assert!(c.mailbox.idle);
+    assert_eq!(c.mailbox.poll_interval, Duration::from_secs(60));
+    assert_eq!(c.mailbox.max_message_bytes, 5 * 1024 * 1024);
+    assert_eq!(c.senders, vec![SIDEP_SENDER.to_string()]);
+    assert_eq!(c.retention, Policy::default());
+    assert_eq!(c.state_dir, PathBuf::from("/var/lib/mss-dispatch"));
+    assert_eq!(c.sites[0].finess.as_str(), "690000880");
+    assert!(c.sender_allowed("NoReply.SIDEP@enovacom.mssante.fr"));
+}
+
+#[test]
+fn three_mistakes_are_all_reported_with_their_keys() {
+    let text = MINIMAL
+        .replace("690000880\"\nname", "690000881\"\nname")
+        .replace("\"/srv/sites/690000880\"", "\"sites/690000880\"")
+        + "\n[retention]\nnegative = \"96h\"\n";
+    let errs = errors(&text);
+    assert_eq!(errs.len(), 3, "{errs:#?}");
+    assert!(has(
+        &errs,
+        "t.toml: site[0].finess: \"690000881\" is not a valid FINESS"
+    ));
+    assert!(has(
+        &errs,
+        "t.toml: site[0].spool: \"sites/690000880\" is relative"
+    ));
+    assert!(has(
+        &errs,
+        "t.toml: retention.negative: \"96h\" is longer than the legal maximum"
+    ));
+}
+
+#[test]
+fn source_must_be_exactly_one_of_host_or_maildir() {
+    let both = MINIMAL.replace("[mailbox]\n", "[mailbox]\nmaildir = \"/srv/Maildir\"\n");
+    assert!(has(
+        &errors(&both),
+        "mailbox.host: give either host (IMAP) or maildir, not both"
+    ));
+    let neither = "[mailbox]\n[[site]]\nfiness=\"690000880\"\nname=\"x\"\nspool=\"/s\"\n";
+    assert!(has(
+        &errors(neither),
+        "mailbox.host: give either host (IMAP) or maildir"
+    ));
+    let maildir = "[mailbox]\nmaildir=\"/srv/Maildir\"\n[[site]]\nfiness=\"690000880\"\nname=\"x\"\nspool=\"/s\"\n";
+    assert_eq!(
+        parse(maildir, "t").unwrap().source,
+        Source::Maildir(PathBuf::from("/srv/Maildir"))
+    );
+}
+
+#[test]
+fn inline_password_is_refused() {
+    let text = MINIMAL.replace("[mailbox]\n", "[mailbox]\npassword = \"secret\"\n");
+    let errs = errors(&text);
+    assert!(has(
+        &errs,
+        "mailbox.password: inline passwords are not accepted"
+    ));
+    assert!(!errs.iter().any(|e| e.contains("secret")), "{errs:?}");
+}
+
+#[test]
+fn site_errors() {
+    let text = MINIMAL.to_string()
+        + r#"
+[[site]]
+finess = "69 000 088 0"
+name = "Doublon"
+spool = "/srv/sites/other"
+
+[[site]]
+finess = "2B0000039"
+name = "Bastia"
+
+[[site]]
+finess = "2A0000154"
+name = ""
+spool = "/srv/sites/690000880/sub"
+"#;
+    let errs = errors(&text);
+    assert!(
+        has(
+            &errs,
+            "site[1].finess: duplicate site 690000880 (already site[0])"
+        ),
+        "{errs:#?}"
+    );
+    assert!(has(
+        &errs,
+        "site[2].finess: \"2B0000039\" is not a valid FINESS"
+    ));
+    assert!(has(
+        &errs,
+        "site[2].spool: a site needs a spool folder, a sil folder, or both"
+    ));
+    assert!(has(&errs, "site[3].name: must not be empty"));
+    assert!(has(&errs, "site[3].spool: overlaps site[0].spool"));
+}
+
+#[test]
+fn no_site_and_unknown_keys() {
+    let text = "[mailbox]\nmaildir=\"/m\"\nprocesed_folder=\"x\"\n[stat]\ndir=\"/x\"\n";
+    let errs = errors(text);
+    assert!(has(&errs, "site: at least one [[site]] is required"));
+    assert!(has(&errs, "mailbox.procesed_folder: unknown key"));
+    assert!(has(&errs, "stat: unknown key"));
+}
+
+#[test]
+fn retention_limits() {
+    let with = |neg: &str, pos: &str| {
+        errors(&format!(
+            "{MINIMAL}\n[retention]\nnegative = \"{neg}\"\npositive = \"{pos}\"\n"
+        ))
+    };
+    assert!(with("72h", "6 months").is_empty());
+    assert!(with("48h", "3 months").is_empty());
+    assert!(with("3d", "179d").is_empty());
+    assert!(has(&with("73h", "6 months"), "retention.negative"));
+    assert!(has(&with("1 month", "6 months"), "retention.negative"));
+    assert!(has(&with("72h", "7 months"), "retention.positive"));
+    assert!(has(&with("72h", "180d"), "retention.positive"));
+    assert!(has(
+        &with("72h", "0 months"),
+        "retention.positive: must be longer than zero"
+    ));
+    assert!(has(
+        &with("0h", "6 months"),
+        "retention.negative: must be longer than zero"
+    ));
+    assert!(has(&with("soon", "6 months"), "retention.negative"));
+}
+
+#[test]
+fn imap_option_errors() {
+    let text = r#"
+[mailbox]
+host = "h"
+port = 70000
+tls = "ssl"
+auth = "xoauth"
+client_key = "/k"
+client_cert_password_file = "/p"
+max_message_bytes = 0
+poll_interval = "1 month"
+folder = "INBOX"
+processed_folder = "inbox"
+[senders]
+allow = ["not an address"]
+[[site]]
+finess = "690000880"
+name = "x"
+spool = "/s"
+"#;
+    let errs = errors(text);
+    for needle in [
+        "mailbox.port: 70000 is not a TCP port",
+        "mailbox.tls: \"ssl\"",
+        "mailbox.auth: \"xoauth\"",
+        "mailbox.ca_file: is required",
+        "mailbox.client_key: client_key needs client_cert",
+        "mailbox.client_cert_password_file: only used with a PKCS#12",
+        "mailbox.max_message_bytes: 0",
+        "mailbox.poll_interval",
+        "mailbox.processed_folder: must differ from folder",
+        "senders.allow[0]: expected an e-mail address",
+    ] {
+        assert!(has(&errs, needle), "{needle} missing from {errs:#?}");
+    }
+}
+
+#[test]
+fn login_needs_a_username_and_external_a_certificate() {
+    let login = "[mailbox]\nhost=\"h\"\nca_file=\"/ca\"\nauth=\"login\"\n[[site]]\nfiness=\"690000880\"\nname=\"x\"\nspool=\"/s\"\n";
+    assert!(has(&errors(login), "mailbox.username: is required"));
+    let ext = login.replace("login", "external");
+    assert!(has(
+        &errors(&ext),
+        "mailbox.auth: \"external\" authenticates with the client certificate"
+    ));
+    let p12 = login.replace(
+        "auth=\"login\"",
+        "client_cert=\"/c.p12\"\nclient_cert_password_file=\"/p\"",
+    );
+    let c = parse(&p12, "t").unwrap();
+    let Source::Imap(imap) = c.source else {
+        panic!()
+    };
+    assert_eq!(imap.auth, Auth::External);
+    assert!(is_pkcs12(imap.client_cert.as_deref().unwrap()));
+}
+
+#[test]
+fn syntax_error_is_one_clear_error() {
+    let errs = errors("[mailbox\nhost=");
+    assert_eq!(errs.len(), 1);
+    assert!(errs[0].starts_with("t.toml: not valid TOML"));
+}
+
+#[test]
+fn spool_may_not_hide_inside_quarantine_or_state() {
+    let text = MINIMAL.replace("/srv/sites/690000880", "/var/lib/mss-dispatch/sites");
+    assert!(has(&errors(&text), "site[0].spool: overlaps state.dir"));
+}
