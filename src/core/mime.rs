@@ -1,0 +1,107 @@
+//! The MIME layer: one RFC 5322 message (mail-parser) reduced to what a certificate needs:
+//! sender, subject, Message-ID, text bodies and attachments with decoded names. A parser panic
+//! (mail-parser 0.11 had some on crafted input) is caught and reported as malformed input.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use mail_parser::{Address, Message, MessageParser, MimeHeaders, PartType};
+
+use super::html;
+use super::words;
+
+#[derive(Debug, Default, Clone)]
+pub struct Mail {
+    /// Lower-case address of the first `From` mailbox.
+    pub from: Option<String>,
+    pub subject: Option<String>,
+    pub message_id: Option<String>,
+    /// text/plain bodies, then html-only bodies converted to text.
+    pub texts: Vec<String>,
+    pub htmls: Vec<String>,
+    pub attachments: Vec<Attachment>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Attachment {
+    /// Decoded from RFC 2231 / RFC 2047 (or `Content-Type; name=`).
+    pub name: Option<String>,
+    pub content_type: String,
+    pub bytes: Vec<u8>,
+}
+
+impl Attachment {
+    /// `%PDF-` magic at offset 0: the type header is not trusted (SPEC §2).
+    pub fn is_pdf(&self) -> bool {
+        self.bytes.starts_with(b"%PDF-")
+    }
+}
+
+/// Parses a whole message. `None` when it is not a message at all, or the parser failed.
+pub fn parse(raw: &[u8]) -> Option<Mail> {
+    let parsed = catch_unwind(AssertUnwindSafe(|| {
+        MessageParser::default()
+            .parse(raw)
+            .map(|m| extract(&m, true))
+    }));
+    parsed.ok().flatten()
+}
+
+/// Parses the header block only (sender and subject), for a message too large to download.
+pub fn parse_headers(raw: &[u8]) -> Option<Mail> {
+    let parsed = catch_unwind(AssertUnwindSafe(|| {
+        MessageParser::default()
+            .parse_headers(raw)
+            .map(|m| extract(&m, false))
+    }));
+    parsed.ok().flatten()
+}
+
+fn extract(m: &Message, with_parts: bool) -> Mail {
+    let mut mail = Mail {
+        from: m.from().and_then(first_address),
+        subject: m.subject().map(words::decode_leftovers),
+        message_id: m.message_id().map(str::to_string),
+        ..Mail::default()
+    };
+    if !with_parts {
+        return mail;
+    }
+    for id in &m.text_body {
+        match m.parts.get(*id as usize).map(|p| &p.body) {
+            Some(PartType::Text(t)) => mail.texts.push(t.to_string()),
+            Some(PartType::Html(h)) => mail.htmls.push(html::to_text(h)),
+            _ => {}
+        }
+    }
+    for id in &m.html_body {
+        if let Some(PartType::Html(h)) = m.parts.get(*id as usize).map(|p| &p.body)
+            && !m.text_body.contains(id)
+        {
+            mail.htmls.push(html::to_text(h));
+        }
+    }
+    for id in &m.attachments {
+        let Some(part) = m.parts.get(*id as usize) else {
+            continue;
+        };
+        let content_type = part
+            .content_type()
+            .map(|ct| match ct.subtype() {
+                Some(sub) => format!("{}/{}", ct.ctype(), sub).to_lowercase(),
+                None => ct.ctype().to_lowercase(),
+            })
+            .unwrap_or_default();
+        mail.attachments.push(Attachment {
+            name: part.attachment_name().map(words::decode_leftovers),
+            content_type,
+            bytes: part.contents().to_vec(),
+        });
+    }
+    mail
+}
+
+fn first_address(a: &Address) -> Option<String> {
+    a.first()
+        .and_then(|addr| addr.address())
+        .map(|s| s.trim().to_lowercase())
+}

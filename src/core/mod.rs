@@ -1,0 +1,22 @@
+//! The pure core: everything that decides, and nothing that acts. Message parsing, SI-DEP
+//! fields, FINESS, result classification, routing, retention arithmetic and configuration
+//! validation are functions over values. No file system, sockets, SQLite, tokio, clock or
+//! environment in here: time, configuration and the time zone come in as arguments
+//! (`tests/core_purity.rs` keeps it so).
+
+pub mod config;
+pub mod dates;
+pub mod decide;
+pub mod duration;
+pub mod fields;
+pub mod filename;
+pub mod finess;
+pub mod html;
+pub mod ins;
+pub mod mime;
+pub mod result;
+pub mod retention;
+pub mod text;
+pub mod words;
+
+pub use decide::{Certificate, Context, Decision, Outcome, Reason, decide, decide_oversized};
