@@ -1,0 +1,72 @@
+//! Reading a configuration file from disk: the pure parse and validation of `core::config`,
+//! plus the checks only the machine can answer (do the CA, certificate and password files
+//! exist, does the Maildir). Those are warnings: the file itself may be right for another host.
+
+use std::path::{Path, PathBuf};
+
+use crate::core::config::{self, Config, ConfigError, Source};
+
+/// Why a configuration could not be loaded.
+#[derive(Debug)]
+pub enum LoadError {
+    Read(PathBuf, std::io::Error),
+    Invalid(Vec<ConfigError>),
+}
+
+impl std::fmt::Display for LoadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LoadError::Read(p, e) => write!(f, "{}: cannot read: {e}", p.display()),
+            LoadError::Invalid(errors) => {
+                for (i, e) in errors.iter().enumerate() {
+                    if i > 0 {
+                        writeln!(f)?;
+                    }
+                    write!(f, "{e}")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+pub fn load(path: &Path) -> Result<Config, LoadError> {
+    let text = std::fs::read_to_string(path).map_err(|e| LoadError::Read(path.into(), e))?;
+    config::parse(&text, &path.display().to_string()).map_err(LoadError::Invalid)
+}
+
+/// Files and folders the configuration names that this machine lacks.
+pub fn environment_warnings(config: &Config, file: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut need = |key: &str, path: &Path, dir: bool| {
+        let ok = if dir { path.is_dir() } else { path.is_file() };
+        if !ok {
+            let what = if dir { "folder" } else { "file" };
+            out.push(format!(
+                "{}: {key}: {what} {} not found on this machine",
+                file.display(),
+                path.display()
+            ));
+        }
+    };
+    match &config.source {
+        Source::Maildir(dir) => need("mailbox.maildir", dir, true),
+        Source::Imap(imap) => {
+            need("mailbox.ca_file", &imap.ca_file, false);
+            for (key, p) in [
+                ("mailbox.client_cert", &imap.client_cert),
+                ("mailbox.client_key", &imap.client_key),
+                (
+                    "mailbox.client_cert_password_file",
+                    &imap.client_cert_password_file,
+                ),
+                ("mailbox.password_file", &imap.password_file),
+            ] {
+                if let Some(p) = p {
+                    need(key, p, false);
+                }
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,10 @@
+//! mss-dispatch: dispatches the SI-DEP COVID-19 test certificates of a shared MSSanté mailbox
+//! to the spool folder of the lab site that did each test, and purges every copy on the legal
+//! schedule.
+#![forbid(unsafe_code)]
+
+pub mod cli;
+pub mod commands;
+pub mod config_file;
+pub mod core;
+pub mod tz;

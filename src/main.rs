@@ -1,0 +1,20 @@
+//! The `mss-dispatch` binary: parses the command line and hands over to a command.
+#![forbid(unsafe_code)]
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use mss_dispatch::cli::{Cli, Command};
+use mss_dispatch::commands;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::CheckConfig { config } => commands::check_config::run(&config),
+        Command::Inspect {
+            config,
+            json,
+            messages,
+        } => commands::inspect::run(&config, json, &messages),
+    }
+}
