@@ -7,4 +7,8 @@ pub mod cli;
 pub mod commands;
 pub mod config_file;
 pub mod core;
+pub mod delivery;
+pub mod ledger;
+pub mod spool;
+pub mod state;
 pub mod tz;

@@ -99,7 +99,10 @@ fn every_reason_code_has_a_case() {
     let expected: BTreeMap<String, Value> =
         serde_json::from_str(&std::fs::read_to_string(root.join("corpus/expected.json")).unwrap())
             .unwrap();
-    for reason in mss_dispatch::core::Reason::ALL {
+    for reason in mss_dispatch::core::Reason::ALL
+        .into_iter()
+        .filter(|r| r.from_content())
+    {
         assert!(
             expected.values().any(|e| e["reason"] == reason.as_str()),
             "no corpus case for {}",

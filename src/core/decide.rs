@@ -35,10 +35,12 @@ pub enum Reason {
     UnknownResult,
     NoSamplingDate,
     ImplausibleSamplingDate,
+    /// The server would not hand the message over, several times in a row.
+    FetchFailed,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 14] = [
+    pub const ALL: [Reason; 15] = [
         Reason::SenderNotAllowed,
         Reason::NotACertificate,
         Reason::Malformed,
@@ -53,6 +55,7 @@ impl Reason {
         Reason::UnknownResult,
         Reason::NoSamplingDate,
         Reason::ImplausibleSamplingDate,
+        Reason::FetchFailed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -71,6 +74,7 @@ impl Reason {
             Reason::UnknownResult => "unknown_result",
             Reason::NoSamplingDate => "no_sampling_date",
             Reason::ImplausibleSamplingDate => "implausible_sampling_date",
+            Reason::FetchFailed => "fetch_failed",
         }
     }
 
@@ -105,7 +109,15 @@ impl Reason {
             Reason::ImplausibleSamplingDate => {
                 "the sampling date is in the future or before the first COVID-19 tests"
             }
+            Reason::FetchFailed => {
+                "the message could not be downloaded from the server after several attempts"
+            }
         }
+    }
+
+    /// Whether the message's own content can lead to this reason (the corpus covers these).
+    pub fn from_content(self) -> bool {
+        !matches!(self, Reason::FetchFailed)
     }
 
     /// Whether this reason leaves the mail alone (not ours) rather than quarantining it.
@@ -198,6 +210,42 @@ pub struct Context<'a> {
 const EARLIEST_SAMPLING: Timestamp = Timestamp::constant(1_577_833_200, 0); // 2020-01-01 Paris
 /// Clocks of labs and servers disagree a little; a day ahead is not yet implausible.
 const FUTURE_TOLERANCE: SignedDuration = SignedDuration::from_hours(24);
+
+/// What the headers alone say about a message, before its body is downloaded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Prescreen {
+    /// Not ours: never download it.
+    Ignore(Reason),
+    /// Ours, but over `max_message_bytes`: decide with `decide_oversized`.
+    Oversized,
+    /// Download the whole message and `decide`.
+    Fetch,
+}
+
+/// Screens a message from its header block and size (IMAP `RFC822.SIZE`).
+pub fn prescreen(headers: &[u8], size: u64, ctx: &Context) -> Prescreen {
+    let Some(mail) = mime::parse_headers(headers) else {
+        return Prescreen::Fetch;
+    };
+    if let Some(reason) = not_ours(&mail, ctx) {
+        Prescreen::Ignore(reason)
+    } else if size > ctx.config.mailbox.max_message_bytes {
+        Prescreen::Oversized
+    } else {
+        Prescreen::Fetch
+    }
+}
+
+/// Decides for a message the server would not hand over (`fetch_failed`), from its headers
+/// when they were read.
+pub fn decide_unfetchable(headers: &[u8], ctx: &Context) -> Outcome {
+    let mut outcome = decide_oversized(headers, ctx);
+    if let Decision::Quarantine { reason, detail, .. } = &mut outcome.decision {
+        *reason = Reason::FetchFailed;
+        *detail = "the server did not deliver the message after repeated attempts".into();
+    }
+    outcome
+}
 
 /// Decides for a message too large to download, from its header block only: mail that is not
 /// ours is still left alone.

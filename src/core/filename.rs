@@ -32,6 +32,17 @@ pub fn delivered_name(nom: &str, prenom: &str, dossier: &str) -> String {
     }
 }
 
+/// The `n`th alternative of a name already taken: `NAME (2).pdf`, still at most 255 bytes.
+/// `name` must end with an extension (`.pdf`, `.json`).
+pub fn with_counter(name: &str, n: u32) -> String {
+    if n <= 1 {
+        return name.to_string();
+    }
+    let (stem, ext) = name.rsplit_once('.').unwrap_or((name, ""));
+    let suffix = format!(" ({n}).{ext}");
+    format!("{}{suffix}", truncate(stem, NAME_MAX - suffix.len()))
+}
+
 /// Sanitises one part; `None` when nothing usable is left.
 fn part(raw: &str) -> Option<String> {
     let mut out = String::with_capacity(raw.len());
@@ -122,6 +133,16 @@ mod tests {
             "AFDP.EXE_BC_1 2.pdf"
         );
         assert_eq!(delivered_name("C:\\x", "a|b", "<1>"), "C--X_a-b_1.pdf");
+    }
+
+    #[test]
+    fn counters_keep_the_extension_and_the_limit() {
+        assert_eq!(with_counter("A_B_1.pdf", 1), "A_B_1.pdf");
+        assert_eq!(with_counter("A_B_1.pdf", 2), "A_B_1 (2).pdf");
+        assert_eq!(with_counter("A_B_1.json", 12), "A_B_1 (12).json");
+        let long = delivered_name(&"É".repeat(300), "x", "1");
+        let counted = with_counter(&long, 99);
+        assert!(counted.len() <= NAME_MAX && counted.ends_with(" (99).pdf"));
     }
 
     #[test]

@@ -7,16 +7,21 @@
 pub mod config;
 pub mod dates;
 pub mod decide;
+pub mod documents;
 pub mod duration;
 pub mod fields;
 pub mod filename;
 pub mod finess;
 pub mod html;
 pub mod ins;
+pub mod layout;
 pub mod mime;
 pub mod result;
 pub mod retention;
 pub mod text;
 pub mod words;
 
-pub use decide::{Certificate, Context, Decision, Outcome, Reason, decide, decide_oversized};
+pub use decide::{
+    Certificate, Context, Decision, Outcome, Prescreen, Reason, decide, decide_oversized,
+    decide_unfetchable, prescreen,
+};

@@ -1,0 +1,437 @@
+//! Carrying out decisions, exactly once (DESIGN invariants 1 and 2).
+//!
+//! A batch of fetched messages goes through three ledger commits:
+//! 1. **plan**: each message is decided (or recognised as already known by its content hash),
+//!    a certificate row and the rows of the files it needs are recorded, names reserved;
+//! 2. **stage**: every file is written under a temporary name in its target folder and synced;
+//!    the copies are marked staged;
+//! 3. **publish**: temporary names are renamed into place without clobbering (SIL sidecars
+//!    before their PDFs, with a folder sync between), folders synced, and the certificates
+//!    marked delivered or quarantined.
+//!
+//! Only then does the caller acknowledge the messages at the source. A crash anywhere leaves a
+//! state `recover` or a replay of the same message completes without a second copy: a staged
+//! copy whose temporary file is gone was published; a planned one is written again from the
+//! message, which is still at the source because it was never acknowledged.
+
+mod plan;
+mod recover;
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+
+use jiff::Timestamp;
+use jiff::tz::TimeZone;
+
+use crate::core::config::Config;
+use crate::core::finess::Finess;
+use crate::core::layout::CopyKind;
+use crate::core::{Context, Decision, Outcome, Reason};
+use crate::ledger::{
+    CertState, CopyRow, CopyState, Disposition, Ledger, LedgerError, LedgerTx, MailboxKey,
+    ServerCopy,
+};
+use crate::spool::{self, Access, Published, SpoolError};
+
+pub use recover::recover;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DeliveryError {
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    #[error(transparent)]
+    Spool(#[from] SpoolError),
+}
+
+/// What the shell needs besides the ledger: the configuration, the zone and the file groups.
+pub struct Setting<'a> {
+    pub config: &'a Config,
+    pub tz: &'a TimeZone,
+    pub groups: &'a HashMap<Finess, u32>,
+    pub mailbox: &'a MailboxKey,
+}
+
+impl Setting<'_> {
+    fn access(&self, site: Option<&Finess>) -> Access {
+        Access {
+            gid: site.and_then(|s| self.groups.get(s).copied()),
+        }
+    }
+}
+
+/// A message as the source handed it over.
+#[derive(Debug, Clone)]
+pub enum Fetched {
+    Whole {
+        item: String,
+        raw: Vec<u8>,
+    },
+    /// Over `max_message_bytes`: only its header block was read.
+    Oversized {
+        item: String,
+        headers: Vec<u8>,
+    },
+    /// The server would not deliver it after repeated attempts.
+    Unfetchable {
+        item: String,
+        headers: Vec<u8>,
+    },
+    /// Not ours, from its headers.
+    Ignored {
+        item: String,
+        reason: Reason,
+    },
+}
+
+impl Fetched {
+    pub fn item(&self) -> &str {
+        match self {
+            Fetched::Whole { item, .. }
+            | Fetched::Oversized { item, .. }
+            | Fetched::Unfetchable { item, .. }
+            | Fetched::Ignored { item, .. } => item,
+        }
+    }
+}
+
+/// Where an acknowledged message goes at the source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AckTarget {
+    Processed,
+    Quarantine,
+}
+
+impl AckTarget {
+    pub fn for_state(state: CertState) -> AckTarget {
+        if state.is_quarantine() {
+            AckTarget::Quarantine
+        } else {
+            AckTarget::Processed
+        }
+    }
+}
+
+/// A message ready to be acknowledged: its certificate is durable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ack {
+    pub item: String,
+    pub target: AckTarget,
+    pub certificate: i64,
+    pub message_id: Option<String>,
+}
+
+/// What a batch did; the counts are for logs and status.
+#[derive(Debug, Default)]
+pub struct BatchReport {
+    pub acks: Vec<Ack>,
+    pub delivered: Vec<(i64, Finess)>,
+    pub quarantined: Vec<(i64, Reason)>,
+    pub ignored: usize,
+    pub duplicates: usize,
+    /// Messages left for a later attempt, with the error (no patient data).
+    pub failed: Vec<(String, String)>,
+}
+
+/// One certificate in a batch, from planning to publication.
+struct Work {
+    item: String,
+    certificate: i64,
+    finished: CertState,
+    site: Option<Finess>,
+    reason: Option<Reason>,
+    message_id: Option<String>,
+    copies: Vec<(CopyRow, Option<Vec<u8>>)>,
+    failed: Option<String>,
+}
+
+/// A batch between its steps.
+pub struct Batch {
+    work: Vec<Work>,
+    report: BatchReport,
+}
+
+/// Delivers a batch; see the module documentation for the sequence.
+pub fn deliver_batch(
+    ledger: &mut Ledger,
+    set: &Setting,
+    fetched: Vec<Fetched>,
+    now: Timestamp,
+) -> Result<BatchReport, DeliveryError> {
+    let mut batch = plan_batch(ledger, set, fetched, now)?;
+    stage_batch(ledger, set, &mut batch)?;
+    publish_batch(ledger, set, batch, now)
+}
+
+/// Step 1: decide, reserve names, commit the plan.
+pub fn plan_batch(
+    ledger: &mut Ledger,
+    set: &Setting,
+    fetched: Vec<Fetched>,
+    now: Timestamp,
+) -> Result<Batch, DeliveryError> {
+    let mut report = BatchReport::default();
+    let tx = ledger.tx()?;
+    let mut work = Vec::new();
+    for f in fetched {
+        plan::plan_one(&tx, set, f, now, &mut work, &mut report)?;
+    }
+    tx.commit()?;
+    Ok(Batch { work, report })
+}
+
+/// Step 2: write and sync every temporary file, commit them as staged.
+pub fn stage_batch(
+    ledger: &mut Ledger,
+    set: &Setting,
+    batch: &mut Batch,
+) -> Result<(), DeliveryError> {
+    stage(set, &mut batch.work);
+    let tx = ledger.tx()?;
+    for w in batch.work.iter().filter(|w| w.failed.is_none()) {
+        for (copy, content) in &w.copies {
+            if content.is_some() {
+                tx.set_copy_state(copy.id, CopyState::Staged)?;
+            }
+        }
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+/// Step 3: rename into place, sync folders, commit the certificates as finished.
+pub fn publish_batch(
+    ledger: &mut Ledger,
+    set: &Setting,
+    batch: Batch,
+    now: Timestamp,
+) -> Result<BatchReport, DeliveryError> {
+    let Batch {
+        mut work,
+        mut report,
+    } = batch;
+    publish(&mut work, ledger)?;
+    let tx = ledger.tx()?;
+    for w in &work {
+        if let Some(e) = &w.failed {
+            report.failed.push((w.item.clone(), e.clone()));
+            continue;
+        }
+        finish(&tx, set, w, now)?;
+        report.acks.push(Ack {
+            item: w.item.clone(),
+            target: AckTarget::for_state(w.finished),
+            certificate: w.certificate,
+            message_id: w.message_id.clone(),
+        });
+        match (w.reason, &w.site) {
+            (Some(reason), _) => report.quarantined.push((w.certificate, reason)),
+            (None, Some(site)) => report.delivered.push((w.certificate, site.clone())),
+            (None, None) => {}
+        }
+    }
+    tx.commit()?;
+    Ok(report)
+}
+
+fn finish(tx: &LedgerTx, set: &Setting, w: &Work, now: Timestamp) -> Result<(), LedgerError> {
+    for (copy, _) in &w.copies {
+        tx.set_copy_state(copy.id, CopyState::Published)?;
+    }
+    tx.set_certificate_state(w.certificate, w.finished)?;
+    let disposition = if w.finished.is_quarantine() {
+        Disposition::Quarantined
+    } else {
+        Disposition::Delivered
+    };
+    tx.set_message(
+        set.mailbox,
+        &w.item,
+        disposition,
+        w.reason.map(Reason::as_str),
+        Some(w.certificate),
+        now.as_second(),
+    )
+}
+
+/// Writes every copy that has content under its temporary name.
+fn stage(set: &Setting, work: &mut [Work]) {
+    for w in work.iter_mut() {
+        let access = set.access(w.site.as_ref());
+        let result = w.copies.iter().try_for_each(|(copy, content)| {
+            let Some(bytes) = content else { return Ok(()) };
+            let dir = copy.path.parent().unwrap_or(Path::new("/"));
+            let access = if copy.kind.is_quarantine() {
+                Access::default()
+            } else {
+                access
+            };
+            spool::ensure_dir(dir, access)?;
+            spool::stage(&copy.temp, bytes, access)
+        });
+        if let Err(e) = result {
+            tracing::error!(certificate = w.certificate, error = %e, "delivery failed, will retry");
+            w.failed = Some(e.to_string());
+        }
+    }
+}
+
+/// Renames staged copies into place, sidecars first, syncing folders between the ranks.
+fn publish(work: &mut [Work], ledger: &mut Ledger) -> Result<(), DeliveryError> {
+    for rank in [0u8, 1] {
+        let mut dirs: BTreeSet<PathBuf> = BTreeSet::new();
+        for w in work.iter_mut().filter(|w| w.failed.is_none()) {
+            for i in 0..w.copies.len() {
+                if w.copies[i].0.kind.publish_rank() != rank {
+                    continue;
+                }
+                match publish_copy(w, i, ledger) {
+                    Ok(dir) => {
+                        dirs.insert(dir);
+                    }
+                    Err(e) => {
+                        tracing::error!(certificate = w.certificate, error = %e,
+                            "delivery failed, will retry");
+                        w.failed = Some(e.to_string());
+                        break;
+                    }
+                }
+            }
+        }
+        for dir in dirs {
+            spool::sync_dir(&dir)?;
+        }
+    }
+    Ok(())
+}
+
+/// Publishes copy `i` of `w`, choosing another name if its own was taken meanwhile.
+fn publish_copy(w: &mut Work, i: usize, ledger: &mut Ledger) -> Result<PathBuf, DeliveryError> {
+    let copy = w.copies[i].0.clone();
+    let dir = copy.path.parent().unwrap_or(Path::new("/")).to_path_buf();
+    if copy.state == CopyState::Published {
+        return Ok(dir);
+    }
+    if copy.state == CopyState::Staged && !copy.temp.exists() {
+        // Published by an earlier run (and maybe already taken by the SIL).
+        return Ok(dir);
+    }
+    let mut target = copy.path.clone();
+    for _ in 0..100 {
+        match spool::publish(&copy.temp, &target, &copy.sha256)? {
+            Published::Done | Published::AlreadyThere => {
+                if target != copy.path {
+                    let tx = ledger.tx()?;
+                    tx.set_copy_path(copy.id, &target)?;
+                    tx.commit()?;
+                    w.copies[i].0.path = target.clone();
+                    follow_stem(w, i, ledger)?;
+                }
+                return Ok(dir);
+            }
+            Published::NameTaken => {
+                let tx = ledger.tx()?;
+                target = plan::free_name(&tx, &dir, file_name(&copy.path), 2)?;
+                tx.commit()?;
+            }
+        }
+    }
+    Err(DeliveryError::Spool(SpoolError {
+        what: "no free file name",
+        dir,
+        source: std::io::Error::other("every candidate name is taken"),
+    }))
+}
+
+/// A SIL PDF renamed at publication takes its (already published) sidecar along, so both keep
+/// one stem.
+fn follow_stem(w: &mut Work, i: usize, ledger: &mut Ledger) -> Result<(), DeliveryError> {
+    if w.copies[i].0.kind != CopyKind::SilPdf {
+        return Ok(());
+    }
+    let pdf = w.copies[i].0.path.clone();
+    let Some(j) = w
+        .copies
+        .iter()
+        .position(|(c, _)| c.kind == CopyKind::SilJson)
+    else {
+        return Ok(());
+    };
+    let sidecar = w.copies[j].0.path.clone();
+    let wanted = pdf.with_file_name(crate::core::layout::sidecar_name(file_name(&pdf)));
+    if wanted == sidecar || !sidecar.exists() {
+        return Ok(());
+    }
+    if spool::publish(&sidecar, &wanted, &w.copies[j].0.sha256)? == Published::Done {
+        let tx = ledger.tx()?;
+        tx.set_copy_path(w.copies[j].0.id, &wanted)?;
+        tx.commit()?;
+        w.copies[j].0.path = wanted;
+    }
+    Ok(())
+}
+
+fn file_name(path: &Path) -> &str {
+    path.file_name().and_then(|n| n.to_str()).unwrap_or("")
+}
+
+/// The decision context of the shell: reception time, configuration and zone.
+fn context<'a>(set: &'a Setting, received_at: Timestamp) -> Context<'a> {
+    Context {
+        config: set.config,
+        tz: set.tz,
+        received_at,
+    }
+}
+
+/// Records what the source did with acknowledged messages.
+pub fn record_acks(
+    ledger: &mut Ledger,
+    mailbox: &MailboxKey,
+    done: &[(Ack, ServerCopy)],
+) -> Result<(), LedgerError> {
+    if done.is_empty() {
+        return Ok(());
+    }
+    let tx = ledger.tx()?;
+    for (ack, copy) in done {
+        tx.mark_acked(mailbox, &ack.item)?;
+        tx.insert_server_copy(ack.certificate, copy)?;
+    }
+    tx.commit()
+}
+
+/// Records a failed download; returns how many times this message has failed.
+pub fn record_fetch_failure(
+    ledger: &mut Ledger,
+    mailbox: &MailboxKey,
+    item: &str,
+    now: Timestamp,
+) -> Result<i64, LedgerError> {
+    let tx = ledger.tx()?;
+    let n = tx.bump_attempts(mailbox, item, now.as_second())?;
+    tx.commit()?;
+    Ok(n)
+}
+
+/// The outcome used for a certificate (kept to regenerate its files on resume).
+fn outcome_of(fetched: &Fetched, set: &Setting, received_at: Timestamp) -> Option<Outcome> {
+    let ctx = context(set, received_at);
+    match fetched {
+        Fetched::Whole { raw, .. } => Some(crate::core::decide(raw, &ctx)),
+        Fetched::Oversized { headers, .. } => Some(crate::core::decide_oversized(headers, &ctx)),
+        Fetched::Unfetchable { headers, .. } => {
+            Some(crate::core::decide_unfetchable(headers, &ctx))
+        }
+        Fetched::Ignored { .. } => None,
+    }
+}
+
+fn finished_state(decision: &Decision) -> CertState {
+    match decision {
+        Decision::Quarantine { .. } => CertState::Quarantined,
+        _ => CertState::Delivered,
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,344 @@
+use std::collections::HashMap;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use super::*;
+use crate::core::config;
+use crate::ledger::LedgerRead;
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    root: PathBuf,
+    config: Config,
+    tz: TimeZone,
+    groups: HashMap<Finess, u32>,
+    key: MailboxKey,
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().to_path_buf();
+        let text = format!(
+            r#"
+[mailbox]
+maildir = "{r}/Maildir"
+max_message_bytes = 300000
+[state]
+dir = "{r}/state"
+[quarantine]
+dir = "{r}/quarantine"
+[[site]]
+finess = "690000880"
+name = "Lyon Bellecour"
+spool = "{r}/sites/690000880"
+[[site]]
+finess = "750712184"
+name = "Paris Montparnasse"
+spool = "{r}/sites/750712184"
+sil = "{r}/sil"
+[[site]]
+finess = "2A0000154"
+name = "Ajaccio"
+sil = "{r}/sil"
+"#,
+            r = root.display()
+        );
+        Fixture {
+            config: config::parse(&text, "t").unwrap(),
+            tz: crate::tz::paris(),
+            groups: HashMap::new(),
+            key: MailboxKey {
+                mailbox: "maildir:/test".into(),
+                validity: "1".into(),
+            },
+            _dir: dir,
+            root,
+        }
+    }
+
+    fn set(&self) -> Setting<'_> {
+        Setting {
+            config: &self.config,
+            tz: &self.tz,
+            groups: &self.groups,
+            mailbox: &self.key,
+        }
+    }
+
+    fn ledger(&self) -> Ledger {
+        std::fs::create_dir_all(self.root.join("state")).unwrap();
+        Ledger::open(&self.root.join("state")).unwrap()
+    }
+
+    /// Every file under the root except the state directory, relative.
+    fn files(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        walk(&self.root, &self.root, &mut out);
+        out.retain(|p| !p.starts_with("state/"));
+        out.sort();
+        out
+    }
+}
+
+fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            walk(root, &p, out);
+        } else {
+            out.push(p.strip_prefix(root).unwrap().display().to_string());
+        }
+    }
+}
+
+fn corpus(name: &str) -> Fetched {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("fixtures/corpus/{name}.eml"));
+    Fetched::Whole {
+        item: name.to_string(),
+        raw: std::fs::read(path).unwrap(),
+    }
+}
+
+fn now() -> Timestamp {
+    "2021-11-02T09:00:00Z".parse().unwrap()
+}
+
+#[test]
+fn a_batch_delivers_quarantines_and_ignores() {
+    let f = Fixture::new();
+    let mut ledger = f.ledger();
+    let batch = vec![
+        corpus("negative_plain"),
+        corpus("result_snomed_detected"),
+        corpus("dst_repeated_hour"),
+        corpus("corsica_site"),
+        corpus("unknown_site"),
+        corpus("sender_not_allowed"),
+    ];
+    let report = deliver_batch(&mut ledger, &f.set(), batch, now()).unwrap();
+    assert_eq!(report.delivered.len(), 4);
+    assert_eq!(report.quarantined.len(), 1);
+    assert_eq!(report.ignored, 1);
+    assert!(report.failed.is_empty());
+    assert_eq!(report.acks.len(), 5);
+    assert_eq!(
+        report
+            .acks
+            .iter()
+            .filter(|a| a.target == AckTarget::Quarantine)
+            .count(),
+        1
+    );
+
+    let q = report.quarantined[0].0;
+    assert_eq!(
+        f.files(),
+        vec![
+            format!("quarantine/{q}.eml"),
+            format!("quarantine/{q}.json"),
+            "sil/GIRARD_Louis_2100031.json".to_string(),
+            "sil/GIRARD_Louis_2100031.pdf".to_string(),
+            "sil/MARTIN_Camille_2100032.json".to_string(),
+            "sil/MARTIN_Camille_2100032.pdf".to_string(),
+            "sites/690000880/2021-10-28/MOREAU_Nathan_2100029.pdf".to_string(),
+            "sites/690000880/2021-10-29/MARTIN_Camille_2100000.pdf".to_string(),
+            "sites/750712184/2021-10-31/MARTIN_Camille_2100032.pdf".to_string(),
+        ]
+    );
+    let pdf = f
+        .root
+        .join("sites/690000880/2021-10-29/MARTIN_Camille_2100000.pdf");
+    assert!(std::fs::read(&pdf).unwrap().starts_with(b"%PDF-"));
+    assert_eq!(std::fs::metadata(&pdf).unwrap().mode() & 0o777, 0o640);
+    let day = f.root.join("sites/690000880/2021-10-29");
+    assert_eq!(std::fs::metadata(&day).unwrap().mode() & 0o777, 0o750);
+
+    let sidecar: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(f.root.join("sil/GIRARD_Louis_2100031.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(sidecar["finess"], "2A0000154");
+    assert_eq!(sidecar["pdf"], "GIRARD_Louis_2100031.pdf");
+    assert_eq!(sidecar["result"], "negative");
+
+    let reason: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(f.root.join(format!("quarantine/{q}.json"))).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(reason["reason"], "unknown_site");
+    let reason_text = std::fs::read_to_string(f.root.join(format!("quarantine/{q}.json"))).unwrap();
+    assert!(
+        !reason_text.contains("BERNARD"),
+        "no patient name in a reason file"
+    );
+
+    let states = ledger.count_by_state().unwrap();
+    assert_eq!(states.get("delivered"), Some(&4));
+    assert_eq!(states.get("quarantined"), Some(&1));
+}
+
+#[test]
+fn the_same_message_again_is_a_duplicate_and_writes_nothing() {
+    let f = Fixture::new();
+    let mut ledger = f.ledger();
+    let first =
+        deliver_batch(&mut ledger, &f.set(), vec![corpus("negative_plain")], now()).unwrap();
+    let files = f.files();
+    let mut again = corpus("negative_plain");
+    if let Fetched::Whole { item, .. } = &mut again {
+        *item = "other-uid".into();
+    }
+    let second = deliver_batch(&mut ledger, &f.set(), vec![again], now()).unwrap();
+    assert_eq!(second.duplicates, 1);
+    assert!(second.delivered.is_empty());
+    assert_eq!(second.acks.len(), 1);
+    assert_eq!(second.acks[0].certificate, first.acks[0].certificate);
+    assert_eq!(f.files(), files);
+}
+
+#[test]
+fn a_resend_with_a_new_envelope_but_the_same_pdf_is_a_duplicate() {
+    let f = Fixture::new();
+    let mut ledger = f.ledger();
+    let Fetched::Whole { raw, .. } = corpus("negative_plain") else {
+        unreachable!()
+    };
+    deliver_batch(&mut ledger, &f.set(), vec![corpus("negative_plain")], now()).unwrap();
+    let text = String::from_utf8(raw)
+        .unwrap()
+        .replacen("Message-ID: <", "Message-ID: <resent.", 1);
+    let report = deliver_batch(
+        &mut ledger,
+        &f.set(),
+        vec![Fetched::Whole {
+            item: "9".into(),
+            raw: text.into_bytes(),
+        }],
+        now(),
+    )
+    .unwrap();
+    assert_eq!(report.duplicates, 1);
+    assert_eq!(f.files().len(), 1);
+}
+
+#[test]
+fn a_name_taken_by_another_patient_gets_a_counter() {
+    let f = Fixture::new();
+    let dir = f.root.join("sites/690000880/2021-10-29");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("MARTIN_Camille_2100000.pdf"), b"someone else's").unwrap();
+    let mut ledger = f.ledger();
+    deliver_batch(&mut ledger, &f.set(), vec![corpus("negative_plain")], now()).unwrap();
+    assert_eq!(
+        std::fs::read(dir.join("MARTIN_Camille_2100000.pdf")).unwrap(),
+        b"someone else's"
+    );
+    assert!(
+        std::fs::read(dir.join("MARTIN_Camille_2100000 (2).pdf"))
+            .unwrap()
+            .starts_with(b"%PDF-")
+    );
+}
+
+#[test]
+fn crash_after_planning_replays_into_one_copy() {
+    let f = Fixture::new();
+    {
+        let mut ledger = f.ledger();
+        plan_batch(&mut ledger, &f.set(), vec![corpus("corsica_site")], now()).unwrap();
+        // The process dies here.
+    }
+    let mut ledger = f.ledger();
+    assert_eq!(recover(&mut ledger).unwrap().finished, 0);
+    let report = deliver_batch(&mut ledger, &f.set(), vec![corpus("corsica_site")], now()).unwrap();
+    assert_eq!(report.acks.len(), 1);
+    assert_eq!(
+        f.files(),
+        vec![
+            "sil/GIRARD_Louis_2100031.json",
+            "sil/GIRARD_Louis_2100031.pdf"
+        ]
+    );
+}
+
+#[test]
+fn crash_after_staging_is_finished_by_recovery() {
+    let f = Fixture::new();
+    {
+        let mut ledger = f.ledger();
+        let mut batch = plan_batch(
+            &mut ledger,
+            &f.set(),
+            vec![corpus("dst_repeated_hour")],
+            now(),
+        )
+        .unwrap();
+        stage_batch(&mut ledger, &f.set(), &mut batch).unwrap();
+    }
+    assert!(f.files().iter().any(|p| p.ends_with(".part")));
+    let mut ledger = f.ledger();
+    let r = recover(&mut ledger).unwrap();
+    assert_eq!((r.published, r.finished), (3, 1));
+    assert!(
+        !f.files().iter().any(|p| p.ends_with(".part")),
+        "{:?}",
+        f.files()
+    );
+    // The message is read again: already delivered, acknowledged without a second copy.
+    let report = deliver_batch(
+        &mut ledger,
+        &f.set(),
+        vec![corpus("dst_repeated_hour")],
+        now(),
+    )
+    .unwrap();
+    assert_eq!((report.duplicates, report.acks.len()), (1, 1));
+    assert_eq!(f.files().len(), 3);
+}
+
+#[test]
+fn a_sil_file_taken_before_the_crash_is_not_written_again() {
+    let f = Fixture::new();
+    {
+        let mut ledger = f.ledger();
+        let mut batch =
+            plan_batch(&mut ledger, &f.set(), vec![corpus("corsica_site")], now()).unwrap();
+        stage_batch(&mut ledger, &f.set(), &mut batch).unwrap();
+        // Published, then the SIL took both files, then the process died.
+        for (copy, _) in &batch.work[0].copies {
+            std::fs::rename(&copy.temp, &copy.path).unwrap();
+            std::fs::remove_file(&copy.path).unwrap();
+        }
+    }
+    let mut ledger = f.ledger();
+    recover(&mut ledger).unwrap();
+    let report = deliver_batch(&mut ledger, &f.set(), vec![corpus("corsica_site")], now()).unwrap();
+    assert_eq!(report.duplicates, 1);
+    assert!(f.files().is_empty(), "{:?}", f.files());
+}
+
+#[test]
+fn an_unwritable_spool_fails_that_certificate_only() {
+    // A file where the site's folder should be: fails for root too.
+    let f = Fixture::new();
+    std::fs::create_dir_all(f.root.join("sites")).unwrap();
+    std::fs::write(f.root.join("sites/690000880"), b"not a folder").unwrap();
+    let mut ledger = f.ledger();
+    let report = deliver_batch(
+        &mut ledger,
+        &f.set(),
+        vec![corpus("negative_plain"), corpus("corsica_site")],
+        now(),
+    )
+    .unwrap();
+    assert_eq!(report.failed.len(), 1);
+    assert_eq!(report.failed[0].0, "negative_plain");
+    assert!(
+        !report.failed[0].1.contains("MARTIN"),
+        "{}",
+        report.failed[0].1
+    );
+    assert_eq!(report.acks.len(), 1);
+    assert_eq!(report.acks[0].item, "corsica_site");
+}

@@ -1,0 +1,519 @@
+//! The ledger: one SQLite database in `state.dir` recording every message seen, every
+//! certificate taken in charge, every file written for it and where its server copy went.
+//! It is the source of truth for exactly-once delivery and for retention. Synchronous API, for
+//! use from one blocking thread at a time (`rusqlite::Connection` is not `Sync`); it must never
+//! be called from async code directly. WAL with `synchronous=FULL`, so that a commit is durable
+//! before the server is told anything, and `secure_delete`, so that erased personal fields do
+//! not linger in free pages.
+
+mod types;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+
+pub use types::*;
+
+const SCHEMA_VERSION: i64 = 1;
+
+#[derive(Debug, thiserror::Error)]
+#[error("ledger {path}: {source}")]
+pub struct LedgerError {
+    pub path: PathBuf,
+    #[source]
+    pub source: rusqlite::Error,
+}
+
+pub type Result<T> = std::result::Result<T, LedgerError>;
+
+pub struct Ledger {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl Ledger {
+    /// Opens (creating if needed) `ledger.sqlite` in the state directory.
+    pub fn open(state_dir: &Path) -> Result<Ledger> {
+        let path = state_dir.join("ledger.sqlite");
+        let err = |source| LedgerError {
+            path: path.clone(),
+            source,
+        };
+        let conn = Connection::open(&path).map_err(err)?;
+        conn.busy_timeout(Duration::from_secs(30)).map_err(err)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(err)?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(err)?;
+        conn.pragma_update(None, "secure_delete", "ON")
+            .map_err(err)?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(err)?;
+        let mut ledger = Ledger { conn, path };
+        ledger.migrate()?;
+        set_private(&ledger.path);
+        Ok(ledger)
+    }
+
+    fn err(&self, source: rusqlite::Error) -> LedgerError {
+        LedgerError {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    fn migrate(&mut self) -> Result<()> {
+        let version: i64 = self
+            .conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(|e| self.err(e))?;
+        if version == 0 {
+            let tx = self.conn.transaction().map_err(|e| LedgerError {
+                path: self.path.clone(),
+                source: e,
+            })?;
+            tx.execute_batch(include_str!("schema.sql"))
+                .and_then(|()| tx.pragma_update(None, "user_version", SCHEMA_VERSION))
+                .and_then(|()| tx.commit())
+                .map_err(|e| LedgerError {
+                    path: self.path.clone(),
+                    source: e,
+                })?;
+        } else if version > SCHEMA_VERSION {
+            return Err(self.err(rusqlite::Error::InvalidParameterName(format!(
+                "schema version {version} is newer than this program ({SCHEMA_VERSION})"
+            ))));
+        }
+        Ok(())
+    }
+
+    /// Starts a transaction; nothing is durable before `LedgerTx::commit`.
+    pub fn tx(&mut self) -> Result<LedgerTx<'_>> {
+        let path = self.path.clone();
+        let tx = self
+            .conn
+            .transaction()
+            .map_err(|source| LedgerError { path, source })?;
+        Ok(LedgerTx {
+            tx,
+            path: self.path.clone(),
+        })
+    }
+}
+
+/// Queries, on the ledger or inside a transaction (where they see its uncommitted rows).
+pub trait LedgerRead {
+    fn conn(&self) -> &Connection;
+    fn ledger_path(&self) -> &Path;
+
+    fn read_err(&self, source: rusqlite::Error) -> LedgerError {
+        LedgerError {
+            path: self.ledger_path().to_path_buf(),
+            source,
+        }
+    }
+
+    /// Every message of `mailbox` seen under this UIDVALIDITY.
+    fn messages(&self, key: &MailboxKey) -> Result<HashMap<String, MessageRow>> {
+        let mut stmt = self
+            .conn()
+            .prepare_cached(
+                "SELECT item, disposition, certificate, attempts, acked FROM message
+                 WHERE mailbox = ?1 AND validity = ?2",
+            )
+            .map_err(|e| self.read_err(e))?;
+        let rows = stmt
+            .query_map(params![key.mailbox, key.validity], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    MessageRow {
+                        disposition: Disposition::parse(&r.get::<_, String>(1)?),
+                        certificate: r.get(2)?,
+                        attempts: r.get(3)?,
+                        acked: r.get(4)?,
+                    },
+                ))
+            })
+            .and_then(|rows| rows.collect::<rusqlite::Result<HashMap<_, _>>>())
+            .map_err(|e| self.read_err(e))?;
+        Ok(rows)
+    }
+
+    /// The certificate whose raw message had this hash, if any.
+    fn by_content(&self, sha256: &[u8; 32]) -> Result<Option<CertificateRef>> {
+        self.conn()
+            .query_row(
+                "SELECT id, state FROM certificate WHERE content_sha256 = ?1 ORDER BY id LIMIT 1",
+                params![&sha256[..]],
+                cert_ref,
+            )
+            .optional()
+            .map_err(|e| self.read_err(e))
+    }
+
+    /// A delivered certificate of the same site and dossier with the same PDF, if any: an
+    /// identical re-send whose envelope differs.
+    fn by_pdf(
+        &self,
+        site: &str,
+        dossier: &str,
+        pdf_sha256: &[u8; 32],
+    ) -> Result<Option<CertificateRef>> {
+        self.conn()
+            .query_row(
+                "SELECT id, state FROM certificate
+                 WHERE site = ?1 AND dossier = ?2 AND pdf_sha256 = ?3 ORDER BY id LIMIT 1",
+                params![site, dossier, &pdf_sha256[..]],
+                cert_ref,
+            )
+            .optional()
+            .map_err(|e| self.read_err(e))
+    }
+
+    fn certificate(&self, id: i64) -> Result<Option<CertificateRow>> {
+        self.conn()
+            .query_row(
+                "SELECT id, state, received_at FROM certificate WHERE id = ?1",
+                params![id],
+                |r| {
+                    Ok(CertificateRow {
+                        id: r.get(0)?,
+                        state: CertState::parse(&r.get::<_, String>(1)?),
+                        received_at: r.get(2)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(|e| self.read_err(e))
+    }
+
+    fn copies(&self, certificate: i64) -> Result<Vec<CopyRow>> {
+        let mut stmt = self
+            .conn()
+            .prepare_cached(
+                "SELECT id, kind, path, temp, sha256, state FROM copy
+                 WHERE certificate = ?1 AND state <> 'gone' ORDER BY id",
+            )
+            .map_err(|e| self.read_err(e))?;
+        stmt.query_map(params![certificate], copy_row)
+            .and_then(|rows| rows.collect())
+            .map_err(|e| self.read_err(e))
+    }
+
+    /// Copies left half-done by an interrupted delivery, oldest first.
+    fn unfinished_copies(&self) -> Result<Vec<(i64, CopyRow)>> {
+        let mut stmt = self
+            .conn()
+            .prepare(
+                "SELECT c.certificate, c.id, c.kind, c.path, c.temp, c.sha256, c.state
+                 FROM copy c JOIN certificate t ON t.id = c.certificate
+                 WHERE t.state IN ('delivering', 'quarantining') AND c.state <> 'gone'
+                 ORDER BY c.certificate, c.id",
+            )
+            .map_err(|e| self.read_err(e))?;
+        stmt.query_map([], |r| {
+            Ok((
+                r.get(0)?,
+                CopyRow {
+                    id: r.get(1)?,
+                    kind: CopyKind::parse(&r.get::<_, String>(2)?),
+                    path: PathBuf::from(r.get::<_, String>(3)?),
+                    temp: PathBuf::from(r.get::<_, String>(4)?),
+                    sha256: blob32(r.get::<_, Vec<u8>>(5)?),
+                    state: CopyState::parse(&r.get::<_, String>(6)?),
+                },
+            ))
+        })
+        .and_then(|rows| rows.collect())
+        .map_err(|e| self.read_err(e))
+    }
+
+    /// Number of certificates per state, for reports and tests.
+    fn count_by_state(&self) -> Result<HashMap<String, i64>> {
+        let mut stmt = self
+            .conn()
+            .prepare("SELECT state, count(*) FROM certificate GROUP BY state")
+            .map_err(|e| self.read_err(e))?;
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .and_then(|rows| rows.collect())
+            .map_err(|e| self.read_err(e))
+    }
+    /// Whether a live copy already claims `path` (rows of this transaction included).
+    fn path_taken(&self, path: &Path) -> Result<bool> {
+        self.conn()
+            .query_row(
+                "SELECT 1 FROM copy WHERE path = ?1 AND state <> 'gone'",
+                params![path.to_string_lossy()],
+                |_| Ok(()),
+            )
+            .optional()
+            .map(|o| o.is_some())
+            .map_err(|e| self.read_err(e))
+    }
+}
+
+impl LedgerRead for Ledger {
+    fn conn(&self) -> &Connection {
+        &self.conn
+    }
+
+    fn ledger_path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl LedgerRead for LedgerTx<'_> {
+    fn conn(&self) -> &Connection {
+        &self.tx
+    }
+
+    fn ledger_path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// One transaction on the ledger.
+pub struct LedgerTx<'a> {
+    tx: Transaction<'a>,
+    path: PathBuf,
+}
+
+impl LedgerTx<'_> {
+    fn err(&self, source: rusqlite::Error) -> LedgerError {
+        LedgerError {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    pub fn commit(self) -> Result<()> {
+        let path = self.path.clone();
+        self.tx
+            .commit()
+            .map_err(|source| LedgerError { path, source })
+    }
+
+    pub fn insert_certificate(&self, c: &NewCertificate) -> Result<i64> {
+        self.tx
+            .execute(
+                "INSERT INTO certificate (state, reason, detail, site, result, rule, received_at,
+                     sampled_at, integrated_at, purge_at, content_sha256, pdf_sha256, message_id,
+                     dossier, nom, prenom, sexe, birth_date, ins)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
+                     ?17, ?18, ?19)",
+                params![
+                    c.state.as_str(),
+                    c.reason,
+                    c.detail,
+                    c.site,
+                    c.result,
+                    c.rule,
+                    c.received_at,
+                    c.sampled_at,
+                    c.integrated_at,
+                    c.purge_at,
+                    &c.content_sha256[..],
+                    c.pdf_sha256.as_ref().map(|h| &h[..]),
+                    c.message_id,
+                    c.dossier,
+                    c.nom,
+                    c.prenom,
+                    c.sexe,
+                    c.birth_date,
+                    c.ins,
+                ],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(self.tx.last_insert_rowid())
+    }
+
+    pub fn set_certificate_state(&self, id: i64, state: CertState) -> Result<()> {
+        self.tx
+            .execute(
+                "UPDATE certificate SET state = ?2 WHERE id = ?1",
+                params![id, state.as_str()],
+            )
+            .map(drop)
+            .map_err(|e| self.err(e))
+    }
+
+    pub fn insert_copy(&self, certificate: i64, c: &NewCopy) -> Result<i64> {
+        self.tx
+            .execute(
+                "INSERT INTO copy (certificate, kind, path, temp, sha256, state)
+                 VALUES (?1, ?2, ?3, ?4, ?5, 'planned')",
+                params![
+                    certificate,
+                    c.kind.as_str(),
+                    c.path.to_string_lossy(),
+                    c.temp.to_string_lossy(),
+                    &c.sha256[..]
+                ],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(self.tx.last_insert_rowid())
+    }
+
+    pub fn set_copy_sha256(&self, id: i64, sha256: &[u8; 32]) -> Result<()> {
+        self.tx
+            .execute(
+                "UPDATE copy SET sha256 = ?2 WHERE id = ?1",
+                params![id, &sha256[..]],
+            )
+            .map(drop)
+            .map_err(|e| self.err(e))
+    }
+
+    pub fn set_copy_state(&self, id: i64, state: CopyState) -> Result<()> {
+        self.tx
+            .execute(
+                "UPDATE copy SET state = ?2 WHERE id = ?1",
+                params![id, state.as_str()],
+            )
+            .map(drop)
+            .map_err(|e| self.err(e))
+    }
+
+    /// A copy had to take another name (the planned one was taken meanwhile).
+    pub fn set_copy_path(&self, id: i64, path: &Path) -> Result<()> {
+        self.tx
+            .execute(
+                "UPDATE copy SET path = ?2 WHERE id = ?1",
+                params![id, path.to_string_lossy()],
+            )
+            .map(drop)
+            .map_err(|e| self.err(e))
+    }
+
+    /// Records what became of a source message.
+    pub fn set_message(
+        &self,
+        key: &MailboxKey,
+        item: &str,
+        disposition: Disposition,
+        reason: Option<&str>,
+        certificate: Option<i64>,
+        now: i64,
+    ) -> Result<()> {
+        self.tx
+            .execute(
+                "INSERT INTO message (mailbox, validity, item, disposition, reason, certificate,
+                     first_seen)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                 ON CONFLICT (mailbox, validity, item) DO UPDATE SET
+                     disposition = excluded.disposition,
+                     reason = excluded.reason,
+                     certificate = excluded.certificate",
+                params![
+                    key.mailbox,
+                    key.validity,
+                    item,
+                    disposition.as_str(),
+                    reason,
+                    certificate,
+                    now
+                ],
+            )
+            .map(drop)
+            .map_err(|e| self.err(e))
+    }
+
+    /// Marks the messages waiting on `certificate` as settled (after a recovery finished it).
+    pub fn settle_messages(&self, certificate: i64, disposition: Disposition) -> Result<()> {
+        self.tx
+            .execute(
+                "UPDATE message SET disposition = ?2
+                 WHERE certificate = ?1 AND disposition = 'pending'",
+                params![certificate, disposition.as_str()],
+            )
+            .map(drop)
+            .map_err(|e| self.err(e))
+    }
+
+    /// Counts a failed attempt to read a message; returns the new count.
+    pub fn bump_attempts(&self, key: &MailboxKey, item: &str, now: i64) -> Result<i64> {
+        self.tx
+            .query_row(
+                "INSERT INTO message (mailbox, validity, item, disposition, attempts, first_seen)
+                 VALUES (?1, ?2, ?3, 'pending', 1, ?4)
+                 ON CONFLICT (mailbox, validity, item) DO UPDATE SET attempts = attempts + 1
+                 RETURNING attempts",
+                params![key.mailbox, key.validity, item, now],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.err(e))
+    }
+
+    pub fn mark_acked(&self, key: &MailboxKey, item: &str) -> Result<()> {
+        self.tx
+            .execute(
+                "UPDATE message SET acked = 1 WHERE mailbox = ?1 AND validity = ?2 AND item = ?3",
+                params![key.mailbox, key.validity, item],
+            )
+            .map(drop)
+            .map_err(|e| self.err(e))
+    }
+
+    pub fn insert_server_copy(&self, certificate: i64, c: &ServerCopy) -> Result<()> {
+        self.tx
+            .execute(
+                "INSERT INTO server_copy (certificate, mailbox, folder, validity, item, message_id,
+                     state)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'present')",
+                params![
+                    certificate,
+                    c.mailbox,
+                    c.folder,
+                    c.validity,
+                    c.item,
+                    c.message_id
+                ],
+            )
+            .map(drop)
+            .map_err(|e| self.err(e))
+    }
+}
+
+fn cert_ref(r: &rusqlite::Row) -> rusqlite::Result<CertificateRef> {
+    Ok(CertificateRef {
+        id: r.get(0)?,
+        state: CertState::parse(&r.get::<_, String>(1)?),
+    })
+}
+
+fn copy_row(r: &rusqlite::Row) -> rusqlite::Result<CopyRow> {
+    Ok(CopyRow {
+        id: r.get(0)?,
+        kind: CopyKind::parse(&r.get::<_, String>(1)?),
+        path: PathBuf::from(r.get::<_, String>(2)?),
+        temp: PathBuf::from(r.get::<_, String>(3)?),
+        sha256: blob32(r.get::<_, Vec<u8>>(4)?),
+        state: CopyState::parse(&r.get::<_, String>(5)?),
+    })
+}
+
+fn blob32(v: Vec<u8>) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    let n = v.len().min(32);
+    out[..n].copy_from_slice(&v[..n]);
+    out
+}
+
+/// The ledger holds patient data until purge: readable by the service only.
+fn set_private(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    for p in [
+        path.to_path_buf(),
+        path.with_extension("sqlite-wal"),
+        path.with_extension("sqlite-shm"),
+    ] {
+        if p.exists() {
+            let _ = std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,157 @@
+//! The ledger's row types and the small enums stored as text.
+
+use std::path::PathBuf;
+
+/// A source mailbox and the validity its item ids belong to (IMAP UIDVALIDITY).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct MailboxKey {
+    /// `imaps://user@host/folder` or `maildir:/path`; never a password.
+    pub mailbox: String,
+    pub validity: String,
+}
+
+macro_rules! text_enum {
+    ($(#[$m:meta])* $name:ident { $($variant:ident = $text:literal),+ $(,)? }) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum $name { $($variant),+ }
+
+        impl $name {
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+
+            /// Unknown text reads as the first variant: rows are only written by this program.
+            pub fn parse(s: &str) -> $name {
+                match s {
+                    $($text => $name::$variant,)+
+                    _ => text_enum!(@first $($name::$variant),+),
+                }
+            }
+        }
+    };
+    (@first $first:expr $(, $rest:expr)*) => { $first };
+}
+
+text_enum!(
+    /// What became of a source message.
+    Disposition {
+        Pending = "pending",
+        Ignored = "ignored",
+        Delivered = "delivered",
+        Quarantined = "quarantined",
+        Duplicate = "duplicate",
+    }
+);
+
+text_enum!(
+    /// Where a certificate is in its life.
+    CertState {
+        Delivering = "delivering",
+        Delivered = "delivered",
+        Quarantining = "quarantining",
+        Quarantined = "quarantined",
+    }
+);
+
+impl CertState {
+    pub fn is_finished(self) -> bool {
+        matches!(self, CertState::Delivered | CertState::Quarantined)
+    }
+
+    pub fn is_quarantine(self) -> bool {
+        matches!(self, CertState::Quarantining | CertState::Quarantined)
+    }
+}
+
+pub use crate::core::layout::CopyKind;
+
+text_enum!(
+    /// planned → staged (temp written and synced) → published (renamed into place).
+    CopyState {
+        Planned = "planned",
+        Staged = "staged",
+        Published = "published",
+        Gone = "gone",
+    }
+);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageRow {
+    pub disposition: Disposition,
+    pub certificate: Option<i64>,
+    pub attempts: i64,
+    pub acked: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CertificateRef {
+    pub id: i64,
+    pub state: CertState,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertificateRow {
+    pub id: i64,
+    pub state: CertState,
+    pub received_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CopyRow {
+    pub id: i64,
+    pub kind: CopyKind,
+    pub path: PathBuf,
+    pub temp: PathBuf,
+    pub sha256: [u8; 32],
+    pub state: CopyState,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct NewCertificate {
+    pub state: CertState,
+    pub reason: Option<String>,
+    pub detail: Option<String>,
+    pub site: Option<String>,
+    pub result: Option<String>,
+    pub rule: String,
+    pub received_at: i64,
+    pub sampled_at: Option<i64>,
+    pub integrated_at: Option<i64>,
+    pub purge_at: i64,
+    pub content_sha256: [u8; 32],
+    pub pdf_sha256: Option<[u8; 32]>,
+    pub message_id: Option<String>,
+    pub dossier: Option<String>,
+    pub nom: Option<String>,
+    pub prenom: Option<String>,
+    pub sexe: Option<String>,
+    pub birth_date: Option<String>,
+    pub ins: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewCopy {
+    pub kind: CopyKind,
+    pub path: PathBuf,
+    pub temp: PathBuf,
+    pub sha256: [u8; 32],
+}
+
+/// Where a message went on the server (or in the Maildir) once acknowledged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerCopy {
+    pub mailbox: String,
+    pub folder: String,
+    pub validity: Option<String>,
+    pub item: Option<String>,
+    pub message_id: Option<String>,
+}
+
+// The enum comes from `text_enum!`, which cannot mark a default variant.
+#[allow(clippy::derivable_impls)]
+impl Default for CertState {
+    fn default() -> Self {
+        CertState::Delivering
+    }
+}
