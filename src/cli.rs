@@ -18,6 +18,19 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the service: deliver every certificate of the mailbox, exactly once.
+    #[command(
+        after_help = "Examples:\n  mss-dispatch run --config /etc/mss-dispatch/config.toml\n  \
+        mss-dispatch run --once --config config/demo.toml"
+    )]
+    Run {
+        /// The configuration file (TOML).
+        #[arg(long, short, value_name = "FILE")]
+        config: PathBuf,
+        /// Process every message present, then exit (0 when all were processed).
+        #[arg(long)]
+        once: bool,
+    },
     /// Validate a configuration file and report every error at once.
     #[command(
         after_help = "Example:\n  mss-dispatch check-config --config /etc/mss-dispatch/config.toml"

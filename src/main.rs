@@ -10,6 +10,7 @@ use mss_dispatch::commands;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Run { config, once } => mss_dispatch::daemon::run(&config, once),
         Command::CheckConfig { config } => commands::check_config::run(&config),
         Command::Inspect {
             config,

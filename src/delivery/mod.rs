@@ -383,11 +383,11 @@ fn context<'a>(set: &'a Setting, received_at: Timestamp) -> Context<'a> {
     }
 }
 
-/// Records what the source did with acknowledged messages.
+/// Records what the source did with acknowledged messages (and where a copy stayed).
 pub fn record_acks(
     ledger: &mut Ledger,
     mailbox: &MailboxKey,
-    done: &[(Ack, ServerCopy)],
+    done: &[(Ack, Option<ServerCopy>)],
 ) -> Result<(), LedgerError> {
     if done.is_empty() {
         return Ok(());
@@ -395,7 +395,9 @@ pub fn record_acks(
     let tx = ledger.tx()?;
     for (ack, copy) in done {
         tx.mark_acked(mailbox, &ack.item)?;
-        tx.insert_server_copy(ack.certificate, copy)?;
+        if let Some(copy) = copy {
+            tx.insert_server_copy(ack.certificate, copy)?;
+        }
     }
     tx.commit()
 }

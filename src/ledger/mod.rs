@@ -120,8 +120,9 @@ pub trait LedgerRead {
         let mut stmt = self
             .conn()
             .prepare_cached(
-                "SELECT item, disposition, certificate, attempts, acked FROM message
-                 WHERE mailbox = ?1 AND validity = ?2",
+                "SELECT m.item, m.disposition, m.certificate, m.attempts, m.acked, c.state
+                 FROM message m LEFT JOIN certificate c ON c.id = m.certificate
+                 WHERE m.mailbox = ?1 AND m.validity = ?2",
             )
             .map_err(|e| self.read_err(e))?;
         let rows = stmt
@@ -133,6 +134,7 @@ pub trait LedgerRead {
                         certificate: r.get(2)?,
                         attempts: r.get(3)?,
                         acked: r.get(4)?,
+                        cert_state: r.get::<_, Option<String>>(5)?.map(|s| CertState::parse(&s)),
                     },
                 ))
             })

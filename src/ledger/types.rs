@@ -82,6 +82,8 @@ pub struct MessageRow {
     pub certificate: Option<i64>,
     pub attempts: i64,
     pub acked: bool,
+    /// The state of the certificate the message led to, if any.
+    pub cert_state: Option<CertState>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

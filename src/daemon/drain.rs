@@ -1,0 +1,355 @@
+//! One pass over the folder: list what is there, acknowledge what is already settled, screen
+//! the rest by their headers (mail that is not ours is never downloaded), fetch the bodies in
+//! bounded batches and deliver them. The next batch is fetched while the previous one is being
+//! written to disk; a batch is acknowledged at the source only once `deliver_batch` returned,
+//! that is once its files and ledger rows are durable.
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use jiff::Timestamp;
+use jiff::tz::TimeZone;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use super::health::Health;
+use crate::core::config::Config;
+use crate::core::finess::Finess;
+use crate::core::{Context, Prescreen, prescreen};
+use crate::delivery::{self, Ack, AckTarget, BatchReport, DeliveryError, Fetched, Setting};
+use crate::ledger::{Disposition, Ledger, LedgerRead, MailboxKey};
+use crate::source::{Listed, Source, SourceError};
+use crate::state::WorkLock;
+
+/// After this many failed downloads a message is quarantined without its body.
+pub const MAX_FETCH_ATTEMPTS: i64 = 3;
+const BATCH_MESSAGES: usize = 32;
+const BATCH_BYTES: u64 = 8 * 1024 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DrainError {
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    #[error(transparent)]
+    Delivery(#[from] DeliveryError),
+    #[error("ledger task: {0}")]
+    Task(String),
+}
+
+impl From<crate::ledger::LedgerError> for DrainError {
+    fn from(e: crate::ledger::LedgerError) -> Self {
+        DrainError::Delivery(DeliveryError::Ledger(e))
+    }
+}
+
+/// What the daemon holds across passes.
+pub struct Drainer {
+    pub config: Arc<Config>,
+    pub tz: TimeZone,
+    pub groups: Arc<HashMap<Finess, u32>>,
+    pub ledger: Arc<Mutex<Ledger>>,
+    pub state_dir: PathBuf,
+    pub health: Arc<Health>,
+    /// Messages whose batch download failed: fetched one at a time from now on, so that one
+    /// bad message cannot hold the others back.
+    pub suspects: HashSet<String>,
+}
+
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct DrainStats {
+    pub listed: usize,
+    pub delivered: usize,
+    pub quarantined: usize,
+    pub ignored: usize,
+    pub duplicates: usize,
+    pub acked: usize,
+    /// Messages left in the folder because something failed (they are retried).
+    pub failed: usize,
+    pub cancelled: bool,
+}
+
+impl DrainStats {
+    fn add(&mut self, r: &BatchReport) {
+        self.delivered += r.delivered.len();
+        self.quarantined += r.quarantined.len();
+        self.ignored += r.ignored;
+        self.duplicates += r.duplicates;
+        self.failed += r.failed.len();
+    }
+
+    pub fn complete(&self) -> bool {
+        self.failed == 0 && !self.cancelled
+    }
+}
+
+impl Drainer {
+    /// Runs `f` on the ledger in the blocking pool, holding the work lock.
+    async fn with_ledger<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Ledger) -> Result<T, DrainError> + Send + 'static,
+    ) -> Result<T, DrainError> {
+        let ledger = Arc::clone(&self.ledger);
+        let state = self.state_dir.clone();
+        tokio::task::spawn_blocking(move || {
+            let _work = WorkLock::take(&state)
+                .map_err(|e| DrainError::Task(format!("work lock in {}: {e}", state.display())))?;
+            let mut ledger = ledger
+                .lock()
+                .map_err(|_| DrainError::Task("poisoned".into()))?;
+            f(&mut ledger)
+        })
+        .await
+        .map_err(|e| DrainError::Task(e.to_string()))?
+    }
+
+    fn spawn_batch(
+        &self,
+        key: &MailboxKey,
+        batch: Vec<Fetched>,
+    ) -> JoinHandle<Result<BatchReport, DrainError>> {
+        let ledger = Arc::clone(&self.ledger);
+        let state = self.state_dir.clone();
+        let config = Arc::clone(&self.config);
+        let groups = Arc::clone(&self.groups);
+        let tz = self.tz.clone();
+        let key = key.clone();
+        tokio::task::spawn_blocking(move || {
+            let _work = WorkLock::take(&state)
+                .map_err(|e| DrainError::Task(format!("work lock in {}: {e}", state.display())))?;
+            let mut ledger = ledger
+                .lock()
+                .map_err(|_| DrainError::Task("poisoned".into()))?;
+            let set = Setting {
+                config: &config,
+                tz: &tz,
+                groups: &groups,
+                mailbox: &key,
+            };
+            Ok(delivery::deliver_batch(
+                &mut ledger,
+                &set,
+                batch,
+                Timestamp::now(),
+            )?)
+        })
+    }
+
+    /// Acknowledges a delivered batch at the source and records where the messages went.
+    async fn acknowledge<S: Source>(
+        &self,
+        src: &mut S,
+        key: &MailboxKey,
+        report: &BatchReport,
+        stats: &mut DrainStats,
+    ) -> Result<(), DrainError> {
+        for (certificate, site) in &report.delivered {
+            tracing::info!(certificate, site = %site, "delivered");
+        }
+        for (certificate, reason) in &report.quarantined {
+            tracing::warn!(certificate, reason = reason.as_str(), "quarantined");
+        }
+        for (item, error) in &report.failed {
+            tracing::error!(uid = %item, %error, "not delivered; will retry");
+        }
+        stats.add(report);
+        self.ack(src, key, &report.acks, stats).await
+    }
+
+    async fn ack<S: Source>(
+        &self,
+        src: &mut S,
+        key: &MailboxKey,
+        acks: &[Ack],
+        stats: &mut DrainStats,
+    ) -> Result<(), DrainError> {
+        if acks.is_empty() {
+            return Ok(());
+        }
+        let done = src.ack(acks).await?;
+        self.health.beat();
+        stats.acked += done.len();
+        let key = key.clone();
+        self.with_ledger(move |ledger| Ok(delivery::record_acks(ledger, &key, &done)?))
+            .await
+    }
+
+    /// One pass; see the module documentation.
+    pub async fn drain<S: Source>(
+        &mut self,
+        src: &mut S,
+        key: &MailboxKey,
+        cancel: &CancellationToken,
+    ) -> Result<DrainStats, DrainError> {
+        let mut stats = DrainStats::default();
+        let items = src.list().await?;
+        self.health.beat();
+        self.health.polled(Timestamp::now().as_second());
+        stats.listed = items.len();
+        let k = key.clone();
+        let known = self.with_ledger(move |l| Ok(l.messages(&k)?)).await?;
+
+        let mut settled = Vec::new();
+        let mut unknown = Vec::new();
+        let mut exhausted = HashSet::new();
+        for item in items {
+            match known.get(&item) {
+                Some(row) if row.disposition == Disposition::Ignored || row.acked => {}
+                Some(row) if row.cert_state.is_some_and(|s| s.is_finished()) => {
+                    let state = row.cert_state.unwrap_or_default();
+                    settled.push(Ack {
+                        item: item.clone(),
+                        target: AckTarget::for_state(state),
+                        certificate: row.certificate.unwrap_or_default(),
+                        message_id: None,
+                    });
+                }
+                Some(row) if row.attempts >= MAX_FETCH_ATTEMPTS => {
+                    exhausted.insert(item.clone());
+                    unknown.push(item);
+                }
+                _ => unknown.push(item),
+            }
+        }
+        // Delivered before an interruption, not yet acknowledged.
+        self.ack(src, key, &settled, &mut stats).await?;
+
+        let listed = src.headers(&unknown).await?;
+        self.health.beat();
+        let now = Timestamp::now();
+        let ctx = Context {
+            config: &self.config,
+            tz: &self.tz,
+            received_at: now,
+        };
+        let mut first = Vec::new();
+        let mut to_fetch: Vec<Listed> = Vec::new();
+        for l in listed {
+            if exhausted.contains(&l.item) {
+                first.push(Fetched::Unfetchable {
+                    item: l.item,
+                    headers: l.headers,
+                });
+                continue;
+            }
+            match prescreen(&l.headers, l.size, &ctx) {
+                Prescreen::Ignore(reason) => first.push(Fetched::Ignored {
+                    item: l.item,
+                    reason,
+                }),
+                Prescreen::Oversized => first.push(Fetched::Oversized {
+                    item: l.item,
+                    headers: l.headers,
+                }),
+                Prescreen::Fetch => to_fetch.push(l),
+            }
+        }
+        if !first.is_empty() {
+            let report = self
+                .spawn_batch(key, first)
+                .await
+                .map_err(|e| DrainError::Task(e.to_string()))??;
+            self.acknowledge(src, key, &report, &mut stats).await?;
+        }
+
+        let mut in_flight: Option<JoinHandle<Result<BatchReport, DrainError>>> = None;
+        let result = self
+            .fetch_and_deliver(src, key, to_fetch, cancel, &mut in_flight, &mut stats)
+            .await;
+        // Whatever happened, a batch already handed to the disk is finished and acknowledged.
+        if let Some(h) = in_flight.take() {
+            let report = h.await.map_err(|e| DrainError::Task(e.to_string()))??;
+            let acked = self.acknowledge(src, key, &report, &mut stats).await;
+            result?;
+            acked?;
+        } else {
+            result?;
+        }
+        stats.cancelled = cancel.is_cancelled();
+        Ok(stats)
+    }
+
+    async fn fetch_and_deliver<S: Source>(
+        &mut self,
+        src: &mut S,
+        key: &MailboxKey,
+        to_fetch: Vec<Listed>,
+        cancel: &CancellationToken,
+        in_flight: &mut Option<JoinHandle<Result<BatchReport, DrainError>>>,
+        stats: &mut DrainStats,
+    ) -> Result<(), DrainError> {
+        for batch in batches(to_fetch, &self.suspects) {
+            if cancel.is_cancelled() {
+                break;
+            }
+            let items: Vec<String> = batch.iter().map(|l| l.item.clone()).collect();
+            let bodies = match src.bodies(&items).await {
+                Ok(b) => b,
+                Err(e) => {
+                    if items.len() == 1 {
+                        self.count_failure(key, &items[0]).await?;
+                    } else {
+                        self.suspects.extend(items);
+                    }
+                    return Err(e.into());
+                }
+            };
+            self.health.beat();
+            let got: HashSet<&String> = bodies.iter().map(|(i, _)| i).collect();
+            for item in items.iter().filter(|i| !got.contains(i)) {
+                self.count_failure(key, item).await?;
+            }
+            for (item, _) in &bodies {
+                self.suspects.remove(item);
+            }
+            let fetched = bodies
+                .into_iter()
+                .map(|(item, raw)| Fetched::Whole { item, raw })
+                .collect();
+            if let Some(h) = in_flight.take() {
+                let report = h.await.map_err(|e| DrainError::Task(e.to_string()))??;
+                self.acknowledge(src, key, &report, stats).await?;
+            }
+            *in_flight = Some(self.spawn_batch(key, fetched));
+        }
+        Ok(())
+    }
+
+    async fn count_failure(&self, key: &MailboxKey, item: &str) -> Result<(), DrainError> {
+        let k = key.clone();
+        let i = item.to_string();
+        let n = self
+            .with_ledger(move |l| Ok(delivery::record_fetch_failure(l, &k, &i, Timestamp::now())?))
+            .await?;
+        tracing::warn!(
+            uid = item,
+            attempts = n,
+            "the server did not hand the message over"
+        );
+        Ok(())
+    }
+}
+
+/// Groups messages into download batches bounded in count and bytes; suspects travel alone.
+fn batches(listed: Vec<Listed>, suspects: &HashSet<String>) -> Vec<Vec<Listed>> {
+    let mut out: Vec<Vec<Listed>> = Vec::new();
+    let mut current: Vec<Listed> = Vec::new();
+    let mut bytes = 0u64;
+    for l in listed {
+        if suspects.contains(&l.item) {
+            out.push(vec![l]);
+            continue;
+        }
+        if !current.is_empty() && (current.len() >= BATCH_MESSAGES || bytes + l.size > BATCH_BYTES)
+        {
+            out.push(std::mem::take(&mut current));
+            bytes = 0;
+        }
+        bytes += l.size;
+        current.push(l);
+    }
+    if !current.is_empty() {
+        out.push(current);
+    }
+    out
+}

@@ -1,0 +1,98 @@
+//! The daemon's pulse, for systemd: `READY=1` once the mailbox is selected, `STATUS=` lines,
+//! `STOPPING=1`, and `WATCHDOG=1` only while the main loop really makes progress. The loop
+//! calls `beat` after every step; the watchdog task pings systemd only if the last beat is
+//! recent, so a hung IMAP call (or a stuck disk) lets `WatchdogSec=` fire and restart us.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use sd_notify::NotifyState;
+use tokio_util::sync::CancellationToken;
+
+pub struct Health {
+    start: Instant,
+    last_beat_ms: AtomicU64,
+    connected: AtomicBool,
+    last_poll: AtomicI64,
+    watchdog: Option<Duration>,
+}
+
+impl Health {
+    pub fn new() -> Arc<Health> {
+        Arc::new(Health {
+            start: Instant::now(),
+            last_beat_ms: AtomicU64::new(0),
+            connected: AtomicBool::new(false),
+            last_poll: AtomicI64::new(0),
+            watchdog: sd_notify::watchdog_enabled(),
+        })
+    }
+
+    /// The loop made progress.
+    pub fn beat(&self) {
+        let ms = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last_beat_ms.store(ms, Ordering::Relaxed);
+    }
+
+    fn since_beat(&self) -> Duration {
+        let now = self.start.elapsed().as_millis() as u64;
+        Duration::from_millis(now.saturating_sub(self.last_beat_ms.load(Ordering::Relaxed)))
+    }
+
+    pub fn set_connected(&self, up: bool) {
+        self.connected.store(up, Ordering::Relaxed);
+    }
+
+    pub fn connected(&self) -> bool {
+        self.connected.load(Ordering::Relaxed)
+    }
+
+    /// A listing of the folder succeeded at `unix_seconds`.
+    pub fn polled(&self, unix_seconds: i64) {
+        self.last_poll.store(unix_seconds, Ordering::Relaxed);
+    }
+
+    pub fn last_poll(&self) -> i64 {
+        self.last_poll.load(Ordering::Relaxed)
+    }
+
+    /// The longest the loop may sleep without beating: a third of the watchdog period.
+    pub fn max_quiet(&self) -> Option<Duration> {
+        self.watchdog.map(|w| w / 3)
+    }
+
+    /// Pings systemd's watchdog while beats are recent; ends with `cancel`.
+    pub fn spawn_watchdog(self: &Arc<Self>, cancel: CancellationToken) {
+        let Some(period) = self.watchdog else { return };
+        let me = Arc::clone(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(period / 2);
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = cancel.cancelled() => return,
+                }
+                if me.since_beat() < period {
+                    notify(&[NotifyState::Watchdog]);
+                } else {
+                    tracing::error!(
+                        quiet_seconds = me.since_beat().as_secs(),
+                        "the main loop is stuck; leaving the watchdog to restart the service"
+                    );
+                }
+            }
+        });
+    }
+}
+
+/// Sends a notification to systemd; a no-op outside systemd.
+pub fn notify(states: &[NotifyState]) {
+    if let Err(e) = sd_notify::notify(states) {
+        tracing::debug!(error = %e, "sd_notify failed");
+    }
+}
+
+pub fn status(text: &str) {
+    notify(&[NotifyState::Status(text)]);
+}

@@ -1,0 +1,335 @@
+//! `mss-dispatch run`: the service. Wires the configuration, the ledger, the source and the
+//! delivery together and keeps them going: reconnects with jittered exponential backoff,
+//! waits with IDLE (re-issued at each safety poll, so never near the 29-minute limit) or
+//! polls, and stops cleanly on SIGTERM or SIGINT: the batch in hand is finished and
+//! acknowledged, no new one is started.
+
+mod drain;
+pub mod health;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use backon::{BackoffBuilder, ExponentialBuilder};
+use sd_notify::NotifyState;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio_util::sync::CancellationToken;
+
+use crate::config_file;
+use crate::core::config::{Config, Source as SourceConfig};
+use crate::core::finess::Finess;
+use crate::delivery;
+use crate::ledger::Ledger;
+use crate::source::imap::{ImapSource, tls};
+use crate::source::maildir::MaildirSource;
+use crate::source::{Source, Woken};
+use crate::state::{StateDir, WorkLock};
+use drain::Drainer;
+pub use drain::{DrainStats, MAX_FETCH_ATTEMPTS};
+use health::{Health, notify, status};
+
+/// How many consecutive failures `--once` tolerates before giving up.
+const ONCE_ATTEMPTS: u32 = 4;
+
+pub fn run(config_path: &Path, once: bool) -> ExitCode {
+    crate::logging::init();
+    let config = match config_file::load(config_path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let groups = match resolve_groups(&config, config_path) {
+        Ok(g) => g,
+        Err(errors) => {
+            for e in errors {
+                eprintln!("{e}");
+            }
+            return ExitCode::from(2);
+        }
+    };
+    let state = match StateDir::acquire(&config.state_dir) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let code = runtime.block_on(serve(config, groups, state, once));
+    runtime.shutdown_timeout(Duration::from_secs(2));
+    code
+}
+
+/// Site groups by FINESS; an unknown group is a configuration error.
+fn resolve_groups(config: &Config, file: &Path) -> Result<HashMap<Finess, u32>, Vec<String>> {
+    let mut out = HashMap::new();
+    let mut errors = Vec::new();
+    for (i, site) in config.sites.iter().enumerate() {
+        let Some(name) = &site.group else { continue };
+        match nix::unistd::Group::from_name(name) {
+            Ok(Some(g)) => {
+                out.insert(site.finess.clone(), g.gid.as_raw());
+            }
+            Ok(None) => errors.push(format!(
+                "{}: site[{i}].group: no group {name:?} on this machine",
+                file.display()
+            )),
+            Err(e) => errors.push(format!(
+                "{}: site[{i}].group: cannot look up {name:?}: {e}",
+                file.display()
+            )),
+        }
+    }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(errors)
+    }
+}
+
+async fn serve(
+    config: Config,
+    groups: HashMap<Finess, u32>,
+    state: StateDir,
+    once: bool,
+) -> ExitCode {
+    let (tz, fallback) = crate::tz::load_paris();
+    if fallback {
+        tracing::warn!("no tz database (install tzdata): using the built-in Europe/Paris rule");
+    }
+    let state_dir = state.path().to_path_buf();
+    let ledger = match open_and_recover(&state_dir).await {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+
+    let cancel = CancellationToken::new();
+    if let Err(e) = watch_signals(cancel.clone()) {
+        tracing::error!(error = %e, "cannot install signal handlers");
+        return ExitCode::FAILURE;
+    }
+    let health = Health::new();
+    health.spawn_watchdog(cancel.clone());
+    let config = Arc::new(config);
+    let mut drainer = Drainer {
+        config: Arc::clone(&config),
+        tz,
+        groups: Arc::new(groups),
+        ledger,
+        state_dir,
+        health: Arc::clone(&health),
+        suspects: Default::default(),
+    };
+
+    let code = match &config.source {
+        SourceConfig::Maildir(root) => {
+            let mut src = MaildirSource::new(root, &config.mailbox);
+            main_loop(&mut src, &mut drainer, &config, &cancel, once).await
+        }
+        SourceConfig::Imap(imap) => match tls::load(imap, jiff::Timestamp::now()) {
+            Ok(creds) => {
+                if let Some((_, not_after)) = creds.client_cert_validity {
+                    tracing::info!(expires = %not_after, "client certificate loaded");
+                }
+                let mut src = ImapSource::new(imap, &config.mailbox, Arc::new(creds));
+                main_loop(&mut src, &mut drainer, &config, &cancel, once).await
+            }
+            Err(e) => {
+                tracing::error!("{e}");
+                eprintln!("error: {e}");
+                ExitCode::from(2)
+            }
+        },
+    };
+    notify(&[NotifyState::Stopping]);
+    cancel.cancel();
+    drop(state);
+    code
+}
+
+async fn open_and_recover(state_dir: &Path) -> Result<Arc<Mutex<Ledger>>, String> {
+    let dir = state_dir.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let _work = WorkLock::take(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let mut ledger = Ledger::open(&dir).map_err(|e| e.to_string())?;
+        let done = delivery::recover(&mut ledger).map_err(|e| e.to_string())?;
+        if done != Default::default() {
+            tracing::info!(
+                published = done.published,
+                discarded_temporary_files = done.discarded_temps,
+                finished = done.finished,
+                "finished deliveries interrupted by the last stop"
+            );
+        }
+        Ok(Arc::new(Mutex::new(ledger)))
+    })
+    .await
+    .map_err(|e| e.to_string())?
+}
+
+fn watch_signals(cancel: CancellationToken) -> std::io::Result<()> {
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM: finishing the message in hand"),
+            _ = int.recv() => tracing::info!("SIGINT: finishing the message in hand"),
+        }
+        notify(&[NotifyState::Stopping]);
+        cancel.cancel();
+    });
+    Ok(())
+}
+
+fn backoff() -> impl Iterator<Item = Duration> {
+    ExponentialBuilder::default()
+        .with_min_delay(Duration::from_secs(1))
+        .with_max_delay(Duration::from_secs(300))
+        .with_jitter()
+        .without_max_times()
+        .build()
+}
+
+async fn main_loop<S: Source>(
+    src: &mut S,
+    drainer: &mut Drainer,
+    config: &Config,
+    cancel: &CancellationToken,
+    once: bool,
+) -> ExitCode {
+    let health = Arc::clone(&drainer.health);
+    let mut delays = backoff();
+    let mut failures = 0u32;
+    let mut ready = false;
+    let mut total = DrainStats::default();
+    loop {
+        if cancel.is_cancelled() {
+            break;
+        }
+        health.beat();
+        let pass = async {
+            let key = src.open().await?;
+            health.set_connected(true);
+            if !ready {
+                notify(&[NotifyState::Ready]);
+                ready = true;
+            }
+            drainer.drain(src, &key, cancel).await.map_err(|e| match e {
+                drain::DrainError::Source(s) => s,
+                other => crate::source::SourceError::Transient(other.to_string()),
+            })
+        }
+        .await;
+        match pass {
+            Ok(stats) => {
+                failures = 0;
+                delays = backoff();
+                accumulate(&mut total, &stats);
+                if stats.listed > 0 || stats.acked > 0 {
+                    tracing::info!(
+                        listed = stats.listed,
+                        delivered = stats.delivered,
+                        quarantined = stats.quarantined,
+                        ignored = stats.ignored,
+                        duplicates = stats.duplicates,
+                        acknowledged = stats.acked,
+                        failed = stats.failed,
+                        "pass finished"
+                    );
+                }
+                status(&format!(
+                    "connected to {}; {} delivered, {} quarantined since start",
+                    src.describe(),
+                    total.delivered,
+                    total.quarantined
+                ));
+                if once {
+                    src.close().await;
+                    return if stats.complete() {
+                        ExitCode::SUCCESS
+                    } else {
+                        tracing::error!(failed = stats.failed, "some messages were not processed");
+                        ExitCode::FAILURE
+                    };
+                }
+            }
+            Err(e) => {
+                health.set_connected(false);
+                src.close().await;
+                failures += 1;
+                let fatal = e.is_fatal();
+                if once && (fatal || failures >= ONCE_ATTEMPTS) {
+                    tracing::error!("{e}");
+                    eprintln!("error: {e}");
+                    return ExitCode::FAILURE;
+                }
+                let delay = delays.next().unwrap_or(Duration::from_secs(300));
+                let delay = if fatal {
+                    delay.max(Duration::from_secs(60))
+                } else {
+                    delay
+                };
+                if fatal {
+                    tracing::error!(retry_in = ?delay, "{e}");
+                } else {
+                    tracing::warn!(retry_in = ?delay, "{e}");
+                }
+                status(&format!("reconnecting in {}s: {e}", delay.as_secs()));
+                tokio::select! {
+                    _ = tokio::time::sleep(delay) => {}
+                    _ = cancel.cancelled() => break,
+                }
+                continue;
+            }
+        }
+        if cancel.is_cancelled() {
+            break;
+        }
+        let quiet = config.mailbox.poll_interval;
+        let quiet = health.max_quiet().map_or(quiet, |q| quiet.min(q));
+        match src.wait(quiet, cancel).await {
+            Ok(Woken::Cancelled) => break,
+            Ok(_) => {}
+            Err(e) => {
+                health.set_connected(false);
+                tracing::warn!("{e}");
+                src.close().await;
+            }
+        }
+    }
+    src.close().await;
+    tracing::info!(
+        delivered = total.delivered,
+        quarantined = total.quarantined,
+        "stopped"
+    );
+    ExitCode::SUCCESS
+}
+
+fn accumulate(total: &mut DrainStats, s: &DrainStats) {
+    total.delivered += s.delivered;
+    total.quarantined += s.quarantined;
+    total.ignored += s.ignored;
+    total.duplicates += s.duplicates;
+    total.acked += s.acked;
+}

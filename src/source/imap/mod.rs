@@ -1,0 +1,528 @@
+//! The IMAP source (async-imap over tokio-rustls). Every command runs under a timeout and
+//! every response stream is drained; after any error the session is dropped and the caller
+//! reconnects, so a half-dead connection never lingers. Messages are read with
+//! `BODY.PEEK[…]` (flags untouched), sizes first; acknowledgement uses `UID MOVE` when offered,
+//! else `UID COPY` + `\Deleted` + `UID EXPUNGE` (UIDPLUS), and records the new UID from
+//! `COPYUID` so the server copy can be found again for its purge. Without UIDPLUS nothing is
+//! expunged: a plain EXPUNGE would also remove other people's deleted mail.
+
+mod connect;
+pub mod tls;
+mod utf7;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_imap::extensions::idle::IdleResponse;
+use async_imap::imap_proto::rfc4315::UidSetMember;
+use async_imap::imap_proto::{Response, ResponseCode, Status};
+use futures_util::TryStreamExt;
+use tokio::time::timeout;
+use tokio_util::sync::CancellationToken;
+
+use super::{Listed, Source, SourceError, Woken};
+use crate::core::config::{Imap, Mailbox};
+use crate::delivery::{Ack, AckTarget};
+use crate::ledger::{MailboxKey, ServerCopy};
+pub use connect::Caps;
+use connect::{COMMAND_TIMEOUT, Session};
+use tls::Credentials;
+
+const FETCH_TIMEOUT: Duration = Duration::from_secs(180);
+/// UIDs per header FETCH: keeps each response small.
+const HEADER_CHUNK: usize = 200;
+
+struct Folders {
+    inbox: String,
+    processed: Option<String>,
+    quarantine: String,
+}
+
+pub struct ImapSource {
+    imap: Imap,
+    mailbox: Mailbox,
+    creds: Arc<Credentials>,
+    session: Option<Session>,
+    caps: Caps,
+    folders: Option<Folders>,
+    key: MailboxKey,
+    endpoint: String,
+}
+
+impl ImapSource {
+    pub fn new(imap: &Imap, mailbox: &Mailbox, creds: Arc<Credentials>) -> ImapSource {
+        let who = imap
+            .username
+            .clone()
+            .unwrap_or_else(|| "certificate".into());
+        let endpoint = format!("{}:{}", imap.host, imap.port);
+        ImapSource {
+            key: MailboxKey {
+                mailbox: format!("imap://{who}@{endpoint}/{}", mailbox.folder),
+                validity: String::new(),
+            },
+            imap: imap.clone(),
+            mailbox: mailbox.clone(),
+            creds,
+            session: None,
+            caps: Caps::default(),
+            folders: None,
+            endpoint,
+        }
+    }
+
+    pub fn caps(&self) -> Caps {
+        self.caps
+    }
+
+    fn take(&mut self) -> Result<Session, SourceError> {
+        self.session
+            .take()
+            .ok_or_else(|| SourceError::Transient(format!("{}: not connected", self.endpoint)))
+    }
+
+    /// Puts the session back after a successful command; drops it after a failed one.
+    fn settle<T>(
+        &mut self,
+        session: Session,
+        what: &str,
+        result: Result<Result<T, async_imap::error::Error>, tokio::time::error::Elapsed>,
+    ) -> Result<T, SourceError> {
+        match result {
+            Ok(Ok(v)) => {
+                // Unsolicited responses pile up in a bounded channel: empty it.
+                while session.unsolicited_responses.try_recv().is_ok() {}
+                self.session = Some(session);
+                Ok(v)
+            }
+            Ok(Err(e)) => Err(connect::classify(&self.endpoint, what, e, &self.imap)),
+            Err(_) => Err(SourceError::Transient(format!(
+                "{}: {what} timed out",
+                self.endpoint
+            ))),
+        }
+    }
+
+    fn folders(&self) -> Result<&Folders, SourceError> {
+        self.folders
+            .as_ref()
+            .ok_or_else(|| SourceError::Transient(format!("{}: not connected", self.endpoint)))
+    }
+
+    async fn setup(&mut self) -> Result<(), SourceError> {
+        let (session, caps) = connect::connect(&self.imap, &self.creds).await?;
+        self.session = Some(session);
+        self.caps = caps;
+        let mut s = self.take()?;
+        let r = timeout(COMMAND_TIMEOUT, async {
+            let names: Vec<_> = s.list(Some(""), Some("")).await?.try_collect().await?;
+            Ok(names
+                .first()
+                .and_then(|n| n.delimiter().map(str::to_string)))
+        })
+        .await;
+        let delimiter = self.settle(s, "LIST", r)?.unwrap_or_else(|| "/".into());
+        let wire = |name: &str| utf7::encode(&name.replace('/', &delimiter));
+        let folders = Folders {
+            inbox: wire(&self.mailbox.folder),
+            processed: (!self.mailbox.processed_folder.is_empty())
+                .then(|| wire(&self.mailbox.processed_folder)),
+            quarantine: wire(&self.mailbox.quarantine_folder),
+        };
+        let mut wanted = vec![folders.quarantine.clone()];
+        wanted.extend(folders.processed.clone());
+        for name in wanted {
+            self.ensure_folder(&name).await?;
+        }
+        let mut s = self.take()?;
+        let inbox = folders.inbox.clone();
+        let r = timeout(COMMAND_TIMEOUT, s.select(&inbox)).await;
+        let selected = self.settle(s, "SELECT", r)?;
+        self.key.validity = selected.uid_validity.unwrap_or(0).to_string();
+        self.folders = Some(folders);
+        Ok(())
+    }
+
+    async fn ensure_folder(&mut self, name: &str) -> Result<(), SourceError> {
+        let mut s = self.take()?;
+        let r = timeout(COMMAND_TIMEOUT, async {
+            let found: Vec<_> = s.list(Some(""), Some(name)).await?.try_collect().await?;
+            if found.is_empty() {
+                s.create(name).await?;
+                tracing::info!(folder = name, "created the folder");
+            }
+            Ok(())
+        })
+        .await;
+        self.settle(s, "CREATE", r)
+    }
+
+    /// Runs a UID MOVE / COPY and returns the source → destination UIDs from COPYUID.
+    async fn copy_or_move(
+        &mut self,
+        verb: &str,
+        set: &str,
+        folder: &str,
+    ) -> Result<(Option<u32>, HashMap<u32, u32>), SourceError> {
+        let mut s = self.take()?;
+        let command = format!("UID {verb} {set} {}", quote(folder));
+        let r = timeout(COMMAND_TIMEOUT, tagged(&mut s, &command)).await;
+        self.settle(s, verb, r)
+    }
+
+    async fn simple(&mut self, what: &str, command: String) -> Result<(), SourceError> {
+        let mut s = self.take()?;
+        let r = timeout(COMMAND_TIMEOUT, async {
+            tagged(&mut s, &command).await.map(drop)
+        })
+        .await;
+        self.settle(s, what, r)
+    }
+}
+
+impl Source for ImapSource {
+    async fn open(&mut self) -> Result<MailboxKey, SourceError> {
+        if self.session.is_none() {
+            self.folders = None;
+            if let Err(e) = self.setup().await {
+                self.session = None;
+                return Err(e);
+            }
+            tracing::info!(
+                mailbox = %self.key.mailbox,
+                uidvalidity = %self.key.validity,
+                idle = self.caps.idle,
+                r#move = self.caps.moves,
+                uidplus = self.caps.uidplus,
+                "mailbox selected"
+            );
+        }
+        Ok(self.key.clone())
+    }
+
+    async fn close(&mut self) {
+        if let Some(mut s) = self.session.take() {
+            let _ = timeout(Duration::from_secs(5), s.logout()).await;
+        }
+    }
+
+    async fn list(&mut self) -> Result<Vec<String>, SourceError> {
+        let mut s = self.take()?;
+        let r = timeout(COMMAND_TIMEOUT, s.uid_search("UNDELETED")).await;
+        let uids = self.settle(s, "UID SEARCH", r)?;
+        let mut uids: Vec<u32> = uids.into_iter().collect();
+        uids.sort_unstable();
+        Ok(uids.into_iter().map(|u| u.to_string()).collect())
+    }
+
+    async fn headers(&mut self, items: &[String]) -> Result<Vec<Listed>, SourceError> {
+        let mut out = Vec::new();
+        for chunk in items.chunks(HEADER_CHUNK) {
+            let wanted = uids(chunk);
+            let set = uid_set(&wanted);
+            let mut s = self.take()?;
+            let r = timeout(COMMAND_TIMEOUT, async {
+                let stream = s
+                    .uid_fetch(&set, "(UID RFC822.SIZE BODY.PEEK[HEADER])")
+                    .await?;
+                stream.try_collect::<Vec<_>>().await
+            })
+            .await;
+            for f in self.settle(s, "UID FETCH (headers)", r)? {
+                // A UID range can return messages outside it: keep the ones asked for.
+                let Some(uid) = f.uid.filter(|u| wanted.contains(u)) else {
+                    continue;
+                };
+                out.push(Listed {
+                    item: uid.to_string(),
+                    size: u64::from(f.size.unwrap_or(0)),
+                    headers: f.header().unwrap_or_default().to_vec(),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    async fn bodies(&mut self, items: &[String]) -> Result<Vec<(String, Vec<u8>)>, SourceError> {
+        if items.is_empty() {
+            return Ok(Vec::new());
+        }
+        let wanted = uids(items);
+        let set = uid_set(&wanted);
+        let mut s = self.take()?;
+        let r = timeout(FETCH_TIMEOUT, async {
+            let stream = s.uid_fetch(&set, "(UID BODY.PEEK[])").await?;
+            stream.try_collect::<Vec<_>>().await
+        })
+        .await;
+        let fetched = self.settle(s, "UID FETCH (bodies)", r)?;
+        Ok(fetched
+            .into_iter()
+            .filter_map(|f| {
+                let uid = f.uid.filter(|u| wanted.contains(u))?;
+                Some((uid.to_string(), f.body()?.to_vec()))
+            })
+            .collect())
+    }
+
+    async fn ack(&mut self, acks: &[Ack]) -> Result<Vec<(Ack, Option<ServerCopy>)>, SourceError> {
+        let mut out = Vec::new();
+        for target in [AckTarget::Processed, AckTarget::Quarantine] {
+            let group: Vec<&Ack> = acks.iter().filter(|a| a.target == target).collect();
+            if group.is_empty() {
+                continue;
+            }
+            let list: Vec<u32> = group.iter().filter_map(|a| a.item.parse().ok()).collect();
+            let set = uid_set(&list);
+            let folders = self.folders()?;
+            let (dest, name) = match target {
+                AckTarget::Processed => (
+                    folders.processed.clone(),
+                    self.mailbox.processed_folder.clone(),
+                ),
+                AckTarget::Quarantine => (
+                    Some(folders.quarantine.clone()),
+                    self.mailbox.quarantine_folder.clone(),
+                ),
+            };
+            let inbox = self.mailbox.folder.clone();
+            let (validity, map, kept_in_inbox) = match dest {
+                Some(folder) if self.caps.moves => {
+                    let (v, m) = self.copy_or_move("MOVE", &set, &folder).await?;
+                    (v, m, false)
+                }
+                Some(folder) => {
+                    let (v, m) = self.copy_or_move("COPY", &set, &folder).await?;
+                    let kept = self.delete(&set).await?;
+                    (v, m, kept)
+                }
+                None => {
+                    let kept = self.delete(&set).await?;
+                    (None, HashMap::new(), kept)
+                }
+            };
+            for ack in group {
+                let uid: Option<u32> = ack.item.parse().ok();
+                let copy = if dest_is_some(&name) {
+                    Some(ServerCopy {
+                        mailbox: self.key.mailbox.clone(),
+                        folder: name.clone(),
+                        validity: validity.map(|v| v.to_string()),
+                        item: uid.and_then(|u| map.get(&u)).map(|u| u.to_string()),
+                        message_id: ack.message_id.clone(),
+                    })
+                } else if kept_in_inbox {
+                    // Flagged \Deleted but not expunged (no UIDPLUS): still on the server.
+                    Some(ServerCopy {
+                        mailbox: self.key.mailbox.clone(),
+                        folder: inbox.clone(),
+                        validity: Some(self.key.validity.clone()),
+                        item: Some(ack.item.clone()),
+                        message_id: ack.message_id.clone(),
+                    })
+                } else {
+                    None
+                };
+                out.push((ack.clone(), copy));
+            }
+        }
+        Ok(out)
+    }
+
+    async fn wait(
+        &mut self,
+        max: Duration,
+        cancel: &CancellationToken,
+    ) -> Result<Woken, SourceError> {
+        if !(self.mailbox.idle && self.caps.idle) {
+            tokio::select! {
+                _ = tokio::time::sleep(max) => {}
+                _ = cancel.cancelled() => return Ok(Woken::Cancelled),
+            }
+            let mut s = self.take()?;
+            let r = timeout(COMMAND_TIMEOUT, s.noop()).await;
+            self.settle(s, "NOOP", r)?;
+            return Ok(Woken::Timeout);
+        }
+        let session = self.take()?;
+        let mut handle = session.idle();
+        match timeout(COMMAND_TIMEOUT, handle.init()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(connect::classify(&self.endpoint, "IDLE", e, &self.imap)),
+            Err(_) => {
+                return Err(SourceError::Transient(format!(
+                    "{}: IDLE timed out",
+                    self.endpoint
+                )));
+            }
+        }
+        let woken = {
+            let (idle, _stop) = handle.wait_with_timeout(max + Duration::from_secs(60));
+            tokio::select! {
+                r = timeout(max, idle) => match r {
+                    Ok(Ok(IdleResponse::NewData(_))) => Woken::Change,
+                    // The stream ended: the connection is gone; DONE below will say so.
+                    Ok(Ok(IdleResponse::ManualInterrupt | IdleResponse::Timeout)) | Err(_) => {
+                        Woken::Timeout
+                    }
+                    Ok(Err(e)) => {
+                        return Err(connect::classify(&self.endpoint, "IDLE", e, &self.imap));
+                    }
+                },
+                _ = cancel.cancelled() => Woken::Cancelled,
+            }
+        };
+        match timeout(COMMAND_TIMEOUT, handle.done()).await {
+            Ok(Ok(session)) => {
+                self.session = Some(session);
+                Ok(woken)
+            }
+            Ok(Err(e)) => Err(connect::classify(&self.endpoint, "DONE", e, &self.imap)),
+            Err(_) => Err(SourceError::Transient(format!(
+                "{}: the server did not end IDLE",
+                self.endpoint
+            ))),
+        }
+    }
+
+    fn describe(&self) -> String {
+        self.key.mailbox.clone()
+    }
+}
+
+impl ImapSource {
+    /// Flags messages `\Deleted` and expunges exactly them when UIDPLUS allows; returns
+    /// whether they stay on the server (flagged only).
+    async fn delete(&mut self, set: &str) -> Result<bool, SourceError> {
+        self.simple(
+            "UID STORE",
+            format!("UID STORE {set} +FLAGS.SILENT (\\Deleted)"),
+        )
+        .await?;
+        if self.caps.uidplus {
+            self.simple("UID EXPUNGE", format!("UID EXPUNGE {set}"))
+                .await?;
+            Ok(false)
+        } else {
+            Ok(true)
+        }
+    }
+}
+
+fn dest_is_some(folder_name: &str) -> bool {
+    !folder_name.is_empty()
+}
+
+fn uids(items: &[String]) -> Vec<u32> {
+    items.iter().filter_map(|i| i.parse().ok()).collect()
+}
+
+/// `1:3,7,9:10` from a list of UIDs.
+pub fn uid_set(uids: &[u32]) -> String {
+    let mut sorted = uids.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    let mut out = String::new();
+    let mut i = 0;
+    while i < sorted.len() {
+        let start = sorted[i];
+        let mut end = start;
+        while i + 1 < sorted.len() && sorted[i + 1] == end + 1 {
+            i += 1;
+            end = sorted[i];
+        }
+        if !out.is_empty() {
+            out.push(',');
+        }
+        if start == end {
+            out.push_str(&start.to_string());
+        } else {
+            out.push_str(&format!("{start}:{end}"));
+        }
+        i += 1;
+    }
+    out
+}
+
+/// A quoted IMAP string (RFC 3501 §4.3).
+fn quote(s: &str) -> String {
+    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+/// Runs a tagged command, reading responses until its completion; collects COPYUID.
+async fn tagged(
+    session: &mut Session,
+    command: &str,
+) -> Result<(Option<u32>, HashMap<u32, u32>), async_imap::error::Error> {
+    let id = session.run_command(command).await?;
+    let mut validity = None;
+    let mut map = HashMap::new();
+    loop {
+        let Some(response) = session.read_response().await? else {
+            return Err(async_imap::error::Error::ConnectionLost);
+        };
+        let (outcome, done) = match response.parsed() {
+            Response::Done {
+                tag,
+                status,
+                outcome,
+            } if *tag == id => (outcome, Some(status)),
+            Response::Data { outcome, .. } => (outcome, None),
+            _ => continue,
+        };
+        if let Some(ResponseCode::CopyUid(v, src, dst)) = &outcome.code {
+            validity = Some(*v);
+            map.extend(expand(src).into_iter().zip(expand(dst)));
+        }
+        match done {
+            None => {}
+            Some(Status::Ok) => return Ok((validity, map)),
+            Some(Status::No) => {
+                return Err(async_imap::error::Error::No(
+                    outcome
+                        .information
+                        .as_deref()
+                        .unwrap_or_default()
+                        .to_string(),
+                ));
+            }
+            Some(_) => {
+                return Err(async_imap::error::Error::Bad(
+                    outcome
+                        .information
+                        .as_deref()
+                        .unwrap_or_default()
+                        .to_string(),
+                ));
+            }
+        }
+    }
+}
+
+fn expand(set: &[UidSetMember]) -> Vec<u32> {
+    set.iter()
+        .flat_map(|m| match m {
+            UidSetMember::Uid(u) => vec![*u],
+            UidSetMember::UidRange(r) => r.clone().collect(),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uid_sets_are_compressed() {
+        assert_eq!(uid_set(&[3, 1, 2, 7, 9, 10, 10]), "1:3,7,9:10");
+        assert_eq!(uid_set(&[5]), "5");
+        assert_eq!(uid_set(&[]), "");
+    }
+
+    #[test]
+    fn quoting() {
+        assert_eq!(quote("SI-DEP.Traites"), "\"SI-DEP.Traites\"");
+        assert_eq!(quote("a\"b\\c"), "\"a\\\"b\\\\c\"");
+    }
+}

@@ -1,0 +1,182 @@
+//! TLS for MSSanté (SPEC §5): TLS 1.2 minimum, the `ring` provider chosen explicitly, the
+//! configured `ca_file` as the only trust anchors (IGC-Santé, never the system or web roots),
+//! and an optional client certificate from PEM files or a PKCS#12 bundle as IGC-Santé
+//! delivers them. Also the IMAP password, from `password_file` or the systemd credential
+//! `imap-password`. Every error names the configuration key and file.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use jiff::Timestamp;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use rustls::{ClientConfig, RootCertStore};
+
+use crate::core::config::{Auth, Imap, is_pkcs12};
+
+/// Everything read from files once, at start.
+pub struct Credentials {
+    pub tls: Arc<ClientConfig>,
+    /// The client certificate's validity, when there is one.
+    pub client_cert_validity: Option<(Timestamp, Timestamp)>,
+    pub password: Option<String>,
+}
+
+/// The systemd credential name for the IMAP password (`LoadCredential=imap-password:…`).
+pub const PASSWORD_CREDENTIAL: &str = "imap-password";
+
+fn fail(key: &str, path: &Path, what: impl std::fmt::Display) -> String {
+    format!("mailbox.{key}: {}: {what}", path.display())
+}
+
+/// Reads the CA, the client certificate and the password; checks the certificate's dates.
+pub fn load(imap: &Imap, now: Timestamp) -> Result<Credentials, String> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|e| format!("TLS setup: {e}"))?;
+
+    let mut roots = RootCertStore::empty();
+    let cas = CertificateDer::pem_file_iter(&imap.ca_file)
+        .map_err(|e| fail("ca_file", &imap.ca_file, e))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| fail("ca_file", &imap.ca_file, e))?;
+    if cas.is_empty() {
+        return Err(fail(
+            "ca_file",
+            &imap.ca_file,
+            "no PEM certificate in this file",
+        ));
+    }
+    for ca in cas {
+        roots
+            .add(ca)
+            .map_err(|e| fail("ca_file", &imap.ca_file, e))?;
+    }
+    let builder = builder.with_root_certificates(roots);
+
+    let (config, validity) = match &imap.client_cert {
+        None => (builder.with_no_client_auth(), None),
+        Some(cert_path) => {
+            let (chain, key) = if is_pkcs12(cert_path) {
+                read_pkcs12(cert_path, imap.client_cert_password_file.as_deref())?
+            } else {
+                read_pem(cert_path, imap.client_key.as_deref())?
+            };
+            let validity = crate::x509::validity(&chain[0]);
+            if let Some((not_before, not_after)) = validity {
+                if now > not_after {
+                    return Err(fail(
+                        "client_cert",
+                        cert_path,
+                        format!(
+                            "the client certificate expired on {}; install the renewed one",
+                            not_after.strftime("%Y-%m-%d")
+                        ),
+                    ));
+                }
+                if now < not_before {
+                    return Err(fail(
+                        "client_cert",
+                        cert_path,
+                        format!(
+                            "the client certificate is not valid before {}; check the clock",
+                            not_before.strftime("%Y-%m-%d")
+                        ),
+                    ));
+                }
+            }
+            let config = builder
+                .with_client_auth_cert(chain, key)
+                .map_err(|e| fail("client_cert", cert_path, e))?;
+            (config, validity)
+        }
+    };
+
+    let password = match imap.auth {
+        Auth::External => None,
+        Auth::Login | Auth::Plain => Some(read_password(imap.password_file.as_deref())?),
+    };
+    Ok(Credentials {
+        tls: Arc::new(config),
+        client_cert_validity: validity,
+        password,
+    })
+}
+
+type Identity = (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>);
+
+fn read_pem(cert_path: &Path, key_path: Option<&Path>) -> Result<Identity, String> {
+    let chain = CertificateDer::pem_file_iter(cert_path)
+        .map_err(|e| fail("client_cert", cert_path, e))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| fail("client_cert", cert_path, e))?;
+    if chain.is_empty() {
+        return Err(fail(
+            "client_cert",
+            cert_path,
+            "no PEM certificate in this file",
+        ));
+    }
+    let key_path = key_path.unwrap_or(cert_path);
+    let key =
+        PrivateKeyDer::from_pem_file(key_path).map_err(|e| fail("client_key", key_path, e))?;
+    Ok((chain, key))
+}
+
+fn read_pkcs12(path: &Path, password_file: Option<&Path>) -> Result<Identity, String> {
+    let data = std::fs::read(path).map_err(|e| fail("client_cert", path, e))?;
+    let password = match password_file {
+        Some(p) => read_secret(p).map_err(|e| fail("client_cert_password_file", p, e))?,
+        None => String::new(),
+    };
+    let store =
+        p12_keystore::KeyStore::from_pkcs12(&data, &password, Default::default()).map_err(|e| {
+            fail(
+                "client_cert",
+                path,
+                format!(
+                    "cannot open the PKCS#12 bundle ({e}); check the password, or convert it \
+                     with `openssl pkcs12 -legacy` (see the README)"
+                ),
+            )
+        })?;
+    let (_, chain) = store
+        .private_key_chain()
+        .ok_or_else(|| fail("client_cert", path, "the bundle holds no private key"))?;
+    let certs: Vec<CertificateDer<'static>> = chain
+        .certs()
+        .iter()
+        .map(|c| CertificateDer::from(c.as_der().to_vec()))
+        .collect();
+    if certs.is_empty() {
+        return Err(fail("client_cert", path, "the bundle holds no certificate"));
+    }
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(chain.key().as_der().to_vec()));
+    Ok((certs, key))
+}
+
+/// The password: `password_file`, else `$CREDENTIALS_DIRECTORY/imap-password` (systemd).
+fn read_password(password_file: Option<&Path>) -> Result<String, String> {
+    if let Some(p) = password_file {
+        return read_secret(p).map_err(|e| fail("password_file", p, e));
+    }
+    let Some(dir) = std::env::var_os("CREDENTIALS_DIRECTORY") else {
+        return Err(format!(
+            "mailbox.password_file: not set, and no systemd credential {PASSWORD_CREDENTIAL} \
+             (LoadCredential=) is available"
+        ));
+    };
+    let p = PathBuf::from(dir).join(PASSWORD_CREDENTIAL);
+    read_secret(&p).map_err(|e| format!("credential {}: {e}", p.display()))
+}
+
+/// A secret file's content without its trailing line break.
+fn read_secret(path: &Path) -> std::io::Result<String> {
+    let text = std::fs::read_to_string(path)?;
+    let secret = text.trim_end_matches(['\n', '\r']).to_string();
+    if secret.is_empty() {
+        return Err(std::io::Error::other("the file is empty"));
+    }
+    Ok(secret)
+}

@@ -1,0 +1,226 @@
+//! A local Maildir as source, for demonstrations and tests without a server. The folder
+//! `INBOX` is the Maildir itself; other folders are Maildir++ sub-folders (`SI-DEP/Traites` is
+//! `.SI-DEP.Traites`). An item is a message's unique name (the file name before `:2,`), which
+//! stays stable when another client renames the file to change flags.
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use super::{Listed, Source, SourceError, Woken};
+use crate::core::config::Mailbox;
+use crate::core::decide::header_block;
+use crate::delivery::{Ack, AckTarget};
+use crate::ledger::{MailboxKey, ServerCopy};
+
+pub struct MaildirSource {
+    root: PathBuf,
+    inbox: PathBuf,
+    processed: Option<(String, PathBuf)>,
+    quarantine: (String, PathBuf),
+    key: MailboxKey,
+    files: HashMap<String, PathBuf>,
+}
+
+impl MaildirSource {
+    pub fn new(root: &Path, mailbox: &Mailbox) -> MaildirSource {
+        let folder = |name: &str| -> PathBuf {
+            if name.eq_ignore_ascii_case("INBOX") {
+                root.to_path_buf()
+            } else {
+                root.join(format!(".{}", name.replace('/', ".")))
+            }
+        };
+        MaildirSource {
+            root: root.to_path_buf(),
+            inbox: folder(&mailbox.folder),
+            processed: (!mailbox.processed_folder.is_empty()).then(|| {
+                (
+                    mailbox.processed_folder.clone(),
+                    folder(&mailbox.processed_folder),
+                )
+            }),
+            quarantine: (
+                mailbox.quarantine_folder.clone(),
+                folder(&mailbox.quarantine_folder),
+            ),
+            key: MailboxKey {
+                mailbox: format!("maildir:{}/{}", root.display(), mailbox.folder),
+                validity: "maildir".into(),
+            },
+            files: HashMap::new(),
+        }
+    }
+
+    fn io(&self, what: &str, e: std::io::Error) -> SourceError {
+        let text = format!("Maildir {}: {what}: {e}", self.root.display());
+        if e.kind() == std::io::ErrorKind::PermissionDenied {
+            SourceError::Fatal(text)
+        } else {
+            SourceError::Transient(text)
+        }
+    }
+
+    fn path(&self, item: &str) -> Option<&PathBuf> {
+        self.files.get(item)
+    }
+}
+
+/// The unique part of a Maildir file name.
+fn unique(name: &str) -> &str {
+    name.split(':').next().unwrap_or(name)
+}
+
+fn ensure_maildir(dir: &Path) -> std::io::Result<()> {
+    for sub in ["cur", "new", "tmp"] {
+        std::fs::create_dir_all(dir.join(sub))?;
+    }
+    Ok(())
+}
+
+impl Source for MaildirSource {
+    async fn open(&mut self) -> Result<MailboxKey, SourceError> {
+        if !self.inbox.join("cur").is_dir() && !self.inbox.join("new").is_dir() {
+            return Err(SourceError::Fatal(format!(
+                "mailbox.maildir: {} is not a Maildir (no cur/ or new/)",
+                self.inbox.display()
+            )));
+        }
+        Ok(self.key.clone())
+    }
+
+    async fn close(&mut self) {}
+
+    async fn list(&mut self) -> Result<Vec<String>, SourceError> {
+        let mut files = HashMap::new();
+        for sub in ["new", "cur"] {
+            let dir = self.inbox.join(sub);
+            let entries = match std::fs::read_dir(&dir) {
+                Ok(e) => e,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(self.io("cannot list", e)),
+            };
+            for entry in entries {
+                let entry = entry.map_err(|e| self.io("cannot list", e))?;
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if !name.starts_with('.') && entry.path().is_file() {
+                    files.insert(unique(&name).to_string(), entry.path());
+                }
+            }
+        }
+        let mut items: Vec<String> = files.keys().cloned().collect();
+        items.sort();
+        self.files = files;
+        Ok(items)
+    }
+
+    async fn headers(&mut self, items: &[String]) -> Result<Vec<Listed>, SourceError> {
+        let mut out = Vec::new();
+        for item in items {
+            let Some(path) = self.path(item).cloned() else {
+                continue;
+            };
+            let mut file = match std::fs::File::open(&path) {
+                Ok(f) => f,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(self.io("cannot read a message", e)),
+            };
+            let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+            let mut head = vec![0u8; 64 * 1024];
+            let mut n = 0;
+            while n < head.len() {
+                match file.read(&mut head[n..]) {
+                    Ok(0) => break,
+                    Ok(k) => n += k,
+                    Err(e) => return Err(self.io("cannot read a message", e)),
+                }
+            }
+            head.truncate(n);
+            let headers = header_block(&head).to_vec();
+            out.push(Listed {
+                item: item.clone(),
+                size,
+                headers,
+            });
+        }
+        Ok(out)
+    }
+
+    async fn bodies(&mut self, items: &[String]) -> Result<Vec<(String, Vec<u8>)>, SourceError> {
+        let mut out = Vec::new();
+        for item in items {
+            let Some(path) = self.path(item) else {
+                continue;
+            };
+            match std::fs::read(path) {
+                Ok(raw) => out.push((item.clone(), raw)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(self.io("cannot read a message", e)),
+            }
+        }
+        Ok(out)
+    }
+
+    async fn ack(&mut self, acks: &[Ack]) -> Result<Vec<(Ack, Option<ServerCopy>)>, SourceError> {
+        let mut out = Vec::new();
+        for ack in acks {
+            let Some(path) = self.path(&ack.item).cloned() else {
+                continue;
+            };
+            let target = match ack.target {
+                AckTarget::Processed => self.processed.clone(),
+                AckTarget::Quarantine => Some(self.quarantine.clone()),
+            };
+            let copy = match target {
+                None => {
+                    match std::fs::remove_file(&path) {
+                        Ok(()) => {}
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                        Err(e) => return Err(self.io("cannot delete a message", e)),
+                    }
+                    None
+                }
+                Some((name, dir)) => {
+                    ensure_maildir(&dir).map_err(|e| self.io("cannot create a folder", e))?;
+                    let file_name = path
+                        .file_name()
+                        .map(|n| n.to_os_string())
+                        .unwrap_or_default();
+                    match std::fs::rename(&path, dir.join("cur").join(&file_name)) {
+                        Ok(()) => {}
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                        Err(e) => return Err(self.io("cannot move a message", e)),
+                    }
+                    Some(ServerCopy {
+                        mailbox: self.key.mailbox.clone(),
+                        folder: name,
+                        validity: Some(self.key.validity.clone()),
+                        item: Some(ack.item.clone()),
+                        message_id: ack.message_id.clone(),
+                    })
+                }
+            };
+            self.files.remove(&ack.item);
+            out.push((ack.clone(), copy));
+        }
+        Ok(out)
+    }
+
+    async fn wait(
+        &mut self,
+        max: Duration,
+        cancel: &CancellationToken,
+    ) -> Result<Woken, SourceError> {
+        tokio::select! {
+            _ = tokio::time::sleep(max) => Ok(Woken::Timeout),
+            _ = cancel.cancelled() => Ok(Woken::Cancelled),
+        }
+    }
+
+    fn describe(&self) -> String {
+        self.key.mailbox.clone()
+    }
+}
