@@ -96,6 +96,14 @@ impl ImapSource {
                 self.session = Some(session);
                 Ok(v)
             }
+            // The server refuses our folders: a configuration matter, not a network one.
+            Ok(Err(async_imap::error::Error::No(text))) if matches!(what, "CREATE" | "SELECT") => {
+                Err(SourceError::Fatal(format!(
+                    "{}: {what} refused: {}; check the mailbox folder names",
+                    self.endpoint,
+                    text.trim()
+                )))
+            }
             Ok(Err(e)) => Err(connect::classify(&self.endpoint, what, e, &self.imap)),
             Err(_) => Err(SourceError::Transient(format!(
                 "{}: {what} timed out",
@@ -116,7 +124,8 @@ impl ImapSource {
         self.caps = caps;
         let mut s = self.take()?;
         let r = timeout(COMMAND_TIMEOUT, async {
-            let names: Vec<_> = s.list(Some(""), Some("")).await?.try_collect().await?;
+            // `LIST "" ""` answers with the hierarchy delimiter (RFC 3501 §6.3.8).
+            let names: Vec<_> = s.list(Some(""), None).await?.try_collect().await?;
             Ok(names
                 .first()
                 .and_then(|n| n.delimiter().map(str::to_string)))
@@ -147,7 +156,12 @@ impl ImapSource {
     async fn ensure_folder(&mut self, name: &str) -> Result<(), SourceError> {
         let mut s = self.take()?;
         let r = timeout(COMMAND_TIMEOUT, async {
-            let found: Vec<_> = s.list(Some(""), Some(name)).await?.try_collect().await?;
+            let pattern = quote(name);
+            let found: Vec<_> = s
+                .list(Some(""), Some(&pattern))
+                .await?
+                .try_collect()
+                .await?;
             if found.is_empty() {
                 s.create(name).await?;
                 tracing::info!(folder = name, "created the folder");

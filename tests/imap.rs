@@ -1,0 +1,367 @@
+//! The daemon against a real Dovecot over TLS: authentication modes, trust failures, IDLE,
+//! folders, flags and the quarantine reasons.
+
+mod support;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use support::*;
+
+struct World {
+    _tmp: tempfile::TempDir,
+    root: std::path::PathBuf,
+    pki: Pki,
+    dovecot: Dovecot,
+}
+
+fn world(opts: DovecotOptions) -> World {
+    let tmp = workdir();
+    let root = tmp.path().to_path_buf();
+    let pki = Pki::new(&root.join("pki"));
+    let dovecot = Dovecot::start(&root.join("dovecot"), &pki, opts);
+    World {
+        _tmp: tmp,
+        root,
+        pki,
+        dovecot,
+    }
+}
+
+#[test]
+fn starttls_and_login_deliver_quarantine_and_ignore() {
+    let w = world(DovecotOptions::default());
+    w.dovecot
+        .deliver(USER, "INBOX", &certificate(1, "690000880", "Négatif", 4000));
+    w.dovecot
+        .deliver(USER, "INBOX", &certificate(2, "010780054", "Négatif", 4000));
+    w.dovecot.deliver(USER, "INBOX", &plain_mail(3));
+    let install = Install::new(
+        &w.root.join("install"),
+        &login_mailbox(&w.dovecot, &w.pki, &w.root),
+    );
+    let out = install.run_once();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let spool = install.spool_files("690000880");
+    assert_eq!(spool.len(), 1, "{spool:?}");
+    assert!(spool[0].ends_with(&delivered_name(1)));
+    assert_eq!(
+        w.dovecot.count(USER, "INBOX"),
+        1,
+        "only the plain mail stays"
+    );
+    assert_eq!(w.dovecot.count(USER, "SI-DEP.Traites"), 1);
+    assert_eq!(w.dovecot.count(USER, "SI-DEP.Quarantaine"), 1);
+    let quarantine: Vec<_> = install
+        .files()
+        .into_iter()
+        .filter(|f| f.starts_with("quarantine/"))
+        .collect();
+    assert_eq!(quarantine.len(), 2, "{quarantine:?}");
+    // No patient name in the log.
+    let log = stderr(&out);
+    assert!(!log.contains("PATIENT"), "{log}");
+    assert!(!log.contains("D000001"), "{log}");
+}
+
+fn cert_mailbox(w: &World, port: u16, tls: &str, cert: &Path, key: &Path) -> String {
+    format!(
+        "host = \"localhost\"\nport = {port}\ntls = \"{tls}\"\nca_file = \"{}\"\n\
+         client_cert = \"{}\"\nclient_key = \"{}\"\nauth = \"external\"\n",
+        w.pki.ca.display(),
+        cert.display(),
+        key.display()
+    )
+}
+
+#[test]
+fn implicit_tls_with_client_certificate_and_external() {
+    let w = world(DovecotOptions {
+        client_certs: true,
+        ..Default::default()
+    });
+    w.dovecot.deliver(
+        CERT_USER,
+        "INBOX",
+        &certificate(7, "750712184", "Positif", 4000),
+    );
+    let mailbox = cert_mailbox(
+        &w,
+        w.dovecot.implicit_port,
+        "implicit",
+        &w.pki.client_cert,
+        &w.pki.client_key,
+    );
+    let install = Install::new(&w.root.join("install"), &mailbox);
+    let out = install.run_once();
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        stderr(&out),
+        w.dovecot.log()
+    );
+    assert_eq!(install.spool_files("750712184").len(), 1);
+    assert!(
+        install
+            .files()
+            .contains(&format!("sil/{}", delivered_name(7)))
+    );
+    assert_eq!(w.dovecot.count(CERT_USER, "INBOX"), 0);
+}
+
+#[test]
+fn starttls_with_a_pkcs12_bundle_and_external() {
+    let w = world(DovecotOptions {
+        client_certs: true,
+        ..Default::default()
+    });
+    w.dovecot.deliver(
+        CERT_USER,
+        "INBOX",
+        &certificate(8, "690000880", "Négatif", 4000),
+    );
+    let mailbox = format!(
+        "host = \"localhost\"\nport = {}\ntls = \"starttls\"\nca_file = \"{}\"\n\
+         client_cert = \"{}\"\nclient_cert_password_file = \"{}\"\n",
+        w.dovecot.starttls_port,
+        w.pki.ca.display(),
+        w.pki.client_p12.display(),
+        w.pki.client_p12_password.display()
+    );
+    let install = Install::new(&w.root.join("install"), &mailbox);
+    let out = install.run_once();
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        stderr(&out),
+        w.dovecot.log()
+    );
+    assert_eq!(install.spool_files("690000880").len(), 1);
+}
+
+#[test]
+fn a_wrong_ca_is_a_clear_error_and_delivers_nothing() {
+    let w = world(DovecotOptions::default());
+    w.dovecot
+        .deliver(USER, "INBOX", &certificate(1, "690000880", "Négatif", 4000));
+    let mailbox = login_mailbox(&w.dovecot, &w.pki, &w.root).replace(
+        &w.pki.ca.display().to_string(),
+        &w.pki.other_ca.display().to_string(),
+    );
+    let install = Install::new(&w.root.join("install"), &mailbox);
+    let started = Instant::now();
+    let out = install.run_once();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "a trust failure is not retried"
+    );
+    let err = stderr(&out);
+    assert!(
+        err.contains("not issued by an authority of mailbox.ca_file"),
+        "{err}"
+    );
+    assert!(install.files().is_empty(), "{:?}", install.files());
+    assert_eq!(w.dovecot.count(USER, "INBOX"), 1);
+}
+
+#[test]
+fn an_expired_client_certificate_is_a_clear_error_and_delivers_nothing() {
+    let w = world(DovecotOptions {
+        client_certs: true,
+        ..Default::default()
+    });
+    w.dovecot.deliver(
+        CERT_USER,
+        "INBOX",
+        &certificate(1, "690000880", "Négatif", 4000),
+    );
+    let mailbox = cert_mailbox(
+        &w,
+        w.dovecot.implicit_port,
+        "implicit",
+        &w.pki.expired_cert,
+        &w.pki.expired_key,
+    );
+    let install = Install::new(&w.root.join("install"), &mailbox);
+    let out = install.run_once();
+    assert_ne!(out.status.code(), Some(0));
+    let err = stderr(&out);
+    assert!(err.contains("mailbox.client_cert"), "{err}");
+    assert!(err.contains("expired on 2020-01-01"), "{err}");
+    assert!(install.files().is_empty());
+    assert_eq!(w.dovecot.count(CERT_USER, "INBOX"), 1);
+}
+
+#[test]
+fn a_wrong_password_is_a_clear_error() {
+    let w = world(DovecotOptions::default());
+    let install = Install::new(
+        &w.root.join("install"),
+        &login_mailbox(&w.dovecot, &w.pki, &w.root),
+    );
+    std::fs::write(w.root.join("imap-password"), "wrong\n").unwrap();
+    let out = install.run_once();
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("refused LOGIN authentication"), "{err}");
+    assert!(
+        !err.contains("wrong"),
+        "the password must not be logged: {err}"
+    );
+}
+
+#[test]
+fn mail_that_is_not_ours_keeps_its_flags_and_is_not_read_twice() {
+    let w = world(DovecotOptions::default());
+    w.dovecot.deliver(USER, "INBOX", &plain_mail(1));
+    w.dovecot.deliver(USER, "INBOX", &plain_mail(2));
+    w.dovecot.set_flags(USER, "INBOX", "\\Flagged");
+    let before = w.dovecot.flags(USER, "INBOX");
+    assert_eq!(before.len(), 2);
+    let install = Install::new(
+        &w.root.join("install"),
+        &login_mailbox(&w.dovecot, &w.pki, &w.root),
+    );
+    for _ in 0..2 {
+        let out = install.run_once();
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    assert_eq!(
+        w.dovecot.flags(USER, "INBOX"),
+        before,
+        "flags (\\Seen included) unchanged"
+    );
+    assert!(install.files().is_empty());
+    // Remembered: the second pass did not screen them again.
+    let ledger = rusqlite::Connection::open(w.root.join("install/state/ledger.sqlite")).unwrap();
+    let ignored: i64 = ledger
+        .query_row(
+            "SELECT count(*) FROM message WHERE disposition = 'ignored'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(ignored, 2);
+}
+
+#[test]
+fn every_quarantine_reason_lands_in_the_quarantine_folder() {
+    let w = world(DovecotOptions::default());
+    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/corpus");
+    let expected: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(corpus.join("expected.json")).unwrap())
+            .unwrap();
+    let mut quarantined = Vec::new();
+    for (file, e) in expected.as_object().unwrap() {
+        if e["decision"] == "quarantine" {
+            let raw = std::fs::read(corpus.join(file)).unwrap();
+            w.dovecot.deliver(USER, "INBOX", &raw);
+            quarantined.push(e["reason"].as_str().unwrap().to_string());
+        }
+    }
+    assert!(quarantined.len() >= 13);
+    let mailbox = login_mailbox(&w.dovecot, &w.pki, &w.root) + "max_message_bytes = 300000\n";
+    let install = Install::new(&w.root.join("install"), &mailbox);
+    let out = install.run_once();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        w.dovecot.count(USER, "SI-DEP.Quarantaine"),
+        quarantined.len()
+    );
+    assert_eq!(w.dovecot.count(USER, "INBOX"), 0);
+    let mut reasons: Vec<String> = install
+        .files()
+        .into_iter()
+        .filter(|f| f.starts_with("quarantine/") && f.ends_with(".json"))
+        .map(|f| {
+            let v: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(install.root.join(&f)).unwrap()).unwrap();
+            v["reason"].as_str().unwrap().to_string()
+        })
+        .collect();
+    reasons.sort();
+    quarantined.sort();
+    assert_eq!(reasons, quarantined);
+}
+
+#[test]
+fn a_message_appended_while_idling_arrives_within_seconds_and_sigterm_stops() {
+    let w = world(DovecotOptions::default());
+    let mailbox = login_mailbox(&w.dovecot, &w.pki, &w.root)
+        .replace("poll_interval = \"2s\"", "poll_interval = \"5m\"");
+    let install = Install::new(&w.root.join("install"), &mailbox);
+    let mut daemon = install.spawn();
+    // Ready once the folders exist.
+    assert!(eventually(20, || w
+        .dovecot
+        .folders(USER)
+        .iter()
+        .any(|f| f == "SI-DEP.Traites")));
+    std::thread::sleep(Duration::from_millis(500));
+    let appended = Instant::now();
+    w.dovecot.deliver(
+        USER,
+        "INBOX",
+        &certificate(42, "690000880", "Négatif", 4000),
+    );
+    assert!(
+        eventually(10, || install.spool_files("690000880").len() == 1),
+        "not delivered while idling"
+    );
+    let latency = appended.elapsed();
+    assert!(latency < Duration::from_secs(5), "took {latency:?}");
+    sigterm(&daemon);
+    let stopped = Instant::now();
+    let status = daemon.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    assert!(stopped.elapsed() < Duration::from_secs(10));
+}
+
+#[test]
+fn a_second_run_on_the_same_state_refuses_to_start() {
+    let w = world(DovecotOptions::default());
+    let install = Install::new(
+        &w.root.join("install"),
+        &login_mailbox(&w.dovecot, &w.pki, &w.root),
+    );
+    let mut daemon = install.spawn();
+    assert!(eventually(20, || w
+        .root
+        .join("install/state/run.lock")
+        .exists()));
+    std::thread::sleep(Duration::from_millis(300));
+    let out = install.run_once();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("already working on the state directory"),
+        "{}",
+        stderr(&out)
+    );
+    sigterm(&daemon);
+    assert!(daemon.wait().unwrap().success());
+}
+
+#[test]
+fn without_move_and_uidplus_the_fallback_copies_and_flags() {
+    let w = world(DovecotOptions {
+        capability: Some("IMAP4rev1 LITERAL+ SASL-IR LOGIN-REFERRALS ID ENABLE IDLE".into()),
+        ..Default::default()
+    });
+    w.dovecot
+        .deliver(USER, "INBOX", &certificate(5, "690000880", "Négatif", 4000));
+    let install = Install::new(
+        &w.root.join("install"),
+        &login_mailbox(&w.dovecot, &w.pki, &w.root),
+    );
+    for _ in 0..2 {
+        let out = install.run_once();
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    assert_eq!(install.spool_files("690000880").len(), 1);
+    assert_eq!(w.dovecot.count(USER, "SI-DEP.Traites"), 1);
+    // Not expunged (a plain EXPUNGE could remove other people's mail): flagged \Deleted.
+    let flags = w.dovecot.flags(USER, "INBOX");
+    assert_eq!(flags.len(), 1);
+    assert!(flags[0].1.contains("\\Deleted"), "{flags:?}");
+}
