@@ -133,21 +133,12 @@ impl Pki {
 
 // ------------------------------------------------------------------ Dovecot
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct DovecotOptions {
     /// Require and accept client certificates (SASL EXTERNAL).
     pub client_certs: bool,
     /// Replace the advertised capabilities (to hide MOVE, UIDPLUS or IDLE).
     pub capability: Option<String>,
-}
-
-impl Default for DovecotOptions {
-    fn default() -> Self {
-        DovecotOptions {
-            client_certs: false,
-            capability: None,
-        }
-    }
 }
 
 pub struct Dovecot {
