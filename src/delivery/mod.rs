@@ -147,6 +147,9 @@ struct Work {
 /// A batch between its steps.
 pub struct Batch {
     work: Vec<Work>,
+    /// Messages identical to one planned in this same batch: acknowledged only if it is
+    /// delivered.
+    followers: Vec<Ack>,
     report: BatchReport,
 }
 
@@ -169,14 +172,17 @@ pub fn plan_batch(
     fetched: Vec<Fetched>,
     now: Timestamp,
 ) -> Result<Batch, DeliveryError> {
-    let mut report = BatchReport::default();
+    let mut batch = Batch {
+        work: Vec::new(),
+        followers: Vec::new(),
+        report: BatchReport::default(),
+    };
     let tx = ledger.tx()?;
-    let mut work = Vec::new();
     for f in fetched {
-        plan::plan_one(&tx, set, f, now, &mut work, &mut report)?;
+        plan::plan_one(&tx, set, f, now, &mut batch)?;
     }
     tx.commit()?;
-    Ok(Batch { work, report })
+    Ok(batch)
 }
 
 /// Step 2: write and sync every temporary file, commit them as staged.
@@ -207,6 +213,7 @@ pub fn publish_batch(
 ) -> Result<BatchReport, DeliveryError> {
     let Batch {
         mut work,
+        followers,
         mut report,
     } = batch;
     publish(&mut work, ledger)?;
@@ -230,6 +237,20 @@ pub fn publish_batch(
         }
     }
     tx.commit()?;
+    for ack in followers {
+        let original_done = work
+            .iter()
+            .any(|w| w.certificate == ack.certificate && w.failed.is_none());
+        if original_done {
+            report.duplicates += 1;
+            report.acks.push(ack);
+        } else {
+            report.failed.push((
+                ack.item,
+                "an identical message failed in the same batch".into(),
+            ));
+        }
+    }
     Ok(report)
 }
 

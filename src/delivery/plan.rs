@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 
 use jiff::Timestamp;
 
-use super::{Ack, AckTarget, BatchReport, Fetched, Setting, Work, finished_state, outcome_of};
+use super::{
+    Ack, AckTarget, Batch, BatchReport, Fetched, Setting, Work, finished_state, outcome_of,
+};
 use crate::core::documents;
 use crate::core::filename::with_counter;
 use crate::core::layout::{self, CopyKind, Target};
@@ -21,9 +23,13 @@ pub(super) fn plan_one(
     set: &Setting,
     fetched: Fetched,
     now: Timestamp,
-    work: &mut Vec<Work>,
-    report: &mut BatchReport,
+    batch: &mut Batch,
 ) -> Result<(), LedgerError> {
+    let Batch {
+        work,
+        followers,
+        report,
+    } = batch;
     let item = fetched.item().to_string();
     let bytes = match &fetched {
         Fetched::Ignored { reason, .. } => {
@@ -46,6 +52,23 @@ pub(super) fn plan_one(
     if let Some(known) = tx.by_content(&content_sha)? {
         if known.state.is_finished() {
             return duplicate(tx, set, &item, known.id, known.state, bytes, now, report);
+        }
+        if work.iter().any(|w| w.certificate == known.id) {
+            tx.set_message(
+                set.mailbox,
+                &item,
+                Disposition::Duplicate,
+                None,
+                Some(known.id),
+                now.as_second(),
+            )?;
+            followers.push(Ack {
+                item,
+                target: AckTarget::for_state(known.state),
+                certificate: known.id,
+                message_id: mime::parse_headers(bytes).and_then(|m| m.message_id),
+            });
+            return Ok(());
         }
         let Some(row) = tx.certificate(known.id)? else {
             return Ok(());

@@ -342,3 +342,24 @@ fn an_unwritable_spool_fails_that_certificate_only() {
     assert_eq!(report.acks.len(), 1);
     assert_eq!(report.acks[0].item, "corsica_site");
 }
+
+#[test]
+fn two_identical_messages_in_one_batch_give_one_copy_and_two_acks() {
+    let f = Fixture::new();
+    let mut ledger = f.ledger();
+    let mut second = corpus("negative_plain");
+    if let Fetched::Whole { item, .. } = &mut second {
+        *item = "twin".into();
+    }
+    let report = deliver_batch(
+        &mut ledger,
+        &f.set(),
+        vec![corpus("negative_plain"), second],
+        now(),
+    )
+    .unwrap();
+    assert!(report.failed.is_empty(), "{:?}", report.failed);
+    assert_eq!((report.delivered.len(), report.duplicates), (1, 1));
+    assert_eq!(report.acks.len(), 2);
+    assert_eq!(f.files().len(), 1);
+}
