@@ -31,6 +31,9 @@ const BATCH_BYTES: u64 = 8 * 1024 * 1024;
 pub enum DrainError {
     #[error(transparent)]
     Source(#[from] SourceError),
+    /// Downloading one message failed and was counted against it: progress, not an outage.
+    #[error("one message could not be downloaded: {0}")]
+    MessageFetch(SourceError),
     #[error(transparent)]
     Delivery(#[from] DeliveryError),
     #[error("ledger task: {0}")]
@@ -253,6 +256,14 @@ impl Drainer {
         }
 
         let mut in_flight: Option<JoinHandle<Result<BatchReport, DrainError>>> = None;
+        // Suspects last, the least-failed first: a message that keeps breaking the connection
+        // must not stand in front of the others.
+        to_fetch.sort_by_key(|l| {
+            (
+                self.suspects.contains(&l.item),
+                known.get(&l.item).map_or(0, |row| row.attempts),
+            )
+        });
         let result = self
             .fetch_and_deliver(src, key, to_fetch, cancel, &mut in_flight, &mut stats)
             .await;
@@ -285,12 +296,12 @@ impl Drainer {
             let items: Vec<String> = batch.iter().map(|l| l.item.clone()).collect();
             let bodies = match src.bodies(&items).await {
                 Ok(b) => b,
+                Err(e) if items.len() == 1 && !e.is_fatal() => {
+                    self.count_failure(key, &items[0]).await?;
+                    return Err(DrainError::MessageFetch(e));
+                }
                 Err(e) => {
-                    if items.len() == 1 {
-                        self.count_failure(key, &items[0]).await?;
-                    } else {
-                        self.suspects.extend(items);
-                    }
+                    self.suspects.extend(items);
                     return Err(e.into());
                 }
             };

@@ -25,7 +25,7 @@ use crate::delivery;
 use crate::ledger::Ledger;
 use crate::source::imap::{ImapSource, tls};
 use crate::source::maildir::MaildirSource;
-use crate::source::{Source, Woken};
+use crate::source::{Source, SourceError, Woken};
 use crate::state::{StateDir, WorkLock};
 use drain::Drainer;
 pub use drain::{DrainStats, MAX_FETCH_ATTEMPTS};
@@ -228,15 +228,16 @@ async fn main_loop<S: Source>(
         }
         health.beat();
         let pass = async {
-            let key = src.open().await?;
+            let key = src.open().await.map_err(Failure::Source)?;
             health.set_connected(true);
             if !ready {
                 notify(&[NotifyState::Ready]);
                 ready = true;
             }
             drainer.drain(src, &key, cancel).await.map_err(|e| match e {
-                drain::DrainError::Source(s) => s,
-                other => crate::source::SourceError::Transient(other.to_string()),
+                drain::DrainError::Source(s) => Failure::Source(s),
+                drain::DrainError::MessageFetch(s) => Failure::OneMessage(s),
+                other => Failure::Source(SourceError::Transient(other.to_string())),
             })
         }
         .await;
@@ -273,7 +274,18 @@ async fn main_loop<S: Source>(
                     };
                 }
             }
-            Err(e) => {
+            Err(Failure::OneMessage(e)) => {
+                // Counted against that message; the others go on after a short pause.
+                health.set_connected(false);
+                src.close().await;
+                tracing::warn!("{e}");
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    _ = cancel.cancelled() => break,
+                }
+                continue;
+            }
+            Err(Failure::Source(e)) => {
                 health.set_connected(false);
                 src.close().await;
                 failures += 1;
@@ -324,6 +336,12 @@ async fn main_loop<S: Source>(
         "stopped"
     );
     ExitCode::SUCCESS
+}
+
+/// Why a pass ended early.
+enum Failure {
+    Source(SourceError),
+    OneMessage(SourceError),
 }
 
 fn accumulate(total: &mut DrainStats, s: &DrainStats) {

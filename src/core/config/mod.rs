@@ -75,6 +75,8 @@ pub struct Mailbox {
     pub idle: bool,
     pub poll_interval: Duration,
     pub max_message_bytes: u64,
+    /// How long one IMAP command may take before the connection is dropped and reopened.
+    pub timeout: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -381,6 +383,21 @@ fn read_mailbox(r: &mut Reader, s: &mut Section) -> Option<Mailbox> {
             }
         },
     };
+    let timeout = match r.string(s, "timeout") {
+        None if s.has("timeout") => None,
+        None => Some(Duration::from_secs(60)),
+        Some(text) => match duration::parse_fixed(&text) {
+            Ok(d) if d >= Duration::from_secs(1) && d <= Duration::from_secs(600) => Some(d),
+            Ok(_) => {
+                r.error(s.key("timeout"), "must be between 1s and 10m");
+                None
+            }
+            Err(e) => {
+                r.error(s.key("timeout"), e);
+                None
+            }
+        },
+    };
     let max_message_bytes = match r.integer(s, "max_message_bytes") {
         None if s.has("max_message_bytes") => None,
         None => Some(5 * 1024 * 1024),
@@ -400,6 +417,7 @@ fn read_mailbox(r: &mut Reader, s: &mut Section) -> Option<Mailbox> {
         idle,
         poll_interval: poll_interval?,
         max_message_bytes: max_message_bytes?,
+        timeout: timeout?,
     })
 }
 

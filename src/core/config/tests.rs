@@ -39,6 +39,7 @@ fn minimal_file_gets_the_documented_defaults() {
     assert!(c.mailbox.idle);
     assert_eq!(c.mailbox.poll_interval, Duration::from_secs(60));
     assert_eq!(c.mailbox.max_message_bytes, 5 * 1024 * 1024);
+    assert_eq!(c.mailbox.timeout, Duration::from_secs(60));
     assert_eq!(c.senders, vec![SIDEP_SENDER.to_string()]);
     assert_eq!(c.retention, Policy::default());
     assert_eq!(c.state_dir, PathBuf::from("/var/lib/mss-dispatch"));

@@ -22,9 +22,6 @@ use crate::core::config::{Auth, Imap, TlsMode};
 pub type Stream = TlsStream<TcpStream>;
 pub type Session = async_imap::Session<Stream>;
 
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
-pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
-
 /// What the server offers that changes how we work.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Caps {
@@ -33,15 +30,19 @@ pub struct Caps {
     pub uidplus: bool,
 }
 
-pub async fn connect(imap: &Imap, creds: &Credentials) -> Result<(Session, Caps), SourceError> {
+/// Connects and authenticates; every step waits at most `limit` (`mailbox.timeout`).
+pub async fn connect(
+    imap: &Imap,
+    creds: &Credentials,
+    limit: Duration,
+) -> Result<(Session, Caps), SourceError> {
     let endpoint = format!("{}:{}", imap.host, imap.port);
-    let tcp = timeout(
-        CONNECT_TIMEOUT,
-        TcpStream::connect((imap.host.as_str(), imap.port)),
-    )
-    .await
-    .map_err(|_| SourceError::Transient(format!("{endpoint}: no answer within 30s")))?
-    .map_err(|e| SourceError::Transient(format!("{endpoint}: cannot connect: {e}")))?;
+    let tcp = timeout(limit, TcpStream::connect((imap.host.as_str(), imap.port)))
+        .await
+        .map_err(|_| {
+            SourceError::Transient(format!("{endpoint}: no answer within {}s", limit.as_secs()))
+        })?
+        .map_err(|e| SourceError::Transient(format!("{endpoint}: cannot connect: {e}")))?;
     keepalive(&tcp);
 
     let server_name = ServerName::try_from(imap.host.clone()).map_err(|e| {
@@ -52,31 +53,28 @@ pub async fn connect(imap: &Imap, creds: &Credentials) -> Result<(Session, Caps)
     })?;
     let connector = TlsConnector::from(Arc::clone(&creds.tls));
     let tls = match imap.tls {
-        TlsMode::Implicit => handshake(&connector, server_name, tcp, imap).await?,
+        TlsMode::Implicit => handshake(&connector, server_name, tcp, imap, limit).await?,
         TlsMode::StartTls => {
             let mut plain = Client::new(tcp);
-            greeting(&mut plain, &endpoint).await?;
-            timeout(
-                COMMAND_TIMEOUT,
-                plain.run_command_and_check_ok("STARTTLS", None),
-            )
-            .await
-            .map_err(|_| SourceError::Transient(format!("{endpoint}: STARTTLS timed out")))?
-            .map_err(|e| {
-                SourceError::Fatal(format!(
-                    "{endpoint}: the server refused STARTTLS ({e}); check mailbox.tls and \
+            greeting(&mut plain, &endpoint, limit).await?;
+            timeout(limit, plain.run_command_and_check_ok("STARTTLS", None))
+                .await
+                .map_err(|_| SourceError::Transient(format!("{endpoint}: STARTTLS timed out")))?
+                .map_err(|e| {
+                    SourceError::Fatal(format!(
+                        "{endpoint}: the server refused STARTTLS ({e}); check mailbox.tls and \
                          mailbox.port"
-                ))
-            })?;
-            handshake(&connector, server_name, plain.into_inner(), imap).await?
+                    ))
+                })?;
+            handshake(&connector, server_name, plain.into_inner(), imap, limit).await?
         }
     };
     let mut client = Client::new(tls);
     if imap.tls == TlsMode::Implicit {
-        greeting(&mut client, &endpoint).await?;
+        greeting(&mut client, &endpoint, limit).await?;
     }
-    let mut session = authenticate(client, imap, creds, &endpoint).await?;
-    let caps = timeout(COMMAND_TIMEOUT, session.capabilities())
+    let mut session = authenticate(client, imap, creds, &endpoint, limit).await?;
+    let caps = timeout(limit, session.capabilities())
         .await
         .map_err(|_| SourceError::Transient(format!("{endpoint}: CAPABILITY timed out")))?
         .map_err(|e| classify(&endpoint, "CAPABILITY", e, imap))?;
@@ -104,21 +102,26 @@ async fn handshake(
     name: ServerName<'static>,
     tcp: TcpStream,
     imap: &Imap,
+    limit: Duration,
 ) -> Result<Stream, SourceError> {
     let endpoint = format!("{}:{}", imap.host, imap.port);
-    timeout(CONNECT_TIMEOUT, connector.connect(name, tcp))
+    timeout(limit, connector.connect(name, tcp))
         .await
         .map_err(|_| SourceError::Transient(format!("{endpoint}: TLS handshake timed out")))?
         .map_err(|e| tls_error(&endpoint, &e, imap))
 }
 
-async fn greeting<T>(client: &mut Client<T>, endpoint: &str) -> Result<(), SourceError>
+async fn greeting<T>(
+    client: &mut Client<T>,
+    endpoint: &str,
+    limit: Duration,
+) -> Result<(), SourceError>
 where
     T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + std::fmt::Debug + Send,
 {
-    let response = timeout(COMMAND_TIMEOUT, client.read_response())
+    let response = timeout(limit, client.read_response())
         .await
-        .map_err(|_| SourceError::Transient(format!("{endpoint}: no greeting within 60s")))?
+        .map_err(|_| SourceError::Transient(format!("{endpoint}: no greeting in time")))?
         .map_err(|e| SourceError::Transient(format!("{endpoint}: {e}")))?
         .ok_or_else(|| SourceError::Transient(format!("{endpoint}: closed before greeting")))?;
     match response.parsed() {
@@ -159,19 +162,20 @@ async fn authenticate(
     imap: &Imap,
     creds: &Credentials,
     endpoint: &str,
+    limit: Duration,
 ) -> Result<Session, SourceError> {
     let user = imap.username.as_deref().unwrap_or("");
     let password = creds.password.as_deref().unwrap_or("");
     let result = match imap.auth {
-        Auth::External => timeout(COMMAND_TIMEOUT, client.authenticate("EXTERNAL", External)).await,
+        Auth::External => timeout(limit, client.authenticate("EXTERNAL", External)).await,
         Auth::Plain => {
             timeout(
-                COMMAND_TIMEOUT,
+                limit,
                 client.authenticate("PLAIN", Plain { user, password }),
             )
             .await
         }
-        Auth::Login => timeout(COMMAND_TIMEOUT, client.login(user, password)).await,
+        Auth::Login => timeout(limit, client.login(user, password)).await,
     };
     let mechanism = match imap.auth {
         Auth::External => "EXTERNAL",

@@ -26,10 +26,9 @@ use crate::core::config::{Imap, Mailbox};
 use crate::delivery::{Ack, AckTarget};
 use crate::ledger::{MailboxKey, ServerCopy};
 pub use connect::Caps;
-use connect::{COMMAND_TIMEOUT, Session};
+use connect::Session;
 use tls::Credentials;
 
-const FETCH_TIMEOUT: Duration = Duration::from_secs(180);
 /// UIDs per header FETCH: keeps each response small.
 const HEADER_CHUNK: usize = 200;
 
@@ -48,6 +47,8 @@ pub struct ImapSource {
     folders: Option<Folders>,
     key: MailboxKey,
     endpoint: String,
+    /// Per command (`mailbox.timeout`); a body download gets three times as long.
+    limit: Duration,
 }
 
 impl ImapSource {
@@ -69,6 +70,7 @@ impl ImapSource {
             caps: Caps::default(),
             folders: None,
             endpoint,
+            limit: mailbox.timeout,
         }
     }
 
@@ -119,11 +121,11 @@ impl ImapSource {
     }
 
     async fn setup(&mut self) -> Result<(), SourceError> {
-        let (session, caps) = connect::connect(&self.imap, &self.creds).await?;
+        let (session, caps) = connect::connect(&self.imap, &self.creds, self.limit).await?;
         self.session = Some(session);
         self.caps = caps;
         let mut s = self.take()?;
-        let r = timeout(COMMAND_TIMEOUT, async {
+        let r = timeout(self.limit, async {
             // `LIST "" ""` answers with the hierarchy delimiter (RFC 3501 §6.3.8).
             let names: Vec<_> = s.list(Some(""), None).await?.try_collect().await?;
             Ok(names
@@ -146,7 +148,7 @@ impl ImapSource {
         }
         let mut s = self.take()?;
         let inbox = folders.inbox.clone();
-        let r = timeout(COMMAND_TIMEOUT, s.select(&inbox)).await;
+        let r = timeout(self.limit, s.select(&inbox)).await;
         let selected = self.settle(s, "SELECT", r)?;
         self.key.validity = selected.uid_validity.unwrap_or(0).to_string();
         self.folders = Some(folders);
@@ -155,7 +157,7 @@ impl ImapSource {
 
     async fn ensure_folder(&mut self, name: &str) -> Result<(), SourceError> {
         let mut s = self.take()?;
-        let r = timeout(COMMAND_TIMEOUT, async {
+        let r = timeout(self.limit, async {
             let pattern = quote(name);
             let found: Vec<_> = s
                 .list(Some(""), Some(&pattern))
@@ -181,13 +183,13 @@ impl ImapSource {
     ) -> Result<(Option<u32>, HashMap<u32, u32>), SourceError> {
         let mut s = self.take()?;
         let command = format!("UID {verb} {set} {}", quote(folder));
-        let r = timeout(COMMAND_TIMEOUT, tagged(&mut s, &command)).await;
+        let r = timeout(self.limit, tagged(&mut s, &command)).await;
         self.settle(s, verb, r)
     }
 
     async fn simple(&mut self, what: &str, command: String) -> Result<(), SourceError> {
         let mut s = self.take()?;
-        let r = timeout(COMMAND_TIMEOUT, async {
+        let r = timeout(self.limit, async {
             tagged(&mut s, &command).await.map(drop)
         })
         .await;
@@ -223,7 +225,7 @@ impl Source for ImapSource {
 
     async fn list(&mut self) -> Result<Vec<String>, SourceError> {
         let mut s = self.take()?;
-        let r = timeout(COMMAND_TIMEOUT, s.uid_search("UNDELETED")).await;
+        let r = timeout(self.limit, s.uid_search("UNDELETED")).await;
         let uids = self.settle(s, "UID SEARCH", r)?;
         let mut uids: Vec<u32> = uids.into_iter().collect();
         uids.sort_unstable();
@@ -236,7 +238,7 @@ impl Source for ImapSource {
             let wanted = uids(chunk);
             let set = uid_set(&wanted);
             let mut s = self.take()?;
-            let r = timeout(COMMAND_TIMEOUT, async {
+            let r = timeout(self.limit, async {
                 let stream = s
                     .uid_fetch(&set, "(UID RFC822.SIZE BODY.PEEK[HEADER])")
                     .await?;
@@ -265,7 +267,7 @@ impl Source for ImapSource {
         let wanted = uids(items);
         let set = uid_set(&wanted);
         let mut s = self.take()?;
-        let r = timeout(FETCH_TIMEOUT, async {
+        let r = timeout(3 * self.limit, async {
             let stream = s.uid_fetch(&set, "(UID BODY.PEEK[])").await?;
             stream.try_collect::<Vec<_>>().await
         })
@@ -355,13 +357,13 @@ impl Source for ImapSource {
                 _ = cancel.cancelled() => return Ok(Woken::Cancelled),
             }
             let mut s = self.take()?;
-            let r = timeout(COMMAND_TIMEOUT, s.noop()).await;
+            let r = timeout(self.limit, s.noop()).await;
             self.settle(s, "NOOP", r)?;
             return Ok(Woken::Timeout);
         }
         let session = self.take()?;
         let mut handle = session.idle();
-        match timeout(COMMAND_TIMEOUT, handle.init()).await {
+        match timeout(self.limit, handle.init()).await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => return Err(connect::classify(&self.endpoint, "IDLE", e, &self.imap)),
             Err(_) => {
@@ -387,7 +389,7 @@ impl Source for ImapSource {
                 _ = cancel.cancelled() => Woken::Cancelled,
             }
         };
-        match timeout(COMMAND_TIMEOUT, handle.done()).await {
+        match timeout(self.limit, handle.done()).await {
             Ok(Ok(session)) => {
                 self.session = Some(session);
                 Ok(woken)
