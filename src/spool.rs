@@ -51,17 +51,23 @@ pub enum Published {
 
 /// Writes `bytes` to `temp` (replacing a stale one), durable, with the final mode and group.
 pub fn stage(temp: &Path, bytes: &[u8], access: Access) -> Result<(), SpoolError> {
-    match std::fs::remove_file(temp) {
-        Ok(()) => {}
-        Err(e) if e.kind() == ErrorKind::NotFound => {}
-        Err(e) => return Err(err("cannot remove a stale temporary file", temp)(e)),
-    }
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(FILE_MODE)
-        .open(temp)
-        .map_err(err("cannot create a file", temp))?;
+    let create = || {
+        OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(FILE_MODE)
+            .open(temp)
+    };
+    let mut file = match create() {
+        Ok(f) => f,
+        // Left by an interrupted run: its content is not trusted.
+        Err(e) if e.kind() == ErrorKind::AlreadyExists => {
+            std::fs::remove_file(temp)
+                .map_err(err("cannot remove a stale temporary file", temp))?;
+            create().map_err(err("cannot create a file", temp))?
+        }
+        Err(e) => return Err(err("cannot create a file", temp)(e)),
+    };
     // The umask may have narrowed the mode; a group must be set before the name is visible.
     file.set_permissions(std::fs::Permissions::from_mode(FILE_MODE))
         .map_err(err("cannot set a file's mode", temp))?;
@@ -159,6 +165,15 @@ pub fn ensure_dir(dir: &Path, access: Access) -> Result<(), SpoolError> {
 
 pub fn sha256(bytes: &[u8]) -> [u8; 32] {
     Sha256::digest(bytes).into()
+}
+
+/// The hash of several slices one after another.
+pub fn sha256_parts(parts: &[&[u8]]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update(p);
+    }
+    h.finalize().into()
 }
 
 pub fn file_sha256(path: &Path) -> std::io::Result<[u8; 32]> {

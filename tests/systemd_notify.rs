@@ -13,7 +13,8 @@ use support::*;
 
 /// Messages received on a notify socket, with their arrival time.
 fn collect(sock: &UnixDatagram, for_how_long: Duration) -> Vec<(Duration, String)> {
-    sock.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
     let start = Instant::now();
     let mut out = Vec::new();
     let mut buf = [0u8; 4096];
@@ -47,7 +48,10 @@ fn ready_status_watchdog_while_idle_and_stopping() {
     std::fs::create_dir_all(root.join("Maildir/cur")).unwrap();
     let install = Install::new(
         &root,
-        &format!("maildir = \"{}/Maildir\"\npoll_interval = \"60s\"\n", root.display()),
+        &format!(
+            "maildir = \"{}/Maildir\"\npoll_interval = \"60s\"\n",
+            root.display()
+        ),
     );
     let socket = tmp.path().join("notify.sock");
     let sock = UnixDatagram::bind(&socket).unwrap();
@@ -59,7 +63,10 @@ fn ready_status_watchdog_while_idle_and_stopping() {
     assert!(status.success());
     let lines: Vec<&str> = got.iter().map(|(_, l)| l.as_str()).collect();
     assert!(lines.contains(&"READY=1"), "{lines:?}");
-    assert!(lines.iter().any(|l| l.starts_with("STATUS=connected")), "{lines:?}");
+    assert!(
+        lines.iter().any(|l| l.starts_with("STATUS=connected")),
+        "{lines:?}"
+    );
     // Idle for 60 s of poll interval, and still pinging: the wait is cut to a third of the
     // watchdog period.
     let pings: Vec<Duration> = got
@@ -121,6 +128,9 @@ fn a_hung_imap_call_starves_the_watchdog() {
         .iter()
         .filter(|(t, l)| l == "WATCHDOG=1" && *t > ready + Duration::from_secs(3))
         .collect();
-    assert!(late.is_empty(), "the watchdog was fed while the loop hung: {got:?}");
+    assert!(
+        late.is_empty(),
+        "the watchdog was fed while the loop hung: {got:?}"
+    );
     assert!(fake.state.lock().unwrap().connections >= 1);
 }

@@ -189,6 +189,8 @@ pub struct Certificate {
     pub integrated_at: Option<Timestamp>,
     pub attachment_name: Option<String>,
     pub pdf: Option<Vec<u8>>,
+    /// Where the PDF's encoded body lies in the raw message.
+    pub pdf_range: Option<std::ops::Range<usize>>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -284,7 +286,7 @@ pub fn decide(raw: &[u8], ctx: &Context) -> Outcome {
     if raw.len() as u64 > ctx.config.mailbox.max_message_bytes {
         return decide_oversized(header_block(raw), ctx);
     }
-    let Some(mail) = mime::parse(raw) else {
+    let Some(mut mail) = mime::parse(raw) else {
         let cert = Certificate::default();
         let decision = quarantine(
             &cert,
@@ -299,7 +301,7 @@ pub fn decide(raw: &[u8], ctx: &Context) -> Outcome {
         message_id: mail.message_id.clone(),
         ..Certificate::default()
     };
-    let decision = match read(&mail, ctx, &mut cert) {
+    let decision = match read(&mut mail, ctx, &mut cert) {
         Ok(decision) => decision,
         Err(Stop::Ignore(reason)) => Decision::Ignore { reason },
         Err(Stop::Quarantine(reason, detail)) => quarantine(&cert, ctx, reason, detail),
@@ -331,7 +333,7 @@ fn not_ours(mail: &Mail, ctx: &Context) -> Option<Reason> {
 }
 
 /// Reads the certificate into `cert`, field by field, stopping at the first problem.
-fn read(mail: &Mail, ctx: &Context, cert: &mut Certificate) -> Result<Decision, Stop> {
+fn read(mail: &mut Mail, ctx: &Context, cert: &mut Certificate) -> Result<Decision, Stop> {
     if let Some(reason) = not_ours(mail, ctx) {
         return Err(Stop::Ignore(reason));
     }

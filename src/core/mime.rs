@@ -27,6 +27,8 @@ pub struct Attachment {
     pub name: Option<String>,
     pub content_type: String,
     pub bytes: Vec<u8>,
+    /// Where the encoded body lies in the raw message.
+    pub raw_range: std::ops::Range<usize>,
 }
 
 impl Attachment {
@@ -41,7 +43,7 @@ pub fn parse(raw: &[u8]) -> Option<Mail> {
     let parsed = catch_unwind(AssertUnwindSafe(|| {
         MessageParser::default()
             .parse(raw)
-            .map(|m| extract(&m, true))
+            .map(|m| extract(m, true))
     }));
     parsed.ok().flatten()
 }
@@ -51,12 +53,12 @@ pub fn parse_headers(raw: &[u8]) -> Option<Mail> {
     let parsed = catch_unwind(AssertUnwindSafe(|| {
         MessageParser::default()
             .parse_headers(raw)
-            .map(|m| extract(&m, false))
+            .map(|m| extract(m, false))
     }));
     parsed.ok().flatten()
 }
 
-fn extract(m: &Message, with_parts: bool) -> Mail {
+fn extract(mut m: Message, with_parts: bool) -> Mail {
     let mut mail = Mail {
         from: m.from().and_then(first_address),
         subject: m.subject().map(words::decode_leftovers),
@@ -80,8 +82,8 @@ fn extract(m: &Message, with_parts: bool) -> Mail {
             mail.htmls.push(html::to_text(h));
         }
     }
-    for id in &m.attachments {
-        let Some(part) = m.parts.get(*id as usize) else {
+    for id in m.attachments.clone() {
+        let Some(part) = m.parts.get_mut(id as usize) else {
             continue;
         };
         let content_type = part
@@ -91,10 +93,20 @@ fn extract(m: &Message, with_parts: bool) -> Mail {
                 None => ct.ctype().to_lowercase(),
             })
             .unwrap_or_default();
+        let name = part.attachment_name().map(words::decode_leftovers);
+        let raw_range = part.offset_body as usize..part.offset_end as usize;
+        // Decoded bodies are moved out, not copied: a PDF is the largest thing here.
+        let bytes = match std::mem::take(&mut part.body) {
+            PartType::Binary(b) | PartType::InlineBinary(b) => b.into_owned(),
+            PartType::Text(t) | PartType::Html(t) => t.into_owned().into_bytes(),
+            PartType::Message(inner) => inner.raw_message.into_owned(),
+            PartType::Multipart(_) => Vec::new(),
+        };
         mail.attachments.push(Attachment {
-            name: part.attachment_name().map(words::decode_leftovers),
+            name,
             content_type,
-            bytes: part.contents().to_vec(),
+            bytes,
+            raw_range,
         });
     }
     mail

@@ -18,14 +18,20 @@ use crate::core::config::Config;
 use crate::core::finess::Finess;
 use crate::core::{Context, Prescreen, prescreen};
 use crate::delivery::{self, Ack, AckTarget, BatchReport, DeliveryError, Fetched, Setting};
-use crate::ledger::{Disposition, Ledger, LedgerRead, MailboxKey};
+use crate::ledger::{Disposition, Ledger, LedgerRead, MailboxKey, MessageRow, ServerCopy};
 use crate::source::{Listed, Source, SourceError};
 use crate::state::WorkLock;
+
+/// An acknowledgement the source carried out, and where the message went.
+type Acked = (Ack, Option<ServerCopy>);
 
 /// After this many failed downloads a message is quarantined without its body.
 pub const MAX_FETCH_ATTEMPTS: i64 = 3;
 const BATCH_MESSAGES: usize = 32;
-const BATCH_BYTES: u64 = 8 * 1024 * 1024;
+/// Acknowledgements are sent by groups of at least this many (or at the end of the pass):
+/// each MOVE is a round trip and a transaction on the server.
+const ACK_GROUP: usize = 256;
+const BATCH_BYTES: u64 = 4 * 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DrainError {
@@ -106,46 +112,45 @@ impl Drainer {
         .map_err(|e| DrainError::Task(e.to_string()))?
     }
 
+    /// The shell's view of the configuration, for the blocking pool.
+    fn setting_parts(&self, key: &MailboxKey) -> SettingParts {
+        SettingParts {
+            config: Arc::clone(&self.config),
+            groups: Arc::clone(&self.groups),
+            tz: self.tz.clone(),
+            key: key.clone(),
+        }
+    }
+
+    /// Delivers a batch in the blocking pool; records first the acknowledgements `acked`
+    /// that the source already carried out (in the same commit as the plan).
     fn spawn_batch(
         &self,
         key: &MailboxKey,
         batch: Vec<Fetched>,
+        acked: Vec<Acked>,
     ) -> JoinHandle<Result<BatchReport, DrainError>> {
         let ledger = Arc::clone(&self.ledger);
         let state = self.state_dir.clone();
-        let config = Arc::clone(&self.config);
-        let groups = Arc::clone(&self.groups);
-        let tz = self.tz.clone();
-        let key = key.clone();
+        let parts = self.setting_parts(key);
         tokio::task::spawn_blocking(move || {
             let _work = WorkLock::take(&state)
                 .map_err(|e| DrainError::Task(format!("work lock in {}: {e}", state.display())))?;
             let mut ledger = ledger
                 .lock()
                 .map_err(|_| DrainError::Task("poisoned".into()))?;
-            let set = Setting {
-                config: &config,
-                tz: &tz,
-                groups: &groups,
-                mailbox: &key,
-            };
-            Ok(delivery::deliver_batch(
+            Ok(delivery::deliver_batch_after_acks(
                 &mut ledger,
-                &set,
+                &parts.setting(),
                 batch,
+                &acked,
                 Timestamp::now(),
             )?)
         })
     }
 
-    /// Acknowledges a delivered batch at the source and records where the messages went.
-    async fn acknowledge<S: Source>(
-        &self,
-        src: &mut S,
-        key: &MailboxKey,
-        report: &BatchReport,
-        stats: &mut DrainStats,
-    ) -> Result<(), DrainError> {
+    /// Logs what a batch did (ids, sites and reasons only) and counts it.
+    fn report(&self, report: &BatchReport, stats: &mut DrainStats) {
         for (certificate, site) in &report.delivered {
             tracing::info!(certificate, site = %site, "delivered");
         }
@@ -156,14 +161,15 @@ impl Drainer {
             tracing::error!(uid = %item, %error, "not delivered; will retry");
         }
         stats.add(report);
-        self.ack(src, key, &report.acks, stats).await
     }
 
-    async fn ack<S: Source>(
+    /// Acknowledges at the source; what it did is added to `acked`, to be recorded in the
+    /// ledger with the next commit (until then a restart simply acknowledges again).
+    async fn ack_on_server<S: Source>(
         &self,
         src: &mut S,
-        key: &MailboxKey,
         acks: &[Ack],
+        acked: &mut Vec<Acked>,
         stats: &mut DrainStats,
     ) -> Result<(), DrainError> {
         if acks.is_empty() {
@@ -172,8 +178,17 @@ impl Drainer {
         let done = src.ack(acks).await?;
         self.health.beat();
         stats.acked += done.len();
+        acked.extend(done);
+        Ok(())
+    }
+
+    /// Records acknowledgements not yet written by a batch.
+    async fn record(&self, key: &MailboxKey, acked: Vec<Acked>) -> Result<(), DrainError> {
+        if acked.is_empty() {
+            return Ok(());
+        }
         let key = key.clone();
-        self.with_ledger(move |ledger| Ok(delivery::record_acks(ledger, &key, &done)?))
+        self.with_ledger(move |ledger| Ok(delivery::record_acks(ledger, &key, &acked)?))
             .await
     }
 
@@ -214,8 +229,36 @@ impl Drainer {
                 _ => unknown.push(item),
             }
         }
+        // What the source acknowledged and the ledger has not recorded yet: written with the
+        // next batch's first commit, or at the end of the pass whatever happened.
+        let mut acked: Vec<Acked> = Vec::new();
+        let result = self
+            .screen_and_deliver(
+                src, key, settled, unknown, &exhausted, &known, cancel, &mut acked, &mut stats,
+            )
+            .await;
+        let recorded = self.record(key, acked).await;
+        result?;
+        recorded?;
+        stats.cancelled = cancel.is_cancelled();
+        Ok(stats)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn screen_and_deliver<S: Source>(
+        &mut self,
+        src: &mut S,
+        key: &MailboxKey,
+        settled: Vec<Ack>,
+        unknown: Vec<String>,
+        exhausted: &HashSet<String>,
+        known: &HashMap<String, MessageRow>,
+        cancel: &CancellationToken,
+        acked: &mut Vec<Acked>,
+        stats: &mut DrainStats,
+    ) -> Result<(), DrainError> {
         // Delivered before an interruption, not yet acknowledged.
-        self.ack(src, key, &settled, &mut stats).await?;
+        self.ack_on_server(src, &settled, acked, stats).await?;
 
         let listed = src.headers(&unknown).await?;
         self.health.beat();
@@ -248,14 +291,11 @@ impl Drainer {
             }
         }
         if !first.is_empty() {
-            let report = self
-                .spawn_batch(key, first)
-                .await
-                .map_err(|e| DrainError::Task(e.to_string()))??;
-            self.acknowledge(src, key, &report, &mut stats).await?;
+            let report = join(self.spawn_batch(key, first, std::mem::take(acked))).await??;
+            self.report(&report, stats);
+            self.ack_on_server(src, &report.acks, acked, stats).await?;
         }
 
-        let mut in_flight: Option<JoinHandle<Result<BatchReport, DrainError>>> = None;
         // Suspects last, the least-failed first: a message that keeps breaking the connection
         // must not stand in front of the others.
         to_fetch.sort_by_key(|l| {
@@ -264,22 +304,34 @@ impl Drainer {
                 known.get(&l.item).map_or(0, |row| row.attempts),
             )
         });
+        let mut in_flight: Option<JoinHandle<Result<BatchReport, DrainError>>> = None;
+        let mut to_ack: Vec<Ack> = Vec::new();
         let result = self
-            .fetch_and_deliver(src, key, to_fetch, cancel, &mut in_flight, &mut stats)
+            .fetch_and_deliver(
+                src,
+                key,
+                to_fetch,
+                cancel,
+                &mut in_flight,
+                &mut to_ack,
+                acked,
+                stats,
+            )
             .await;
         // Whatever happened, a batch already handed to the disk is finished and acknowledged.
         if let Some(h) = in_flight.take() {
-            let report = h.await.map_err(|e| DrainError::Task(e.to_string()))??;
-            let acked = self.acknowledge(src, key, &report, &mut stats).await;
-            result?;
-            acked?;
-        } else {
-            result?;
+            let report = join(h).await??;
+            self.report(&report, stats);
+            to_ack.extend(report.acks);
         }
-        stats.cancelled = cancel.is_cancelled();
-        Ok(stats)
+        // After a failure the session is gone: what is written is acknowledged at the next pass.
+        result?;
+        self.ack_on_server(src, &to_ack, acked, stats).await
     }
 
+    /// Downloads batch after batch; batch k+1 downloads while batch k is written, and written
+    /// batches are acknowledged at the source by groups, while the next one is written.
+    #[allow(clippy::too_many_arguments)]
     async fn fetch_and_deliver<S: Source>(
         &mut self,
         src: &mut S,
@@ -287,6 +339,8 @@ impl Drainer {
         to_fetch: Vec<Listed>,
         cancel: &CancellationToken,
         in_flight: &mut Option<JoinHandle<Result<BatchReport, DrainError>>>,
+        to_ack: &mut Vec<Ack>,
+        acked: &mut Vec<Acked>,
         stats: &mut DrainStats,
     ) -> Result<(), DrainError> {
         for batch in batches(to_fetch, &self.suspects) {
@@ -294,6 +348,7 @@ impl Drainer {
                 break;
             }
             let items: Vec<String> = batch.iter().map(|l| l.item.clone()).collect();
+            let fetch_started = std::time::Instant::now();
             let bodies = match src.bodies(&items).await {
                 Ok(b) => b,
                 Err(e) if items.len() == 1 && !e.is_fatal() => {
@@ -317,11 +372,27 @@ impl Drainer {
                 .into_iter()
                 .map(|(item, raw)| Fetched::Whole { item, raw })
                 .collect();
-            if let Some(h) = in_flight.take() {
-                let report = h.await.map_err(|e| DrainError::Task(e.to_string()))??;
-                self.acknowledge(src, key, &report, stats).await?;
+            let fetched_in = fetch_started.elapsed();
+            let wait_started = std::time::Instant::now();
+            let previous = match in_flight.take() {
+                Some(h) => Some(join(h).await??),
+                None => None,
+            };
+            tracing::debug!(
+                messages = items.len(),
+                fetch_ms = fetched_in.as_millis() as u64,
+                waited_for_disk_ms = wait_started.elapsed().as_millis() as u64,
+                "batch downloaded"
+            );
+            *in_flight = Some(self.spawn_batch(key, fetched, std::mem::take(acked)));
+            if let Some(report) = previous {
+                self.report(&report, stats);
+                to_ack.extend(report.acks);
+                if to_ack.len() >= ACK_GROUP {
+                    let group = std::mem::take(to_ack);
+                    self.ack_on_server(src, &group, acked, stats).await?;
+                }
             }
-            *in_flight = Some(self.spawn_batch(key, fetched));
         }
         Ok(())
     }
@@ -339,6 +410,29 @@ impl Drainer {
         );
         Ok(())
     }
+}
+
+/// What a blocking task needs to build a `Setting`.
+struct SettingParts {
+    config: Arc<Config>,
+    groups: Arc<HashMap<Finess, u32>>,
+    tz: TimeZone,
+    key: MailboxKey,
+}
+
+impl SettingParts {
+    fn setting(&self) -> Setting<'_> {
+        Setting {
+            config: &self.config,
+            tz: &self.tz,
+            groups: &self.groups,
+            mailbox: &self.key,
+        }
+    }
+}
+
+async fn join<T>(h: JoinHandle<T>) -> Result<T, DrainError> {
+    h.await.map_err(|e| DrainError::Task(e.to_string()))
 }
 
 /// Groups messages into download batches bounded in count and bytes; suspects travel alone.

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use jiff::Timestamp;
 
 use super::{
-    Ack, AckTarget, Batch, BatchReport, Fetched, Setting, Work, finished_state, outcome_of,
+    Ack, AckTarget, Batch, BatchReport, Content, Fetched, Setting, Work, finished_state, outcome_of,
 };
 use crate::core::documents;
 use crate::core::filename::with_counter;
@@ -16,12 +16,44 @@ use crate::ledger::{
     CertState, CopyRow, CopyState, Disposition, LedgerError, LedgerRead, LedgerTx, NewCertificate,
     NewCopy,
 };
-use crate::spool::sha256;
+use crate::spool::{sha256, sha256_parts};
+
+/// A message decided and hashed, before the ledger is consulted.
+pub(super) struct Prepared {
+    fetched: Fetched,
+    outcome: Option<Outcome>,
+    pdf_sha: Option<[u8; 32]>,
+    key: [u8; 32],
+}
+
+/// Decides and hashes a batch's messages: pure work, done before the ledger transaction so
+/// that it holds the ledger as briefly as possible.
+pub(super) fn prepare(set: &Setting, fetched: Vec<Fetched>, now: Timestamp) -> Vec<Prepared> {
+    fetched
+        .into_iter()
+        .map(|fetched| {
+            let outcome = outcome_of(&fetched, set, now);
+            let pdf_sha = outcome
+                .as_ref()
+                .and_then(|o| o.cert.pdf.as_deref().map(sha256));
+            let key = match &outcome {
+                Some(o) => content_key(&fetched, o, pdf_sha.as_ref()),
+                None => [0; 32],
+            };
+            Prepared {
+                fetched,
+                outcome,
+                pdf_sha,
+                key,
+            }
+        })
+        .collect()
+}
 
 pub(super) fn plan_one(
     tx: &LedgerTx,
     set: &Setting,
-    fetched: Fetched,
+    prepared: Prepared,
     now: Timestamp,
     batch: &mut Batch,
 ) -> Result<(), LedgerError> {
@@ -30,28 +62,29 @@ pub(super) fn plan_one(
         followers,
         report,
     } = batch;
+    let Prepared {
+        fetched,
+        outcome,
+        pdf_sha,
+        key,
+    } = prepared;
     let item = fetched.item().to_string();
-    let bytes = match &fetched {
-        Fetched::Ignored { reason, .. } => {
-            tx.set_message(
-                set.mailbox,
-                &item,
-                Disposition::Ignored,
-                Some(reason.as_str()),
-                None,
-                now.as_second(),
-            )?;
-            report.ignored += 1;
-            return Ok(());
+    let Some(mut outcome) = outcome else {
+        // Ignored from its headers alone.
+        if let Fetched::Ignored { reason, .. } = &fetched {
+            ignore(tx, set, &item, reason.as_str(), now, report)?;
         }
-        Fetched::Whole { raw, .. } => raw,
-        Fetched::Oversized { headers, .. } | Fetched::Unfetchable { headers, .. } => headers,
+        return Ok(());
     };
-    let content_sha = sha256(bytes);
+    if let Decision::Ignore { reason } = outcome.decision {
+        return ignore(tx, set, &item, reason.as_str(), now, report);
+    }
+    let headers = fetched.bytes();
+    let pdf = Content::new(outcome.cert.pdf.take().unwrap_or_default());
 
-    if let Some(known) = tx.by_content(&content_sha)? {
+    if let Some(known) = tx.by_content(&key)? {
         if known.state.is_finished() {
-            return duplicate(tx, set, &item, known.id, known.state, bytes, now, report);
+            return duplicate(tx, set, &item, known.id, known.state, headers, now, report);
         }
         if work.iter().any(|w| w.certificate == known.id) {
             tx.set_message(
@@ -66,53 +99,46 @@ pub(super) fn plan_one(
                 item,
                 target: AckTarget::for_state(known.state),
                 certificate: known.id,
-                message_id: mime::parse_headers(bytes).and_then(|m| m.message_id),
+                message_id: mime::parse_headers(headers).and_then(|m| m.message_id),
             });
             return Ok(());
         }
+        // Interrupted before it was written: written again from the same message, decided as
+        // it was at its first reception.
         let Some(row) = tx.certificate(known.id)? else {
             return Ok(());
         };
         let received_at = Timestamp::from_second(row.received_at).unwrap_or(now);
-        let Some(outcome) = outcome_of(&fetched, set, received_at) else {
-            return Ok(());
+        let outcome = if received_at == now {
+            outcome
+        } else {
+            outcome_of(&fetched, set, received_at).unwrap_or(outcome)
         };
-        let copies = tx
-            .copies(known.id)?
-            .into_iter()
-            .map(|copy| {
-                let content = (copy.state == CopyState::Planned).then(|| {
-                    let sil_pdf = sil_pdf_name(tx, known.id);
-                    render(
-                        copy.kind,
-                        &outcome,
-                        known.id,
-                        &sil_pdf,
-                        &fetched,
-                        set,
-                        received_at,
-                    )
-                });
-                (copy, content)
-            })
-            .collect::<Vec<_>>();
-        for (copy, content) in &copies {
-            if let Some(c) = content {
-                let sha = sha256(c);
+        let sil_pdf = sil_pdf_name(tx, known.id);
+        let mut copies = Vec::new();
+        for mut copy in tx.copies(known.id)? {
+            let content = if copy.state == CopyState::Planned {
+                let c = render(
+                    copy.kind,
+                    &outcome,
+                    &pdf,
+                    known.id,
+                    &sil_pdf,
+                    &fetched,
+                    set,
+                    received_at,
+                );
+                let sha = content_sha(copy.kind, &c, pdf_sha.as_ref());
                 if sha != copy.sha256 {
                     tx.set_copy_sha256(copy.id, &sha)?;
+                    copy.sha256 = sha;
                 }
-            }
+                Some(c)
+            } else {
+                None
+            };
+            copies.push((copy, content));
         }
-        let copies = copies
-            .into_iter()
-            .map(|(mut copy, content)| {
-                if let Some(c) = &content {
-                    copy.sha256 = sha256(c);
-                }
-                (copy, content)
-            })
-            .collect();
         tx.set_message(
             set.mailbox,
             &item,
@@ -125,31 +151,15 @@ pub(super) fn plan_one(
         return Ok(());
     }
 
-    let Some(outcome) = outcome_of(&fetched, set, now) else {
-        return Ok(());
-    };
-    if let Decision::Ignore { reason } = outcome.decision {
-        tx.set_message(
-            set.mailbox,
-            &item,
-            Disposition::Ignored,
-            Some(reason.as_str()),
-            None,
-            now.as_second(),
-        )?;
-        report.ignored += 1;
-        return Ok(());
-    }
-    let pdf_sha = outcome.cert.pdf.as_deref().map(sha256);
     if let (Decision::Deliver { site, .. }, Some(dossier), Some(pdf_sha)) =
         (&outcome.decision, &outcome.cert.dossier, &pdf_sha)
         && let Some(known) = tx.by_pdf(site.as_str(), dossier, pdf_sha)?
         && known.state.is_finished()
     {
-        return duplicate(tx, set, &item, known.id, known.state, bytes, now, report);
+        return duplicate(tx, set, &item, known.id, known.state, headers, now, report);
     }
 
-    let id = tx.insert_certificate(&new_certificate(&outcome, content_sha, pdf_sha, now))?;
+    let id = tx.insert_certificate(&new_certificate(&outcome, key, pdf_sha, now))?;
     let have_raw = matches!(fetched, Fetched::Whole { .. });
     let targets = layout::targets(&outcome, id, set.config, set.tz, have_raw);
     let names = choose_names(tx, &targets)?;
@@ -162,14 +172,23 @@ pub(super) fn plan_one(
         .unwrap_or_default();
     let mut copies = Vec::new();
     for (target, path) in targets.iter().zip(names) {
-        let content = render(target.kind, &outcome, id, &sil_pdf, &fetched, set, now);
+        let content = render(
+            target.kind,
+            &outcome,
+            &pdf,
+            id,
+            &sil_pdf,
+            &fetched,
+            set,
+            now,
+        );
         let new = NewCopy {
             kind: target.kind,
             temp: target
                 .dir
                 .join(format!(".mss-dispatch.{id}.{}.part", target.kind.as_str())),
             path,
-            sha256: sha256(&content),
+            sha256: content_sha(target.kind, &content, pdf_sha.as_ref()),
         };
         let copy_id = tx.insert_copy(id, &new)?;
         copies.push((
@@ -194,6 +213,47 @@ pub(super) fn plan_one(
     )?;
     work.push(work_for(item, id, &outcome, copies));
     Ok(())
+}
+
+fn ignore(
+    tx: &LedgerTx,
+    set: &Setting,
+    item: &str,
+    reason: &str,
+    now: Timestamp,
+    report: &mut BatchReport,
+) -> Result<(), LedgerError> {
+    tx.set_message(
+        set.mailbox,
+        item,
+        Disposition::Ignored,
+        Some(reason),
+        None,
+        now.as_second(),
+    )?;
+    report.ignored += 1;
+    Ok(())
+}
+
+/// What identifies a message's content for the ledger: every raw byte, except that the
+/// PDF's encoded body counts through the hash of the decoded PDF (already computed), so the
+/// largest part of the message is hashed once, not twice.
+fn content_key(fetched: &Fetched, outcome: &Outcome, pdf_sha: Option<&[u8; 32]>) -> [u8; 32] {
+    let bytes = fetched.bytes();
+    match (&outcome.cert.pdf_range, pdf_sha, fetched) {
+        (Some(r), Some(h), Fetched::Whole { .. }) if r.start <= r.end && r.end <= bytes.len() => {
+            sha256_parts(&[&bytes[..r.start], h, &bytes[r.end..]])
+        }
+        _ => sha256(bytes),
+    }
+}
+
+/// A copy's hash: a PDF copy holds the PDF, hashed once already.
+fn content_sha(kind: CopyKind, content: &[u8], pdf_sha: Option<&[u8; 32]>) -> [u8; 32] {
+    match (kind, pdf_sha) {
+        (CopyKind::Spool | CopyKind::SilPdf, Some(h)) => *h,
+        _ => sha256(content),
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -229,7 +289,7 @@ fn work_for(
     item: String,
     id: i64,
     outcome: &Outcome,
-    copies: Vec<(CopyRow, Option<Vec<u8>>)>,
+    copies: Vec<(CopyRow, Option<Content>)>,
 ) -> Work {
     Work {
         item,
@@ -347,18 +407,20 @@ fn sil_pdf_name(tx: &LedgerTx, certificate: i64) -> String {
         .unwrap_or_default()
 }
 
-/// The bytes of one copy.
+/// The bytes of one copy; the PDF is shared between its copies.
+#[allow(clippy::too_many_arguments)]
 fn render(
     kind: CopyKind,
     outcome: &Outcome,
+    pdf: &Content,
     certificate: i64,
     sil_pdf: &str,
     fetched: &Fetched,
     set: &Setting,
     received_at: Timestamp,
-) -> Vec<u8> {
+) -> Content {
     match kind {
-        CopyKind::Spool | CopyKind::SilPdf => outcome.cert.pdf.clone().unwrap_or_default(),
+        CopyKind::Spool | CopyKind::SilPdf => Content::clone(pdf),
         CopyKind::SilJson => {
             let site_name = outcome
                 .cert
@@ -366,15 +428,27 @@ fn render(
                 .as_ref()
                 .and_then(|f| set.config.site(f))
                 .map_or("", |s| s.name.as_str());
-            documents::sidecar(outcome, certificate, site_name, sil_pdf, set.tz)
+            Content::new(documents::sidecar(
+                outcome,
+                certificate,
+                site_name,
+                sil_pdf,
+                set.tz,
+            ))
         }
-        CopyKind::QuarantineEml => match fetched {
+        CopyKind::QuarantineEml => Content::new(match fetched {
             Fetched::Whole { raw, .. } => raw.clone(),
             _ => Vec::new(),
-        },
+        }),
         CopyKind::QuarantineJson => {
             let source = format!("{} {}", set.mailbox.mailbox, fetched.item());
-            documents::reason_file(outcome, certificate, received_at, &source, set.tz)
+            Content::new(documents::reason_file(
+                outcome,
+                certificate,
+                received_at,
+                &source,
+                set.tz,
+            ))
         }
     }
 }

@@ -6,7 +6,7 @@
 //! `COPYUID` so the server copy can be found again for its purge. Without UIDPLUS nothing is
 //! expunged: a plain EXPUNGE would also remove other people's deleted mail.
 
-mod connect;
+pub mod connect;
 pub mod tls;
 mod utf7;
 
