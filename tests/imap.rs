@@ -365,3 +365,88 @@ fn without_move_and_uidplus_the_fallback_copies_and_flags() {
     assert_eq!(flags.len(), 1);
     assert!(flags[0].1.contains("\\Deleted"), "{flags:?}");
 }
+
+#[test]
+fn plain_with_the_password_from_the_systemd_credential() {
+    let w = world(DovecotOptions::default());
+    w.dovecot
+        .deliver(USER, "INBOX", &certificate(9, "690000880", "Négatif", 4000));
+    let creds = w.root.join("credentials");
+    std::fs::create_dir_all(&creds).unwrap();
+    std::fs::write(creds.join("imap-password"), format!("{PASSWORD}\n")).unwrap();
+    let mailbox = format!(
+        "host = \"localhost\"\nport = {}\ntls = \"implicit\"\nca_file = \"{}\"\nauth = \"plain\"\n\
+         username = \"{USER}\"\n",
+        w.dovecot.implicit_port,
+        w.pki.ca.display()
+    );
+    let install = Install::new(&w.root.join("install"), &mailbox);
+    let out = std::process::Command::new(bin())
+        .args(["run", "--once", "--config"])
+        .arg(&install.config)
+        .env("CREDENTIALS_DIRECTORY", &creds)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(install.spool_files("690000880").len(), 1);
+    // Without the credential and without password_file: a clear configuration error.
+    let out = install.run_once();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("imap-password"), "{}", stderr(&out));
+}
+
+#[test]
+fn files_and_folders_get_the_site_group_and_modes() {
+    use std::os::unix::fs::MetadataExt;
+    let w = world(DovecotOptions::default());
+    w.dovecot.deliver(
+        USER,
+        "INBOX",
+        &certificate(11, "690000880", "Négatif", 4000),
+    );
+    let install = Install::new(
+        &w.root.join("install"),
+        &login_mailbox(&w.dovecot, &w.pki, &w.root),
+    );
+    let text = std::fs::read_to_string(&install.config).unwrap().replacen(
+        "name = \"Lyon Bellecour\"",
+        "name = \"Lyon Bellecour\"\ngroup = \"mail\"",
+        1,
+    );
+    std::fs::write(&install.config, text).unwrap();
+    let out = install.run_once();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let gid = nix::unistd::Group::from_name("mail")
+        .unwrap()
+        .unwrap()
+        .gid
+        .as_raw();
+    let spool = install.spool_files("690000880");
+    let file = install.root.join(&spool[0]);
+    let meta = std::fs::metadata(&file).unwrap();
+    assert_eq!((meta.mode() & 0o777, meta.gid()), (0o640, gid));
+    let day = std::fs::metadata(file.parent().unwrap()).unwrap();
+    assert_eq!((day.mode() & 0o777, day.gid()), (0o750, gid));
+}
+
+#[test]
+fn an_unknown_group_is_a_configuration_error() {
+    let w = world(DovecotOptions::default());
+    let install = Install::new(
+        &w.root.join("install"),
+        &login_mailbox(&w.dovecot, &w.pki, &w.root),
+    );
+    let text = std::fs::read_to_string(&install.config).unwrap().replacen(
+        "name = \"Paris\"",
+        "name = \"Paris\"\ngroup = \"no-such-group-xyz\"",
+        1,
+    );
+    std::fs::write(&install.config, text).unwrap();
+    let out = install.run_once();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("site[1].group: no group \"no-such-group-xyz\""),
+        "{}",
+        stderr(&out)
+    );
+}
