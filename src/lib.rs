@@ -3,6 +3,7 @@
 //! schedule.
 #![forbid(unsafe_code)]
 
+pub mod audit;
 pub mod cli;
 pub mod commands;
 pub mod config_file;

@@ -73,6 +73,54 @@ impl StateDir {
     }
 }
 
+/// The installation's secret for dossier pseudonyms: 32 random bytes in `state.dir/secret`
+/// (`0600`), created on first use. Losing it only makes new pseudonyms differ from old ones.
+pub fn secret(state_dir: &Path) -> std::io::Result<[u8; 32]> {
+    let path = state_dir.join("secret");
+    match std::fs::read(&path) {
+        Ok(bytes) if bytes.len() == 32 => {
+            let mut out = [0u8; 32];
+            out.copy_from_slice(&bytes);
+            return Ok(out);
+        }
+        Ok(_) => {
+            return Err(std::io::Error::other(format!(
+                "{}: not a 32-byte secret",
+                path.display()
+            )));
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    ensure(state_dir)?;
+    let mut out = [0u8; 32];
+    File::open("/dev/urandom")?.read_exact(&mut out)?;
+    let temp = state_dir.join(".secret.tmp");
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&temp)?;
+        f.write_all(&out)?;
+        f.sync_all()?;
+    }
+    // Two processes starting at once: the first secret written wins.
+    match std::fs::hard_link(&temp, &path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            let _ = std::fs::remove_file(&temp);
+            return secret(state_dir);
+        }
+        Err(e) => return Err(e),
+    }
+    std::fs::remove_file(&temp)?;
+    File::open(state_dir)?.sync_all()?;
+    Ok(out)
+}
+
 /// Exclusive right to change spool files and the ledger, released on drop.
 #[derive(Debug)]
 pub struct WorkLock {
@@ -106,6 +154,21 @@ fn ensure(path: &Path) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_secret_is_created_once_private_and_kept() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let a = secret(dir.path()).unwrap();
+        let b = secret(dir.path()).unwrap();
+        assert_eq!(a, b);
+        assert_ne!(a, [0u8; 32]);
+        let mode = std::fs::metadata(dir.path().join("secret"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
 
     #[test]
     fn second_holder_is_refused_with_the_pid() {

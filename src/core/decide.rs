@@ -37,10 +37,12 @@ pub enum Reason {
     ImplausibleSamplingDate,
     /// The server would not hand the message over, several times in a row.
     FetchFailed,
+    /// A re-send of a delivered certificate whose integration dates do not say which is newer.
+    AmbiguousResend,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 15] = [
+    pub const ALL: [Reason; 16] = [
         Reason::SenderNotAllowed,
         Reason::NotACertificate,
         Reason::Malformed,
@@ -56,6 +58,7 @@ impl Reason {
         Reason::NoSamplingDate,
         Reason::ImplausibleSamplingDate,
         Reason::FetchFailed,
+        Reason::AmbiguousResend,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -75,6 +78,7 @@ impl Reason {
             Reason::NoSamplingDate => "no_sampling_date",
             Reason::ImplausibleSamplingDate => "implausible_sampling_date",
             Reason::FetchFailed => "fetch_failed",
+            Reason::AmbiguousResend => "ambiguous_resend",
         }
     }
 
@@ -112,12 +116,16 @@ impl Reason {
             Reason::FetchFailed => {
                 "the message could not be downloaded from the server after several attempts"
             }
+            Reason::AmbiguousResend => {
+                "a certificate for this site and dossier was already delivered, and the \
+                 integration dates do not say which one is newer"
+            }
         }
     }
 
     /// Whether the message's own content can lead to this reason (the corpus covers these).
     pub fn from_content(self) -> bool {
-        !matches!(self, Reason::FetchFailed)
+        !matches!(self, Reason::FetchFailed | Reason::AmbiguousResend)
     }
 
     /// Whether this reason leaves the mail alone (not ours) rather than quarantining it.
@@ -453,6 +461,12 @@ fn check_body_agrees(
         ));
     }
     Ok(())
+}
+
+/// Turns a decision into a quarantine for a reason only the ledger knows (an ambiguous
+/// re-send), with the quarantine's retention.
+pub fn requarantine(outcome: &mut Outcome, ctx: &Context, reason: Reason, detail: &str) {
+    outcome.decision = quarantine(&outcome.cert, ctx, reason, detail.to_string());
 }
 
 fn quarantine(cert: &Certificate, ctx: &Context, reason: Reason, detail: String) -> Decision {

@@ -4,6 +4,8 @@
 //! environment in here: time, configuration and the time zone come in as arguments
 //! (`tests/core_purity.rs` keeps it so).
 
+pub mod audit;
+pub mod clock;
 pub mod config;
 pub mod dates;
 pub mod decide;

@@ -42,6 +42,8 @@ pub enum DrainError {
     MessageFetch(SourceError),
     #[error(transparent)]
     Delivery(#[from] DeliveryError),
+    #[error(transparent)]
+    Audit(#[from] crate::audit::AuditError),
     #[error("ledger task: {0}")]
     Task(String),
 }
@@ -59,6 +61,8 @@ pub struct Drainer {
     pub groups: Arc<HashMap<Finess, u32>>,
     pub ledger: Arc<Mutex<Ledger>>,
     pub state_dir: PathBuf,
+    /// The installation's secret for dossier pseudonyms.
+    pub secret: Arc<[u8; 32]>,
     pub health: Arc<Health>,
     /// Messages whose batch download failed: fetched one at a time from now on, so that one
     /// bad message cannot hold the others back.
@@ -119,6 +123,7 @@ impl Drainer {
             groups: Arc::clone(&self.groups),
             tz: self.tz.clone(),
             key: key.clone(),
+            secret: Arc::clone(&self.secret),
         }
     }
 
@@ -139,13 +144,15 @@ impl Drainer {
             let mut ledger = ledger
                 .lock()
                 .map_err(|_| DrainError::Task("poisoned".into()))?;
-            Ok(delivery::deliver_batch_after_acks(
+            let report = delivery::deliver_batch_after_acks(
                 &mut ledger,
                 &parts.setting(),
                 batch,
                 &acked,
                 Timestamp::now(),
-            )?)
+            )?;
+            crate::audit::flush(&mut ledger, &state)?;
+            Ok(report)
         })
     }
 
@@ -418,6 +425,7 @@ struct SettingParts {
     groups: Arc<HashMap<Finess, u32>>,
     tz: TimeZone,
     key: MailboxKey,
+    secret: Arc<[u8; 32]>,
 }
 
 impl SettingParts {
@@ -427,6 +435,7 @@ impl SettingParts {
             tz: &self.tz,
             groups: &self.groups,
             mailbox: &self.key,
+            secret: &self.secret[..],
         }
     }
 }

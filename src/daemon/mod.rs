@@ -114,7 +114,15 @@ async fn serve(
         tracing::warn!("no tz database (install tzdata): using the built-in Europe/Paris rule");
     }
     let state_dir = state.path().to_path_buf();
-    let ledger = match open_and_recover(&state_dir).await {
+    let secret = match crate::state::secret(&state_dir) {
+        Ok(s) => Arc::new(s),
+        Err(e) => {
+            tracing::error!("secret in {}: {e}", state_dir.display());
+            eprintln!("error: secret in {}: {e}", state_dir.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    let ledger = match open_and_recover(&state_dir, &tz).await {
         Ok(l) => l,
         Err(e) => {
             tracing::error!("{e}");
@@ -137,6 +145,7 @@ async fn serve(
         groups: Arc::new(groups),
         ledger,
         state_dir,
+        secret,
         health: Arc::clone(&health),
         suspects: Default::default(),
     };
@@ -167,12 +176,18 @@ async fn serve(
     code
 }
 
-async fn open_and_recover(state_dir: &Path) -> Result<Arc<Mutex<Ledger>>, String> {
+async fn open_and_recover(
+    state_dir: &Path,
+    tz: &jiff::tz::TimeZone,
+) -> Result<Arc<Mutex<Ledger>>, String> {
     let dir = state_dir.to_path_buf();
+    let tz = tz.clone();
     tokio::task::spawn_blocking(move || {
         let _work = WorkLock::take(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         let mut ledger = Ledger::open(&dir).map_err(|e| e.to_string())?;
-        let done = delivery::recover(&mut ledger).map_err(|e| e.to_string())?;
+        let done = delivery::recover(&mut ledger, &tz).map_err(|e| e.to_string())?;
+        crate::audit::tighten(&dir);
+        crate::audit::flush(&mut ledger, &dir).map_err(|e| e.to_string())?;
         if done != Default::default() {
             tracing::info!(
                 published = done.published,

@@ -23,6 +23,7 @@ use std::path::{Path, PathBuf};
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
 
+use crate::core::audit::Event;
 use crate::core::config::Config;
 use crate::core::finess::Finess;
 use crate::core::layout::CopyKind;
@@ -53,6 +54,8 @@ pub struct Setting<'a> {
     pub tz: &'a TimeZone,
     pub groups: &'a HashMap<Finess, u32>,
     pub mailbox: &'a MailboxKey,
+    /// The installation's secret for dossier pseudonyms (`state::secret`).
+    pub secret: &'a [u8],
 }
 
 impl Setting<'_> {
@@ -141,12 +144,17 @@ pub struct BatchReport {
     pub quarantined: Vec<(i64, Reason)>,
     pub ignored: usize,
     pub duplicates: usize,
+    /// Certificates replaced by a newer re-send in this batch.
+    pub superseded: Vec<i64>,
+    /// Re-sends older than what was delivered, not delivered.
+    pub stale: Vec<i64>,
     /// Messages left for a later attempt, with the error (no patient data).
     pub failed: Vec<(String, String)>,
 }
 
 /// One certificate in a batch, from planning to publication.
 struct Work {
+    facts: crate::core::audit::Facts,
     item: String,
     certificate: i64,
     finished: CertState,
@@ -305,6 +313,27 @@ pub fn publish_batch(
 fn finish(tx: &LedgerTx, set: &Setting, w: &Work, now: Timestamp) -> Result<(), LedgerError> {
     for (copy, _) in &w.copies {
         tx.set_copy_state(copy.id, CopyState::Published)?;
+    }
+    if let Some(reason) = w.reason {
+        let mut body = w.facts.body(Event::Quarantined, now, set.tz);
+        body.reason = Some(reason.as_str().to_string());
+        tx.audit(&body)?;
+    } else {
+        let mut destinations: Vec<&str> = w
+            .copies
+            .iter()
+            .filter_map(|(c, _)| match c.kind {
+                CopyKind::Spool => Some("spool"),
+                CopyKind::SilPdf => Some("sil"),
+                _ => None,
+            })
+            .collect();
+        destinations.dedup();
+        for d in destinations {
+            let mut body = w.facts.body(Event::Delivered, now, set.tz);
+            body.destination = Some(d.to_string());
+            tx.audit(&body)?;
+        }
     }
     tx.set_certificate_state(w.certificate, w.finished)?;
     let disposition = if w.finished.is_quarantine() {

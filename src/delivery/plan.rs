@@ -8,13 +8,15 @@ use jiff::Timestamp;
 use super::{
     Ack, AckTarget, Batch, BatchReport, Content, Fetched, Setting, Work, finished_state, outcome_of,
 };
+use crate::core::audit::{Event, Facts, pseudonym};
+use crate::core::decide::requarantine;
 use crate::core::documents;
 use crate::core::filename::with_counter;
 use crate::core::layout::{self, CopyKind, Target};
-use crate::core::{Decision, Outcome, mime};
+use crate::core::{Decision, Outcome, Reason, mime};
 use crate::ledger::{
-    CertState, CopyRow, CopyState, Disposition, LedgerError, LedgerRead, LedgerTx, NewCertificate,
-    NewCopy,
+    CertState, CertificateRow, CopyRow, CopyState, Disposition, LedgerError, LedgerRead, LedgerTx,
+    NewCertificate, NewCopy,
 };
 use crate::spool::{sha256, sha256_parts};
 
@@ -147,19 +149,62 @@ pub(super) fn plan_one(
             Some(known.id),
             now.as_second(),
         )?;
-        work.push(work_for(item, known.id, &outcome, copies));
+        let facts = row.facts();
+        work.push(work_for(item, known.id, &outcome, copies, facts));
         return Ok(());
     }
 
-    if let (Decision::Deliver { site, .. }, Some(dossier), Some(pdf_sha)) =
-        (&outcome.decision, &outcome.cert.dossier, &pdf_sha)
-        && let Some(known) = tx.by_pdf(site.as_str(), dossier, pdf_sha)?
+    let hmac = outcome
+        .cert
+        .site
+        .as_ref()
+        .zip(outcome.cert.dossier.as_ref())
+        .map(|(site, dossier)| pseudonym(set.secret, site.as_str(), dossier));
+    if let (Decision::Deliver { .. }, Some(hmac), Some(pdf_sha)) =
+        (&outcome.decision, &hmac, &pdf_sha)
+        && let Some(known) = tx.by_pdf(hmac, pdf_sha)?
         && known.state.is_finished()
     {
         return duplicate(tx, set, &item, known.id, known.state, headers, now, report);
     }
 
-    let id = tx.insert_certificate(&new_certificate(&outcome, key, pdf_sha, now))?;
+    // A re-send (SPEC §2, the XMAJ flow): a newer integration date replaces the delivered
+    // certificate, an older one is not delivered, and when the dates cannot tell, a person does.
+    let mut replaces = None;
+    if let (Decision::Deliver { .. }, Some(hmac)) = (&outcome.decision, &hmac)
+        && let Some(old) = tx.live_by_dossier(hmac)?
+    {
+        let newer = outcome.cert.integrated_at.map(Timestamp::as_second);
+        match (newer, old.integrated_at) {
+            (Some(n), Some(o)) if n > o => replaces = Some(old),
+            (Some(n), Some(o)) if n < o => {
+                let stale = Stale {
+                    item: &item,
+                    outcome: &outcome,
+                    key,
+                    pdf_sha,
+                    hmac,
+                    kept: old.id,
+                    headers,
+                };
+                return stale.record(tx, set, now, report);
+            }
+            _ => requarantine(
+                &mut outcome,
+                &super::context(set, now),
+                Reason::AmbiguousResend,
+                "a certificate for this site and dossier was already delivered; the \
+                 integration dates do not tell which is newer",
+            ),
+        }
+    }
+
+    let id = tx.insert_certificate(&new_certificate(&outcome, key, pdf_sha, hmac.clone(), now))?;
+    let facts = facts_of(id, &outcome, hmac);
+    tx.audit(&facts.body(Event::Received, now, set.tz))?;
+    if let Some(old) = replaces {
+        supersede(tx, set, &old, id, now, work, report)?;
+    }
     let have_raw = matches!(fetched, Fetched::Whole { .. });
     let targets = layout::targets(&outcome, id, set.config, set.tz, have_raw);
     let names = choose_names(tx, &targets)?;
@@ -211,7 +256,7 @@ pub(super) fn plan_one(
         Some(id),
         now.as_second(),
     )?;
-    work.push(work_for(item, id, &outcome, copies));
+    work.push(work_for(item, id, &outcome, copies, facts));
     Ok(())
 }
 
@@ -290,8 +335,10 @@ fn work_for(
     id: i64,
     outcome: &Outcome,
     copies: Vec<(CopyRow, Option<Content>)>,
+    facts: Facts,
 ) -> Work {
     Work {
+        facts,
         item,
         certificate: id,
         finished: finished_state(&outcome.decision),
@@ -306,10 +353,122 @@ fn work_for(
     }
 }
 
+fn facts_of(id: i64, outcome: &Outcome, dossier_hmac: Option<String>) -> Facts {
+    Facts {
+        certificate: id,
+        site: outcome.cert.site.as_ref().map(|f| f.as_str().to_string()),
+        result: outcome.cert.result.map(|r| r.as_str().to_string()),
+        sampled_at: outcome.cert.sampled_at,
+        dossier_hmac,
+    }
+}
+
+/// Replaces `old` by the certificate `new`: the old files go at once (SPEC §2, XMAJ);
+/// its server copy and personal fields go at the next purge pass.
+fn supersede(
+    tx: &LedgerTx,
+    set: &Setting,
+    old: &CertificateRow,
+    new: i64,
+    now: Timestamp,
+    work: &mut Vec<Work>,
+    report: &mut BatchReport,
+) -> Result<(), LedgerError> {
+    // Still in this very batch: it will not be written at all; its message is acknowledged.
+    if let Some(pos) = work.iter().position(|w| w.certificate == old.id) {
+        let w = work.remove(pos);
+        report.acks.push(Ack {
+            item: w.item,
+            target: AckTarget::Processed,
+            certificate: old.id,
+            message_id: w.message_id,
+        });
+    }
+    for copy in tx.copies(old.id)? {
+        // Ours to remove; a file the SIL or the site already took is simply not there.
+        for p in [&copy.path, &copy.temp] {
+            if let Err(e) = crate::spool::remove_if_present(p) {
+                tracing::error!(certificate = old.id, error = %e, "cannot remove a superseded file");
+            }
+        }
+        tx.set_copy_state(copy.id, CopyState::Gone)?;
+    }
+    tx.supersede(old.id, new, now.as_second())?;
+    let mut body = old.facts().body(Event::Superseded, now, set.tz);
+    body.by = Some(new);
+    tx.audit(&body)?;
+    report.superseded.push(old.id);
+    Ok(())
+}
+
+/// A re-send older than the certificate delivered: recorded, not delivered; its message is
+/// handled as processed and its server copy purged at the next pass.
+struct Stale<'a> {
+    item: &'a str,
+    outcome: &'a Outcome,
+    key: [u8; 32],
+    pdf_sha: Option<[u8; 32]>,
+    hmac: &'a str,
+    kept: i64,
+    headers: &'a [u8],
+}
+
+impl Stale<'_> {
+    fn record(
+        self,
+        tx: &LedgerTx,
+        set: &Setting,
+        now: Timestamp,
+        report: &mut BatchReport,
+    ) -> Result<(), LedgerError> {
+        let mut row = new_certificate(
+            self.outcome,
+            self.key,
+            self.pdf_sha,
+            Some(self.hmac.into()),
+            now,
+        );
+        row.state = CertState::Stale;
+        row.purge_at = now.as_second();
+        // Nothing of it is delivered: no personal field is kept.
+        (
+            row.dossier,
+            row.nom,
+            row.prenom,
+            row.sexe,
+            row.birth_date,
+            row.ins,
+        ) = (None, None, None, None, None, None);
+        let id = tx.insert_certificate(&row)?;
+        let facts = facts_of(id, self.outcome, Some(self.hmac.to_string()));
+        tx.audit(&facts.body(Event::Received, now, set.tz))?;
+        let mut body = facts.body(Event::Stale, now, set.tz);
+        body.by = Some(self.kept);
+        tx.audit(&body)?;
+        tx.set_message(
+            set.mailbox,
+            self.item,
+            Disposition::Stale,
+            None,
+            Some(id),
+            now.as_second(),
+        )?;
+        report.stale.push(id);
+        report.acks.push(Ack {
+            item: self.item.to_string(),
+            target: AckTarget::Processed,
+            certificate: id,
+            message_id: mime::parse_headers(self.headers).and_then(|m| m.message_id),
+        });
+        Ok(())
+    }
+}
+
 fn new_certificate(
     outcome: &Outcome,
     content_sha256: [u8; 32],
     pdf_sha256: Option<[u8; 32]>,
+    dossier_hmac: Option<String>,
     now: Timestamp,
 ) -> NewCertificate {
     let c = &outcome.cert;
@@ -337,6 +496,7 @@ fn new_certificate(
         content_sha256,
         pdf_sha256,
         message_id: c.message_id.clone(),
+        dossier_hmac,
         dossier: c.dossier.clone(),
         nom: c.nom.clone(),
         prenom: c.prenom.clone(),

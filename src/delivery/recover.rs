@@ -7,8 +7,16 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
+use jiff::Timestamp;
+use jiff::tz::TimeZone;
+
 use super::{DeliveryError, plan};
-use crate::ledger::{CertState, CopyRow, CopyState, Disposition, Ledger, LedgerRead};
+use crate::core::audit::Event;
+use crate::core::layout::CopyKind;
+use crate::ledger::{
+    CertState, CertificateRow, CopyRow, CopyState, Disposition, Ledger, LedgerError, LedgerRead,
+    LedgerTx,
+};
 use crate::spool::{self, Published};
 
 /// What `recover` did, for the log.
@@ -19,7 +27,7 @@ pub struct Recovered {
     pub finished: usize,
 }
 
-pub fn recover(ledger: &mut Ledger) -> Result<Recovered, DeliveryError> {
+pub fn recover(ledger: &mut Ledger, tz: &TimeZone) -> Result<Recovered, DeliveryError> {
     let mut done = Recovered::default();
     let rows = ledger.unfinished_copies()?;
     if rows.is_empty() {
@@ -71,11 +79,42 @@ pub fn recover(ledger: &mut Ledger) -> Result<Recovered, DeliveryError> {
             let tx = ledger.tx()?;
             tx.set_certificate_state(*cert, state)?;
             tx.settle_messages(*cert, disposition)?;
+            record_finished(&tx, &row, copies, tz)?;
             tx.commit()?;
             done.finished += 1;
         }
     }
     Ok(done)
+}
+
+/// The retention-log records of a delivery finished by recovery.
+fn record_finished(
+    tx: &LedgerTx,
+    row: &CertificateRow,
+    copies: &[CopyRow],
+    tz: &TimeZone,
+) -> Result<(), LedgerError> {
+    let now = Timestamp::now();
+    let facts = row.facts();
+    if row.state.is_quarantine() {
+        tx.audit(&facts.body(Event::Quarantined, now, tz))?;
+        return Ok(());
+    }
+    let mut destinations: Vec<&str> = copies
+        .iter()
+        .filter_map(|c| match c.kind {
+            CopyKind::Spool => Some("spool"),
+            CopyKind::SilPdf => Some("sil"),
+            _ => None,
+        })
+        .collect();
+    destinations.dedup();
+    for d in destinations {
+        let mut body = facts.body(Event::Delivered, now, tz);
+        body.destination = Some(d.to_string());
+        tx.audit(&body)?;
+    }
+    Ok(())
 }
 
 fn publish_staged(ledger: &mut Ledger, copy: &mut CopyRow) -> Result<(), DeliveryError> {

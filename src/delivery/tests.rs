@@ -63,6 +63,7 @@ sil = "{r}/sil"
             tz: &self.tz,
             groups: &self.groups,
             mailbox: &self.key,
+            secret: b"a test secret of thirty-two byte",
         }
     }
 
@@ -250,7 +251,7 @@ fn crash_after_planning_replays_into_one_copy() {
         // The process dies here.
     }
     let mut ledger = f.ledger();
-    assert_eq!(recover(&mut ledger).unwrap().finished, 0);
+    assert_eq!(recover(&mut ledger, &f.tz).unwrap().finished, 0);
     let report = deliver_batch(&mut ledger, &f.set(), vec![corpus("corsica_site")], now()).unwrap();
     assert_eq!(report.acks.len(), 1);
     assert_eq!(
@@ -278,7 +279,7 @@ fn crash_after_staging_is_finished_by_recovery() {
     }
     assert!(f.files().iter().any(|p| p.ends_with(".part")));
     let mut ledger = f.ledger();
-    let r = recover(&mut ledger).unwrap();
+    let r = recover(&mut ledger, &f.tz).unwrap();
     assert_eq!((r.published, r.finished), (3, 1));
     assert!(
         !f.files().iter().any(|p| p.ends_with(".part")),
@@ -312,7 +313,7 @@ fn a_sil_file_taken_before_the_crash_is_not_written_again() {
         }
     }
     let mut ledger = f.ledger();
-    recover(&mut ledger).unwrap();
+    recover(&mut ledger, &f.tz).unwrap();
     let report = deliver_batch(&mut ledger, &f.set(), vec![corpus("corsica_site")], now()).unwrap();
     assert_eq!(report.duplicates, 1);
     assert!(f.files().is_empty(), "{:?}", f.files());
@@ -362,4 +363,151 @@ fn two_identical_messages_in_one_batch_give_one_copy_and_two_acks() {
     assert_eq!((report.delivered.len(), report.duplicates), (1, 1));
     assert_eq!(report.acks.len(), 2);
     assert_eq!(f.files().len(), 1);
+}
+
+fn events(f: &Fixture, ledger: &mut Ledger) -> Vec<serde_json::Value> {
+    crate::audit::flush(ledger, &f.root.join("state")).unwrap();
+    crate::audit::read_lines(&crate::audit::path(&f.root.join("state")))
+        .unwrap()
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn a_newer_resend_replaces_the_delivered_certificate() {
+    let f = Fixture::new();
+    let mut ledger = f.ledger();
+    let first = deliver_batch(&mut ledger, &f.set(), vec![corpus("resend_v1")], now()).unwrap();
+    let old = first.delivered[0].0;
+    assert_eq!(
+        f.files(),
+        vec!["sites/690000880/2021-10-28/DUPONT_Jean_21099999.pdf"]
+    );
+    let second = deliver_batch(&mut ledger, &f.set(), vec![corpus("resend_v2")], now()).unwrap();
+    assert_eq!(second.superseded, vec![old]);
+    assert_eq!(second.acks.len(), 1);
+    assert_eq!(
+        f.files(),
+        vec!["sites/690000880/2021-10-28/DUPONT_Jeanne_21099999.pdf"]
+    );
+    let row = ledger.certificate(old).unwrap().unwrap();
+    assert_eq!(row.state, CertState::Superseded);
+    assert!(
+        row.purge_at <= now().as_second(),
+        "the old one is due at once"
+    );
+    let ev = events(&f, &mut ledger);
+    let sup: Vec<_> = ev.iter().filter(|e| e["event"] == "superseded").collect();
+    assert_eq!(sup.len(), 1);
+    assert_eq!(sup[0]["certificate"], old);
+    assert_eq!(sup[0]["by"], second.delivered[0].0);
+}
+
+#[test]
+fn an_older_resend_after_a_newer_one_is_stale() {
+    let f = Fixture::new();
+    let mut ledger = f.ledger();
+    deliver_batch(&mut ledger, &f.set(), vec![corpus("resend_v2")], now()).unwrap();
+    let files = f.files();
+    let report = deliver_batch(&mut ledger, &f.set(), vec![corpus("resend_v1")], now()).unwrap();
+    assert_eq!(report.stale.len(), 1);
+    assert!(report.delivered.is_empty());
+    assert_eq!(report.acks.len(), 1);
+    assert_eq!(report.acks[0].target, AckTarget::Processed);
+    assert_eq!(f.files(), files);
+    let ev = events(&f, &mut ledger);
+    assert!(ev.iter().any(|e| e["event"] == "stale"));
+}
+
+#[test]
+fn both_versions_in_one_batch_deliver_only_the_newer() {
+    let f = Fixture::new();
+    let mut ledger = f.ledger();
+    let report = deliver_batch(
+        &mut ledger,
+        &f.set(),
+        vec![corpus("resend_v1"), corpus("resend_v2")],
+        now(),
+    )
+    .unwrap();
+    assert!(report.failed.is_empty(), "{:?}", report.failed);
+    assert_eq!(report.acks.len(), 2, "both messages are acknowledged");
+    assert_eq!(
+        f.files(),
+        vec!["sites/690000880/2021-10-28/DUPONT_Jeanne_21099999.pdf"]
+    );
+}
+
+#[test]
+fn a_resend_without_integration_dates_goes_to_a_person() {
+    let f = Fixture::new();
+    let mut ledger = f.ledger();
+    deliver_batch(&mut ledger, &f.set(), vec![corpus("resend_v1")], now()).unwrap();
+    let Fetched::Whole { raw, .. } = corpus("resend_v2") else {
+        unreachable!()
+    };
+    let text = String::from_utf8(raw).unwrap();
+    let start = text.find("Date d'int").unwrap();
+    let end = start + text[start..].find('\n').unwrap();
+    let text = format!("{}{}", &text[..start], &text[end..]);
+    let report = deliver_batch(
+        &mut ledger,
+        &f.set(),
+        vec![Fetched::Whole {
+            item: "x".into(),
+            raw: text.into_bytes(),
+        }],
+        now(),
+    )
+    .unwrap();
+    assert_eq!(report.quarantined.len(), 1);
+    assert_eq!(report.quarantined[0].1, Reason::AmbiguousResend);
+}
+
+#[test]
+fn every_event_carries_pseudonyms_not_patient_data() {
+    let f = Fixture::new();
+    let mut ledger = f.ledger();
+    deliver_batch(
+        &mut ledger,
+        &f.set(),
+        vec![
+            corpus("negative_plain"),
+            corpus("corsica_site"),
+            corpus("unknown_site"),
+        ],
+        now(),
+    )
+    .unwrap();
+    let ev = events(&f, &mut ledger);
+    let kinds: Vec<&str> = ev.iter().map(|e| e["event"].as_str().unwrap()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "received",
+            "received",
+            "received",
+            "delivered",
+            "delivered",
+            "quarantined"
+        ]
+    );
+    assert_eq!(ev[3]["destination"], "spool");
+    assert_eq!(ev[4]["destination"], "sil");
+    assert_eq!(ev[0]["sampled_on"], "2021-10-29");
+    assert_eq!(ev[0]["dossier_hmac"].as_str().unwrap().len(), 64);
+    let text = std::fs::read_to_string(crate::audit::path(&f.root.join("state"))).unwrap();
+    for name in [
+        "MARTIN",
+        "Camille",
+        "GIRARD",
+        "Louis",
+        "2100000",
+        "2100031",
+        "284037512345633",
+    ] {
+        assert!(!text.contains(name), "{name} in the retention log");
+    }
+    assert!(crate::audit::verify(&f.root.join("state"), Some(&ledger)).is_ok());
 }

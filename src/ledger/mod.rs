@@ -155,20 +155,33 @@ pub trait LedgerRead {
             .map_err(|e| self.read_err(e))
     }
 
-    /// A delivered certificate of the same site and dossier with the same PDF, if any: an
-    /// identical re-send whose envelope differs.
-    fn by_pdf(
-        &self,
-        site: &str,
-        dossier: &str,
-        pdf_sha256: &[u8; 32],
-    ) -> Result<Option<CertificateRef>> {
+    /// A certificate of the same site and dossier with the same PDF, if any: an identical
+    /// re-send whose envelope differs.
+    fn by_pdf(&self, dossier_hmac: &str, pdf_sha256: &[u8; 32]) -> Result<Option<CertificateRef>> {
         self.conn()
             .query_row(
                 "SELECT id, state FROM certificate
-                 WHERE site = ?1 AND dossier = ?2 AND pdf_sha256 = ?3 ORDER BY id LIMIT 1",
-                params![site, dossier, &pdf_sha256[..]],
+                 WHERE dossier_hmac = ?1 AND pdf_sha256 = ?2 ORDER BY id LIMIT 1",
+                params![dossier_hmac, &pdf_sha256[..]],
                 cert_ref,
+            )
+            .optional()
+            .map_err(|e| self.read_err(e))
+    }
+
+    /// The delivered (or being delivered) certificate of this site and dossier, not yet
+    /// purged nor replaced: what a re-send would replace.
+    fn live_by_dossier(&self, dossier_hmac: &str) -> Result<Option<CertificateRow>> {
+        self.conn()
+            .query_row(
+                &format!(
+                    "SELECT {CERTIFICATE_COLUMNS} FROM certificate
+                     WHERE dossier_hmac = ?1 AND purged_at IS NULL
+                       AND state IN ('delivering', 'delivered')
+                     ORDER BY id DESC LIMIT 1"
+                ),
+                params![dossier_hmac],
+                certificate_row,
             )
             .optional()
             .map_err(|e| self.read_err(e))
@@ -177,15 +190,9 @@ pub trait LedgerRead {
     fn certificate(&self, id: i64) -> Result<Option<CertificateRow>> {
         self.conn()
             .query_row(
-                "SELECT id, state, received_at FROM certificate WHERE id = ?1",
+                &format!("SELECT {CERTIFICATE_COLUMNS} FROM certificate WHERE id = ?1"),
                 params![id],
-                |r| {
-                    Ok(CertificateRow {
-                        id: r.get(0)?,
-                        state: CertState::parse(&r.get::<_, String>(1)?),
-                        received_at: r.get(2)?,
-                    })
-                },
+                certificate_row,
             )
             .optional()
             .map_err(|e| self.read_err(e))
@@ -230,6 +237,26 @@ pub trait LedgerRead {
         })
         .and_then(|rows| rows.collect())
         .map_err(|e| self.read_err(e))
+    }
+
+    /// Retention-log records waiting to be appended, oldest first.
+    fn outbox(&self) -> Result<Vec<(i64, String)>> {
+        let mut stmt = self
+            .conn()
+            .prepare_cached("SELECT id, record FROM audit_outbox ORDER BY id")
+            .map_err(|e| self.read_err(e))?;
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .and_then(|rows| rows.collect())
+            .map_err(|e| self.read_err(e))
+    }
+
+    fn meta(&self, key: &str) -> Result<Option<String>> {
+        self.conn()
+            .query_row("SELECT value FROM meta WHERE key = ?1", params![key], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(|e| self.read_err(e))
     }
 
     /// Number of certificates per state, for reports and tests.
@@ -302,9 +329,9 @@ impl LedgerTx<'_> {
             .execute(
                 "INSERT INTO certificate (state, reason, detail, site, result, rule, received_at,
                      sampled_at, integrated_at, purge_at, content_sha256, pdf_sha256, message_id,
-                     dossier, nom, prenom, sexe, birth_date, ins)
+                     dossier, nom, prenom, sexe, birth_date, ins, dossier_hmac)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
-                     ?17, ?18, ?19)",
+                     ?17, ?18, ?19, ?20)",
                 params![
                     c.state.as_str(),
                     c.reason,
@@ -325,6 +352,7 @@ impl LedgerTx<'_> {
                     c.sexe,
                     c.birth_date,
                     c.ins,
+                    c.dossier_hmac,
                 ],
             )
             .map_err(|e| self.err(e))?;
@@ -422,6 +450,62 @@ impl LedgerTx<'_> {
             .map_err(|e| self.err(e))
     }
 
+    /// Marks `old` replaced by `new`: due now, for its server copies and personal fields.
+    pub fn supersede(&self, old: i64, new: i64, now: i64) -> Result<()> {
+        self.tx
+            .execute(
+                "UPDATE certificate SET state = 'superseded', superseded_by = ?2, purge_at = ?3
+                 WHERE id = ?1",
+                params![old, new, now],
+            )
+            .and_then(|_| {
+                self.tx.execute(
+                    "UPDATE server_copy SET due = ?2 WHERE certificate = ?1 AND state = 'present'",
+                    params![old, now],
+                )
+            })
+            .map(drop)
+            .map_err(|e| self.err(e))
+    }
+
+    /// Queues a retention-log record; returns its event id.
+    pub fn audit(&self, body: &crate::core::audit::Body) -> Result<i64> {
+        let record = serde_json::to_string(body).expect("serialisable");
+        self.tx
+            .execute(
+                "INSERT INTO audit_outbox (record) VALUES (?1)",
+                params![record],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(self.tx.last_insert_rowid())
+    }
+
+    /// Forgets the queued records up to `id`, now in the log.
+    pub fn outbox_done(&self, id: i64) -> Result<()> {
+        self.tx
+            .execute("DELETE FROM audit_outbox WHERE id <= ?1", params![id])
+            .map(drop)
+            .map_err(|e| self.err(e))
+    }
+
+    pub fn set_meta(&self, key: &str, value: &str) -> Result<()> {
+        self.tx
+            .execute(
+                "INSERT INTO meta (key, value) VALUES (?1, ?2)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                params![key, value],
+            )
+            .map(drop)
+            .map_err(|e| self.err(e))
+    }
+
+    pub fn delete_meta(&self, key: &str) -> Result<()> {
+        self.tx
+            .execute("DELETE FROM meta WHERE key = ?1", params![key])
+            .map(drop)
+            .map_err(|e| self.err(e))
+    }
+
     /// Marks the messages waiting on `certificate` as settled (after a recovery finished it).
     pub fn settle_messages(&self, certificate: i64, disposition: Disposition) -> Result<()> {
         self.tx
@@ -462,8 +546,9 @@ impl LedgerTx<'_> {
         self.tx
             .execute(
                 "INSERT INTO server_copy (certificate, mailbox, folder, validity, item, message_id,
-                     state)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'present')",
+                     state, due)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'present',
+                     (SELECT purge_at FROM certificate WHERE id = ?1))",
                 params![
                     certificate,
                     c.mailbox,
@@ -476,6 +561,26 @@ impl LedgerTx<'_> {
             .map(drop)
             .map_err(|e| self.err(e))
     }
+}
+
+/// The columns `certificate_row` reads, in order.
+pub(crate) const CERTIFICATE_COLUMNS: &str = "id, state, received_at, site, result, rule, \
+     sampled_at, integrated_at, purge_at, purged_at, dossier_hmac";
+
+pub(crate) fn certificate_row(r: &rusqlite::Row) -> rusqlite::Result<CertificateRow> {
+    Ok(CertificateRow {
+        id: r.get(0)?,
+        state: CertState::parse(&r.get::<_, String>(1)?),
+        received_at: r.get(2)?,
+        site: r.get(3)?,
+        result: r.get(4)?,
+        rule: r.get(5)?,
+        sampled_at: r.get(6)?,
+        integrated_at: r.get(7)?,
+        purge_at: r.get(8)?,
+        purged_at: r.get(9)?,
+        dossier_hmac: r.get(10)?,
+    })
 }
 
 fn cert_ref(r: &rusqlite::Row) -> rusqlite::Result<CertificateRef> {

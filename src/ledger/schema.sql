@@ -11,6 +11,7 @@ CREATE TABLE meta (
 CREATE TABLE certificate (
     id             INTEGER PRIMARY KEY,
     state          TEXT NOT NULL,      -- delivering | delivered | quarantining | quarantined
+                                       -- | superseded | stale
     reason         TEXT,               -- quarantine reason code
     detail         TEXT,               -- quarantine detail, no patient data
     site           TEXT,               -- FINESS of the site (subject), when valid
@@ -20,9 +21,12 @@ CREATE TABLE certificate (
     sampled_at     INTEGER,
     integrated_at  INTEGER,
     purge_at       INTEGER NOT NULL,
+    purged_at      INTEGER,            -- set when every local copy is gone and the row scrubbed
+    superseded_by  INTEGER,            -- the re-send that replaced it
     content_sha256 BLOB NOT NULL,      -- the raw message
     pdf_sha256     BLOB,
     message_id     TEXT,
+    dossier_hmac   TEXT,               -- keyed pseudonym of site + dossier, kept after the purge
     dossier        TEXT,
     nom            TEXT,
     prenom         TEXT,
@@ -31,8 +35,9 @@ CREATE TABLE certificate (
     ins            TEXT
 );
 CREATE INDEX certificate_content ON certificate (content_sha256);
-CREATE INDEX certificate_pdf ON certificate (site, dossier, pdf_sha256);
-CREATE INDEX certificate_purge ON certificate (purge_at);
+CREATE INDEX certificate_pdf ON certificate (dossier_hmac, pdf_sha256);
+-- What is due costs what is due: only certificates not yet purged are in this index.
+CREATE INDEX certificate_due ON certificate (purge_at) WHERE purged_at IS NULL;
 
 -- Every file the product writes for a certificate. `temp` is the staging name in the same
 -- directory; a copy goes planned → staged (temp written and synced) → published (renamed).
@@ -72,6 +77,18 @@ CREATE TABLE server_copy (
     validity    TEXT,
     item        TEXT,                  -- UID in `folder` (from COPYUID) or Maildir name
     message_id  TEXT,
-    state       TEXT NOT NULL          -- present | purged
+    state       TEXT NOT NULL,         -- present | purged
+    due         INTEGER NOT NULL,      -- the certificate's purge time
+    purged_at   INTEGER,
+    attempts    INTEGER NOT NULL DEFAULT 0,
+    last_error  TEXT
 );
 CREATE INDEX server_copy_certificate ON server_copy (certificate);
+CREATE INDEX server_copy_due ON server_copy (due) WHERE state = 'present';
+
+-- Retention-log records not yet appended to retention.log (written in the same transaction as
+-- what they record, appended after it; `id` orders them and makes the append idempotent).
+CREATE TABLE audit_outbox (
+    id     INTEGER PRIMARY KEY,
+    record TEXT NOT NULL
+);

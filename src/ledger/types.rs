@@ -41,6 +41,7 @@ text_enum!(
         Delivered = "delivered",
         Quarantined = "quarantined",
         Duplicate = "duplicate",
+        Stale = "stale",
     }
 );
 
@@ -51,12 +52,15 @@ text_enum!(
         Delivered = "delivered",
         Quarantining = "quarantining",
         Quarantined = "quarantined",
+        Superseded = "superseded",
+        Stale = "stale",
     }
 );
 
 impl CertState {
+    /// Nothing is left to write for it.
     pub fn is_finished(self) -> bool {
-        matches!(self, CertState::Delivered | CertState::Quarantined)
+        !matches!(self, CertState::Delivering | CertState::Quarantining)
     }
 
     pub fn is_quarantine(self) -> bool {
@@ -97,6 +101,29 @@ pub struct CertificateRow {
     pub id: i64,
     pub state: CertState,
     pub received_at: i64,
+    pub site: Option<String>,
+    pub result: Option<String>,
+    pub rule: String,
+    pub sampled_at: Option<i64>,
+    pub integrated_at: Option<i64>,
+    pub purge_at: i64,
+    pub purged_at: Option<i64>,
+    pub dossier_hmac: Option<String>,
+}
+
+impl CertificateRow {
+    /// What the retention log says about it.
+    pub fn facts(&self) -> crate::core::audit::Facts {
+        crate::core::audit::Facts {
+            certificate: self.id,
+            site: self.site.clone(),
+            result: self.result.clone(),
+            sampled_at: self
+                .sampled_at
+                .and_then(|s| jiff::Timestamp::from_second(s).ok()),
+            dossier_hmac: self.dossier_hmac.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -124,6 +151,7 @@ pub struct NewCertificate {
     pub content_sha256: [u8; 32],
     pub pdf_sha256: Option<[u8; 32]>,
     pub message_id: Option<String>,
+    pub dossier_hmac: Option<String>,
     pub dossier: Option<String>,
     pub nom: Option<String>,
     pub prenom: Option<String>,

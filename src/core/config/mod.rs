@@ -28,8 +28,18 @@ pub struct Config {
     pub senders: Vec<String>,
     pub state_dir: PathBuf,
     pub retention: Policy,
+    /// When and how the purger runs (`[retention]` too).
+    pub purge: PurgeSettings,
     pub quarantine_dir: PathBuf,
     pub sites: Vec<Site>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PurgeSettings {
+    /// How often the daemon runs a purge pass (`retention.check_interval`).
+    pub check_interval: Duration,
+    /// A forward step of the wall clock beyond this holds purging (`retention.max_clock_jump`).
+    pub max_clock_jump: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -155,6 +165,7 @@ pub fn parse(text: &str, file: &str) -> Result<Config, Vec<ConfigError>> {
         r.table(&mut top, "retention").unwrap_or(&empty),
     );
     let retention = read_retention(&mut r, &mut ret);
+    let purge = read_purge(&mut r, &mut ret);
     r.finish(ret);
 
     let mut quar = Section::new(
@@ -181,22 +192,26 @@ pub fn parse(text: &str, file: &str) -> Result<Config, Vec<ConfigError>> {
         mailbox_opts,
         senders,
         state_dir,
-        retention,
+        retention.zip(purge),
         quarantine_dir,
     ) {
-        (Some(source), Some(mailbox), Some(senders), Some(state_dir), Some(retention), Some(q))
-            if r.errors.is_empty() =>
-        {
-            Ok(Config {
-                source,
-                mailbox,
-                senders,
-                state_dir,
-                retention,
-                quarantine_dir: q,
-                sites: sites.into_iter().map(|(_, s)| s).collect(),
-            })
-        }
+        (
+            Some(source),
+            Some(mailbox),
+            Some(senders),
+            Some(state_dir),
+            Some((retention, purge)),
+            Some(q),
+        ) if r.errors.is_empty() => Ok(Config {
+            source,
+            mailbox,
+            senders,
+            state_dir,
+            retention,
+            purge,
+            quarantine_dir: q,
+            sites: sites.into_iter().map(|(_, s)| s).collect(),
+        }),
         _ => Err(r.errors),
     }
 }
@@ -516,6 +531,30 @@ fn read_retention(r: &mut Reader, s: &mut Section) -> Option<Policy> {
     Some(Policy {
         negative: negative?,
         positive: positive?,
+    })
+}
+
+fn read_purge(r: &mut Reader, s: &mut Section) -> Option<PurgeSettings> {
+    let mut fixed = |key: &'static str, default: u64, min: u64, max: u64| match r.string(s, key) {
+        None if s.has(key) => None,
+        None => Some(Duration::from_secs(default)),
+        Some(text) => match duration::parse_fixed(&text) {
+            Ok(d) if d.as_secs() >= min && d.as_secs() <= max => Some(d),
+            Ok(_) => {
+                r.error(s.key(key), format!("{text:?}: expected {min}s to {max}s"));
+                None
+            }
+            Err(e) => {
+                r.error(s.key(key), e);
+                None
+            }
+        },
+    };
+    let check_interval = fixed("check_interval", 60, 1, 3600);
+    let max_clock_jump = fixed("max_clock_jump", 7 * 86_400, 60, 90 * 86_400);
+    Some(PurgeSettings {
+        check_interval: check_interval?,
+        max_clock_jump: max_clock_jump?,
     })
 }
 
