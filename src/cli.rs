@@ -40,6 +40,25 @@ pub enum Command {
         #[arg(long, short, value_name = "FILE")]
         config: PathBuf,
     },
+    /// Purge what is due now (the daemon also does it every retention.check_interval).
+    #[command(
+        after_help = "Examples:\n  mss-dispatch purge --config /etc/mss-dispatch/config.toml --dry-run\n  \
+        mss-dispatch purge --config /etc/mss-dispatch/config.toml --confirm-clock"
+    )]
+    Purge {
+        /// The configuration file (TOML).
+        #[arg(long, short, value_name = "FILE")]
+        config: PathBuf,
+        /// Print what would be purged now, one JSON object per line; delete nothing.
+        #[arg(long, conflicts_with = "confirm_clock")]
+        dry_run: bool,
+        /// Confirm that the system clock is right, lifting a clock-safety hold.
+        #[arg(long)]
+        confirm_clock: bool,
+    },
+    /// Read the retention log: export it, or verify its chain.
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// Show what the daemon would decide for messages (.eml files), touching nothing.
     #[command(
         after_help = "Example:\n  mss-dispatch inspect --config /etc/mss-dispatch/config.toml --json fixtures/corpus/*.eml"
@@ -55,4 +74,46 @@ pub enum Command {
         #[arg(value_name = "MESSAGE.eml", required = true)]
         messages: Vec<PathBuf>,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Export retention-log records, filtered, as JSON lines or CSV.
+    #[command(
+        after_help = "Examples:\n  mss-dispatch audit export --config /etc/mss-dispatch/config.toml \\\n      \
+        --since 2021-10-01 --until 2021-11-01 --site 690000880 --format csv > audit.csv"
+    )]
+    Export {
+        /// The configuration file (TOML).
+        #[arg(long, short, value_name = "FILE")]
+        config: PathBuf,
+        /// Records at or after this time (RFC 3339, or a day: 2021-10-01, Europe/Paris).
+        #[arg(long, value_name = "TIME")]
+        since: Option<String>,
+        /// Records before this time (RFC 3339, or a day: the start of that day).
+        #[arg(long, value_name = "TIME")]
+        until: Option<String>,
+        /// Records of this site only.
+        #[arg(long, value_name = "FINESS")]
+        site: Option<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "jsonl")]
+        format: ExportFormat,
+    },
+    /// Verify the retention log's hash chain: exit 0 with the number of records, or 1 naming
+    /// the first record that breaks it.
+    #[command(
+        after_help = "Example:\n  mss-dispatch audit verify --config /etc/mss-dispatch/config.toml"
+    )]
+    Verify {
+        /// The configuration file (TOML).
+        #[arg(long, short, value_name = "FILE")]
+        config: PathBuf,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportFormat {
+    Jsonl,
+    Csv,
 }

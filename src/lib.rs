@@ -10,10 +10,15 @@ pub mod config_file;
 pub mod core;
 pub mod daemon;
 pub mod delivery;
+pub mod handover;
 pub mod ledger;
 pub mod logging;
+pub mod operator;
+pub mod purge;
 pub mod source;
 pub mod spool;
 pub mod state;
+#[cfg(test)]
+mod test_support;
 pub mod tz;
 pub mod x509;

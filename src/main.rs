@@ -4,13 +4,30 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use mss_dispatch::cli::{Cli, Command};
+use mss_dispatch::cli::{AuditCommand, Cli, Command};
 use mss_dispatch::commands;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Run { config, once } => mss_dispatch::daemon::run(&config, once),
+        Command::Purge {
+            config,
+            dry_run,
+            confirm_clock,
+        } => commands::purge::run(&config, dry_run, confirm_clock),
+        Command::Audit(AuditCommand::Export {
+            config,
+            since,
+            until,
+            site,
+            format,
+        }) => commands::audit::export(
+            &config,
+            commands::audit::Filter { since, until, site },
+            format,
+        ),
+        Command::Audit(AuditCommand::Verify { config }) => commands::audit::verify(&config),
         Command::CheckConfig { config } => commands::check_config::run(&config),
         Command::Inspect {
             config,

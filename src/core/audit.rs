@@ -26,6 +26,8 @@ pub enum Event {
     Superseded,
     /// A re-send older than the certificate already delivered (`by`): not delivered.
     Stale,
+    /// Arrived after its due time (`rule`, `due`): not delivered, nothing kept.
+    Expired,
     /// The lab information system took its files from the drop folder.
     HandedToSil,
     /// Site staff removed the file from the spool (after printing it).
@@ -54,6 +56,7 @@ impl Event {
             Event::Quarantined => "quarantined",
             Event::Superseded => "superseded",
             Event::Stale => "stale",
+            Event::Expired => "expired",
             Event::HandedToSil => "handed_to_sil",
             Event::RemovedBySite => "removed_by_site",
             Event::Purged => "purged",

@@ -6,6 +6,7 @@
 
 mod drain;
 pub mod health;
+mod keeper;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -30,6 +31,7 @@ use crate::state::{StateDir, WorkLock};
 use drain::Drainer;
 pub use drain::{DrainStats, MAX_FETCH_ATTEMPTS};
 use health::{Health, notify, status};
+use keeper::Keeper;
 
 /// How many consecutive failures `--once` tolerates before giving up.
 const ONCE_ATTEMPTS: u32 = 4;
@@ -237,6 +239,10 @@ async fn main_loop<S: Source>(
     let mut failures = 0u32;
     let mut ready = false;
     let mut total = DrainStats::default();
+    let mut keeper = Keeper::new(config);
+    let ledger = Arc::clone(&drainer.ledger);
+    let state_dir = drainer.state_dir.clone();
+    let tz = drainer.tz.clone();
     loop {
         if cancel.is_cancelled() {
             break;
@@ -279,6 +285,9 @@ async fn main_loop<S: Source>(
                     total.delivered,
                     total.quarantined
                 ));
+                keeper
+                    .maybe_run(src, true, config, &ledger, &state_dir, &tz)
+                    .await;
                 if once {
                     src.close().await;
                     return if stats.complete() {
@@ -294,6 +303,9 @@ async fn main_loop<S: Source>(
                 health.set_connected(false);
                 src.close().await;
                 tracing::warn!("{e}");
+                keeper
+                    .maybe_run(src, false, config, &ledger, &state_dir, &tz)
+                    .await;
                 tokio::select! {
                     _ = tokio::time::sleep(Duration::from_secs(1)) => {}
                     _ = cancel.cancelled() => break,
@@ -322,9 +334,24 @@ async fn main_loop<S: Source>(
                     tracing::warn!(retry_in = ?delay, "{e}");
                 }
                 status(&format!("reconnecting in {}s: {e}", delay.as_secs()));
-                tokio::select! {
-                    _ = tokio::time::sleep(delay) => {}
-                    _ = cancel.cancelled() => break,
+                // The local purge does not wait for the server.
+                let resume = std::time::Instant::now() + delay;
+                loop {
+                    keeper
+                        .maybe_run(src, false, config, &ledger, &state_dir, &tz)
+                        .await;
+                    let left = resume.saturating_duration_since(std::time::Instant::now());
+                    if left.is_zero() {
+                        break;
+                    }
+                    let nap = left.min(keeper.until_next().max(Duration::from_secs(1)));
+                    tokio::select! {
+                        _ = tokio::time::sleep(nap) => {}
+                        _ = cancel.cancelled() => break,
+                    }
+                }
+                if cancel.is_cancelled() {
+                    break;
                 }
                 continue;
             }
@@ -334,6 +361,7 @@ async fn main_loop<S: Source>(
         }
         let quiet = config.mailbox.poll_interval;
         let quiet = health.max_quiet().map_or(quiet, |q| quiet.min(q));
+        let quiet = quiet.min(keeper.until_next().max(Duration::from_secs(1)));
         match src.wait(quiet, cancel).await {
             Ok(Woken::Cancelled) => break,
             Ok(_) => {}

@@ -148,6 +148,8 @@ pub struct BatchReport {
     pub superseded: Vec<i64>,
     /// Re-sends older than what was delivered, not delivered.
     pub stale: Vec<i64>,
+    /// Certificates that arrived after their due time, not delivered.
+    pub expired: Vec<i64>,
     /// Messages left for a later attempt, with the error (no patient data).
     pub failed: Vec<(String, String)>,
 }

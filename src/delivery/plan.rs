@@ -168,6 +168,21 @@ pub(super) fn plan_one(
         return duplicate(tx, set, &item, known.id, known.state, headers, now, report);
     }
 
+    // Already due when it arrives (sampled long ago): never written, nothing kept.
+    if let Some(due) = outcome.decision.purge_at()
+        && due <= now
+    {
+        let late = NotDelivered {
+            item: &item,
+            outcome: &outcome,
+            key,
+            pdf_sha,
+            hmac: hmac.as_deref(),
+            headers,
+        };
+        return late.record(tx, set, now, CertState::Expired, None, report);
+    }
+
     // A re-send (SPEC §2, the XMAJ flow): a newer integration date replaces the delivered
     // certificate, an older one is not delivered, and when the dates cannot tell, a person does.
     let mut replaces = None;
@@ -178,16 +193,15 @@ pub(super) fn plan_one(
         match (newer, old.integrated_at) {
             (Some(n), Some(o)) if n > o => replaces = Some(old),
             (Some(n), Some(o)) if n < o => {
-                let stale = Stale {
+                let stale = NotDelivered {
                     item: &item,
                     outcome: &outcome,
                     key,
                     pdf_sha,
-                    hmac,
-                    kept: old.id,
+                    hmac: Some(hmac),
                     headers,
                 };
-                return stale.record(tx, set, now, report);
+                return stale.record(tx, set, now, CertState::Stale, Some(old.id), report);
             }
             _ => requarantine(
                 &mut outcome,
@@ -401,36 +415,33 @@ fn supersede(
     Ok(())
 }
 
-/// A re-send older than the certificate delivered: recorded, not delivered; its message is
-/// handled as processed and its server copy purged at the next pass.
-struct Stale<'a> {
+/// A certificate recorded but not delivered: a re-send older than the one delivered
+/// (`stale`, `kept` is the one delivered), or one already due on arrival (`expired`). No
+/// personal field is kept; its message is handled as processed and its server copy purged at
+/// the next pass.
+struct NotDelivered<'a> {
     item: &'a str,
     outcome: &'a Outcome,
     key: [u8; 32],
     pdf_sha: Option<[u8; 32]>,
-    hmac: &'a str,
-    kept: i64,
+    hmac: Option<&'a str>,
     headers: &'a [u8],
 }
 
-impl Stale<'_> {
+impl NotDelivered<'_> {
     fn record(
         self,
         tx: &LedgerTx,
         set: &Setting,
         now: Timestamp,
+        state: CertState,
+        kept: Option<i64>,
         report: &mut BatchReport,
     ) -> Result<(), LedgerError> {
-        let mut row = new_certificate(
-            self.outcome,
-            self.key,
-            self.pdf_sha,
-            Some(self.hmac.into()),
-            now,
-        );
-        row.state = CertState::Stale;
-        row.purge_at = now.as_second();
-        // Nothing of it is delivered: no personal field is kept.
+        let hmac = self.hmac.map(str::to_string);
+        let mut row = new_certificate(self.outcome, self.key, self.pdf_sha, hmac.clone(), now);
+        row.state = state;
+        row.purge_at = row.purge_at.min(now.as_second());
         (
             row.dossier,
             row.nom,
@@ -440,20 +451,35 @@ impl Stale<'_> {
             row.ins,
         ) = (None, None, None, None, None, None);
         let id = tx.insert_certificate(&row)?;
-        let facts = facts_of(id, self.outcome, Some(self.hmac.to_string()));
+        let facts = facts_of(id, self.outcome, hmac);
         tx.audit(&facts.body(Event::Received, now, set.tz))?;
-        let mut body = facts.body(Event::Stale, now, set.tz);
-        body.by = Some(self.kept);
+        let (event, disposition) = match state {
+            CertState::Stale => (Event::Stale, Disposition::Stale),
+            _ => (Event::Expired, Disposition::Expired),
+        };
+        let mut body = facts.body(event, now, set.tz);
+        body.by = kept;
+        if event == Event::Expired {
+            body.rule = Some(row.rule.clone());
+            body.due = self
+                .outcome
+                .decision
+                .purge_at()
+                .map(|t| crate::core::retention::rfc3339(t, set.tz));
+        }
         tx.audit(&body)?;
         tx.set_message(
             set.mailbox,
             self.item,
-            Disposition::Stale,
+            disposition,
             None,
             Some(id),
             now.as_second(),
         )?;
-        report.stale.push(id);
+        match state {
+            CertState::Stale => report.stale.push(id),
+            _ => report.expired.push(id),
+        }
         report.acks.push(Ack {
             item: self.item.to_string(),
             target: AckTarget::Processed,

@@ -58,7 +58,7 @@ pub fn recover(ledger: &mut Ledger, tz: &TimeZone) -> Result<Recovered, Delivery
                         tx.commit()?;
                         copy.state = CopyState::Published;
                     }
-                    CopyState::Published | CopyState::Gone => {}
+                    CopyState::Published | CopyState::Purging | CopyState::Gone => {}
                 }
             }
         }

@@ -1,109 +1,8 @@
-use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
 
 use super::*;
-use crate::core::config;
 use crate::ledger::LedgerRead;
-
-struct Fixture {
-    _dir: tempfile::TempDir,
-    root: PathBuf,
-    config: Config,
-    tz: TimeZone,
-    groups: HashMap<Finess, u32>,
-    key: MailboxKey,
-}
-
-impl Fixture {
-    fn new() -> Fixture {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().to_path_buf();
-        let text = format!(
-            r#"
-[mailbox]
-maildir = "{r}/Maildir"
-max_message_bytes = 300000
-[state]
-dir = "{r}/state"
-[quarantine]
-dir = "{r}/quarantine"
-[[site]]
-finess = "690000880"
-name = "Lyon Bellecour"
-spool = "{r}/sites/690000880"
-[[site]]
-finess = "750712184"
-name = "Paris Montparnasse"
-spool = "{r}/sites/750712184"
-sil = "{r}/sil"
-[[site]]
-finess = "2A0000154"
-name = "Ajaccio"
-sil = "{r}/sil"
-"#,
-            r = root.display()
-        );
-        Fixture {
-            config: config::parse(&text, "t").unwrap(),
-            tz: crate::tz::paris(),
-            groups: HashMap::new(),
-            key: MailboxKey {
-                mailbox: "maildir:/test".into(),
-                validity: "1".into(),
-            },
-            _dir: dir,
-            root,
-        }
-    }
-
-    fn set(&self) -> Setting<'_> {
-        Setting {
-            config: &self.config,
-            tz: &self.tz,
-            groups: &self.groups,
-            mailbox: &self.key,
-            secret: b"a test secret of thirty-two byte",
-        }
-    }
-
-    fn ledger(&self) -> Ledger {
-        std::fs::create_dir_all(self.root.join("state")).unwrap();
-        Ledger::open(&self.root.join("state")).unwrap()
-    }
-
-    /// Every file under the root except the state directory, relative.
-    fn files(&self) -> Vec<String> {
-        let mut out = Vec::new();
-        walk(&self.root, &self.root, &mut out);
-        out.retain(|p| !p.starts_with("state/"));
-        out.sort();
-        out
-    }
-}
-
-fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            walk(root, &p, out);
-        } else {
-            out.push(p.strip_prefix(root).unwrap().display().to_string());
-        }
-    }
-}
-
-fn corpus(name: &str) -> Fetched {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("fixtures/corpus/{name}.eml"));
-    Fetched::Whole {
-        item: name.to_string(),
-        raw: std::fs::read(path).unwrap(),
-    }
-}
-
-fn now() -> Timestamp {
-    "2021-11-02T09:00:00Z".parse().unwrap()
-}
+use crate::test_support::{Fixture, corpus, now};
 
 #[test]
 fn a_batch_delivers_quarantines_and_ignores() {
@@ -510,4 +409,24 @@ fn every_event_carries_pseudonyms_not_patient_data() {
         assert!(!text.contains(name), "{name} in the retention log");
     }
     assert!(crate::audit::verify(&f.root.join("state"), Some(&ledger)).is_ok());
+}
+
+#[test]
+fn a_certificate_already_due_on_arrival_is_not_written() {
+    let f = Fixture::new();
+    let mut ledger = f.ledger();
+    // Sampled 29/10/2021 10:00, negative: due 01/11 09:00 Paris; it arrives on 05/11.
+    let late: Timestamp = "2021-11-05T10:00:00Z".parse().unwrap();
+    let report =
+        deliver_batch(&mut ledger, &f.set(), vec![corpus("negative_plain")], late).unwrap();
+    assert_eq!(report.expired.len(), 1);
+    assert!(report.delivered.is_empty());
+    assert_eq!(report.acks.len(), 1);
+    assert_eq!(report.acks[0].target, AckTarget::Processed);
+    assert!(f.files().is_empty());
+    let ev = events(&f, &mut ledger);
+    let e = ev.iter().find(|e| e["event"] == "expired").unwrap();
+    assert_eq!(e["due"], "2021-11-01T09:00:00+01:00");
+    let row = ledger.certificate(report.expired[0]).unwrap().unwrap();
+    assert_eq!(row.state, CertState::Expired);
 }

@@ -89,6 +89,14 @@ impl Ledger {
         Ok(())
     }
 
+    /// Writes the write-ahead log back into the database and empties it, so that values just
+    /// erased (with `secure_delete`) do not linger in its old frames.
+    pub fn checkpoint(&mut self) -> Result<()> {
+        self.conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+            .map_err(|e| self.err(e))
+    }
+
     /// Starts a transaction; nothing is durable before `LedgerTx::commit`.
     pub fn tx(&mut self) -> Result<LedgerTx<'_>> {
         let path = self.path.clone();
@@ -234,6 +242,76 @@ pub trait LedgerRead {
                     state: CopyState::parse(&r.get::<_, String>(6)?),
                 },
             ))
+        })
+        .and_then(|rows| rows.collect())
+        .map_err(|e| self.read_err(e))
+    }
+
+    /// Certificates due at `now` and not purged yet, the most overdue first. Served by the
+    /// partial index `certificate_due`: the cost follows what is due, not what is held.
+    fn due_certificates(&self, now: i64, limit: usize) -> Result<Vec<CertificateRow>> {
+        let mut stmt = self
+            .conn()
+            .prepare_cached(&format!(
+                "SELECT {CERTIFICATE_COLUMNS} FROM certificate
+                 WHERE purged_at IS NULL AND purge_at <= ?1 ORDER BY purge_at LIMIT ?2"
+            ))
+            .map_err(|e| self.read_err(e))?;
+        stmt.query_map(params![now, limit as i64], certificate_row)
+            .and_then(|rows| rows.collect())
+            .map_err(|e| self.read_err(e))
+    }
+
+    /// Server copies due at `now`, the most overdue first.
+    fn due_server_copies(&self, now: i64, limit: usize) -> Result<Vec<ServerCopyRow>> {
+        let mut stmt = self
+            .conn()
+            .prepare_cached(
+                "SELECT id, certificate, mailbox, folder, validity, item, message_id, due, attempts
+                 FROM server_copy WHERE state = 'present' AND due <= ?1 ORDER BY due LIMIT ?2",
+            )
+            .map_err(|e| self.read_err(e))?;
+        stmt.query_map(params![now, limit as i64], |r| {
+            Ok(ServerCopyRow {
+                id: r.get(0)?,
+                certificate: r.get(1)?,
+                mailbox: r.get(2)?,
+                folder: r.get(3)?,
+                validity: r.get(4)?,
+                item: r.get(5)?,
+                message_id: r.get(6)?,
+                due: r.get(7)?,
+                attempts: r.get(8)?,
+            })
+        })
+        .and_then(|rows| rows.collect())
+        .map_err(|e| self.read_err(e))
+    }
+
+    /// The published copy at `path`, with its certificate.
+    fn published_at(&self, path: &Path) -> Result<Option<(i64, CopyRow)>> {
+        self.conn()
+            .query_row(
+                "SELECT certificate, id, kind, path, temp, sha256, state FROM copy
+                 WHERE path = ?1 AND state = 'published'",
+                params![path.to_string_lossy()],
+                |r| Ok((r.get(0)?, copy_row_at(r, 1)?)),
+            )
+            .optional()
+            .map_err(|e| self.read_err(e))
+    }
+
+    /// Published copies after `cursor` (by id), for a rolling check that they still exist.
+    fn published_after(&self, cursor: i64, limit: usize) -> Result<Vec<(i64, CopyRow)>> {
+        let mut stmt = self
+            .conn()
+            .prepare_cached(
+                "SELECT certificate, id, kind, path, temp, sha256, state FROM copy
+                 WHERE id > ?1 AND state = 'published' ORDER BY id LIMIT ?2",
+            )
+            .map_err(|e| self.read_err(e))?;
+        stmt.query_map(params![cursor, limit as i64], |r| {
+            Ok((r.get(0)?, copy_row_at(r, 1)?))
         })
         .and_then(|rows| rows.collect())
         .map_err(|e| self.read_err(e))
@@ -450,6 +528,58 @@ impl LedgerTx<'_> {
             .map_err(|e| self.err(e))
     }
 
+    /// Erases what a removed copy's path says (the file name holds the patient's name).
+    pub fn forget_copy(&self, id: i64) -> Result<()> {
+        self.tx
+            .execute(
+                "UPDATE copy SET state = 'gone', path = '', temp = '' WHERE id = ?1",
+                params![id],
+            )
+            .map(drop)
+            .map_err(|e| self.err(e))
+    }
+
+    /// Erases a purged certificate's personal fields; only its pseudonymous record stays.
+    pub fn scrub(&self, id: i64, purged_at: i64) -> Result<()> {
+        self.tx
+            .execute(
+                "UPDATE certificate SET purged_at = ?2, dossier = NULL, nom = NULL, prenom = NULL,
+                     sexe = NULL, birth_date = NULL, ins = NULL, detail = NULL
+                 WHERE id = ?1",
+                params![id, purged_at],
+            )
+            .and_then(|_| {
+                self.tx.execute(
+                    "UPDATE copy SET state = 'gone', path = '', temp = '' WHERE certificate = ?1",
+                    params![id],
+                )
+            })
+            .map(drop)
+            .map_err(|e| self.err(e))
+    }
+
+    pub fn server_copy_purged(&self, id: i64, purged_at: i64) -> Result<()> {
+        self.tx
+            .execute(
+                "UPDATE server_copy SET state = 'purged', purged_at = ?2, message_id = NULL,
+                     last_error = NULL
+                 WHERE id = ?1",
+                params![id, purged_at],
+            )
+            .map(drop)
+            .map_err(|e| self.err(e))
+    }
+
+    pub fn server_copy_failed(&self, id: i64, error: &str) -> Result<()> {
+        self.tx
+            .execute(
+                "UPDATE server_copy SET attempts = attempts + 1, last_error = ?2 WHERE id = ?1",
+                params![id, error],
+            )
+            .map(drop)
+            .map_err(|e| self.err(e))
+    }
+
     /// Marks `old` replaced by `new`: due now, for its server copies and personal fields.
     pub fn supersede(&self, old: i64, new: i64, now: i64) -> Result<()> {
         self.tx
@@ -591,13 +721,18 @@ fn cert_ref(r: &rusqlite::Row) -> rusqlite::Result<CertificateRef> {
 }
 
 fn copy_row(r: &rusqlite::Row) -> rusqlite::Result<CopyRow> {
+    copy_row_at(r, 0)
+}
+
+/// A copy read from columns `at..at + 6` (id, kind, path, temp, sha256, state).
+fn copy_row_at(r: &rusqlite::Row, at: usize) -> rusqlite::Result<CopyRow> {
     Ok(CopyRow {
-        id: r.get(0)?,
-        kind: CopyKind::parse(&r.get::<_, String>(1)?),
-        path: PathBuf::from(r.get::<_, String>(2)?),
-        temp: PathBuf::from(r.get::<_, String>(3)?),
-        sha256: blob32(r.get::<_, Vec<u8>>(4)?),
-        state: CopyState::parse(&r.get::<_, String>(5)?),
+        id: r.get(at)?,
+        kind: CopyKind::parse(&r.get::<_, String>(at + 1)?),
+        path: PathBuf::from(r.get::<_, String>(at + 2)?),
+        temp: PathBuf::from(r.get::<_, String>(at + 3)?),
+        sha256: blob32(r.get::<_, Vec<u8>>(at + 4)?),
+        state: CopyState::parse(&r.get::<_, String>(at + 5)?),
     })
 }
 

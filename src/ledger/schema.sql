@@ -11,7 +11,7 @@ CREATE TABLE meta (
 CREATE TABLE certificate (
     id             INTEGER PRIMARY KEY,
     state          TEXT NOT NULL,      -- delivering | delivered | quarantining | quarantined
-                                       -- | superseded | stale
+                                       -- | superseded | stale | expired
     reason         TEXT,               -- quarantine reason code
     detail         TEXT,               -- quarantine detail, no patient data
     site           TEXT,               -- FINESS of the site (subject), when valid
@@ -59,6 +59,7 @@ CREATE TABLE message (
     validity    TEXT NOT NULL,
     item        TEXT NOT NULL,
     disposition TEXT NOT NULL,         -- pending | ignored | delivered | quarantined | duplicate
+                                       -- | stale | expired
     reason      TEXT,
     certificate INTEGER REFERENCES certificate (id),
     attempts    INTEGER NOT NULL DEFAULT 0,
@@ -87,8 +88,9 @@ CREATE INDEX server_copy_certificate ON server_copy (certificate);
 CREATE INDEX server_copy_due ON server_copy (due) WHERE state = 'present';
 
 -- Retention-log records not yet appended to retention.log (written in the same transaction as
--- what they record, appended after it; `id` orders them and makes the append idempotent).
+-- what they record, appended after it; `id` orders them and makes the append idempotent, so it
+-- must never be reused: AUTOINCREMENT).
 CREATE TABLE audit_outbox (
-    id     INTEGER PRIMARY KEY,
+    id     INTEGER PRIMARY KEY AUTOINCREMENT,
     record TEXT NOT NULL
 );

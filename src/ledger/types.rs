@@ -42,6 +42,7 @@ text_enum!(
         Quarantined = "quarantined",
         Duplicate = "duplicate",
         Stale = "stale",
+        Expired = "expired",
     }
 );
 
@@ -54,6 +55,7 @@ text_enum!(
         Quarantined = "quarantined",
         Superseded = "superseded",
         Stale = "stale",
+        Expired = "expired",
     }
 );
 
@@ -71,11 +73,13 @@ impl CertState {
 pub use crate::core::layout::CopyKind;
 
 text_enum!(
-    /// planned → staged (temp written and synced) → published (renamed into place).
+    /// planned → staged (temp written and synced) → published (renamed into place) →
+    /// purging (its removal has begun) → gone (removed, or taken by the SIL or the site).
     CopyState {
         Planned = "planned",
         Staged = "staged",
         Published = "published",
+        Purging = "purging",
         Gone = "gone",
     }
 );
@@ -184,4 +188,18 @@ impl Default for CertState {
     fn default() -> Self {
         CertState::Delivering
     }
+}
+
+/// A message kept on the server, to be deleted when its certificate is due.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerCopyRow {
+    pub id: i64,
+    pub certificate: i64,
+    pub mailbox: String,
+    pub folder: String,
+    pub validity: Option<String>,
+    pub item: Option<String>,
+    pub message_id: Option<String>,
+    pub due: i64,
+    pub attempts: i64,
 }

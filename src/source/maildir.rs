@@ -14,7 +14,7 @@ use super::{Listed, Source, SourceError, Woken};
 use crate::core::config::Mailbox;
 use crate::core::decide::header_block;
 use crate::delivery::{Ack, AckTarget};
-use crate::ledger::{MailboxKey, ServerCopy};
+use crate::ledger::{MailboxKey, ServerCopy, ServerCopyRow};
 
 pub struct MaildirSource {
     root: PathBuf,
@@ -27,13 +27,7 @@ pub struct MaildirSource {
 
 impl MaildirSource {
     pub fn new(root: &Path, mailbox: &Mailbox) -> MaildirSource {
-        let folder = |name: &str| -> PathBuf {
-            if name.eq_ignore_ascii_case("INBOX") {
-                root.to_path_buf()
-            } else {
-                root.join(format!(".{}", name.replace('/', ".")))
-            }
-        };
+        let folder = |name: &str| folder_dir(root, name);
         MaildirSource {
             root: root.to_path_buf(),
             inbox: folder(&mailbox.folder),
@@ -64,8 +58,21 @@ impl MaildirSource {
         }
     }
 
+    fn folder(&self, name: &str) -> PathBuf {
+        folder_dir(&self.root, name)
+    }
+
     fn path(&self, item: &str) -> Option<&PathBuf> {
         self.files.get(item)
+    }
+}
+
+/// The directory of a folder: the Maildir itself for INBOX, else a Maildir++ sub-folder.
+fn folder_dir(root: &Path, name: &str) -> PathBuf {
+    if name.eq_ignore_ascii_case("INBOX") {
+        root.to_path_buf()
+    } else {
+        root.join(format!(".{}", name.replace('/', ".")))
     }
 }
 
@@ -207,6 +214,32 @@ impl Source for MaildirSource {
             out.push((ack.clone(), copy));
         }
         Ok(out)
+    }
+
+    async fn purge_copies(&mut self, copies: &[ServerCopyRow]) -> Vec<Result<(), String>> {
+        copies
+            .iter()
+            .map(|c| {
+                let dir = self.folder(&c.folder);
+                let Some(item) = &c.item else {
+                    return Err("no item recorded".to_string());
+                };
+                for sub in ["cur", "new"] {
+                    let entries = match std::fs::read_dir(dir.join(sub)) {
+                        Ok(e) => e,
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                        Err(e) => return Err(e.to_string()),
+                    };
+                    for entry in entries.flatten() {
+                        let name = entry.file_name().to_string_lossy().into_owned();
+                        if unique(&name) == item {
+                            std::fs::remove_file(entry.path()).map_err(|e| e.to_string())?;
+                        }
+                    }
+                }
+                Ok(())
+            })
+            .collect()
     }
 
     async fn wait(

@@ -12,7 +12,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::delivery::Ack;
-use crate::ledger::{MailboxKey, ServerCopy};
+use crate::ledger::{MailboxKey, ServerCopy, ServerCopyRow};
 
 /// A message's header block and size, read without its body.
 #[derive(Debug, Clone)]
@@ -65,6 +65,9 @@ pub trait Source {
     async fn bodies(&mut self, items: &[String]) -> Result<Vec<(String, Vec<u8>)>, SourceError>;
     /// Moves (or deletes) acknowledged messages; returns where each one went.
     async fn ack(&mut self, acks: &[Ack]) -> Result<Vec<(Ack, Option<ServerCopy>)>, SourceError>;
+    /// Deletes copies the product moved to its folders, when their certificate is due; one
+    /// result per copy, in order. A copy no longer there counts as deleted.
+    async fn purge_copies(&mut self, copies: &[ServerCopyRow]) -> Vec<Result<(), String>>;
     /// Waits for a change, at most `max`, or until cancelled.
     async fn wait(
         &mut self,

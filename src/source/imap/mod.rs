@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 use super::{Listed, Source, SourceError, Woken};
 use crate::core::config::{Imap, Mailbox};
 use crate::delivery::{Ack, AckTarget};
-use crate::ledger::{MailboxKey, ServerCopy};
+use crate::ledger::{MailboxKey, ServerCopy, ServerCopyRow};
 pub use connect::Caps;
 use connect::Session;
 use tls::Credentials;
@@ -36,6 +36,14 @@ struct Folders {
     inbox: String,
     processed: Option<String>,
     quarantine: String,
+    delimiter: String,
+}
+
+impl Folders {
+    /// A configured folder name as the server spells it.
+    fn wire(&self, name: &str) -> String {
+        utf7::encode(&name.replace('/', &self.delimiter))
+    }
 }
 
 pub struct ImapSource {
@@ -140,6 +148,7 @@ impl ImapSource {
             processed: (!self.mailbox.processed_folder.is_empty())
                 .then(|| wire(&self.mailbox.processed_folder)),
             quarantine: wire(&self.mailbox.quarantine_folder),
+            delimiter: delimiter.clone(),
         };
         let mut wanted = vec![folders.quarantine.clone()];
         wanted.extend(folders.processed.clone());
@@ -346,6 +355,39 @@ impl Source for ImapSource {
         Ok(out)
     }
 
+    async fn purge_copies(&mut self, copies: &[ServerCopyRow]) -> Vec<Result<(), String>> {
+        let mut results: Vec<Result<(), String>> = vec![Ok(()); copies.len()];
+        if copies.is_empty() {
+            return results;
+        }
+        let mut folders: Vec<&str> = copies.iter().map(|c| c.folder.as_str()).collect();
+        folders.sort_unstable();
+        folders.dedup();
+        for folder in folders {
+            let group: Vec<usize> = (0..copies.len())
+                .filter(|i| copies[*i].folder == folder)
+                .collect();
+            let rows: Vec<&ServerCopyRow> = group.iter().map(|i| &copies[*i]).collect();
+            if let Err(e) = self.purge_in(folder, &rows).await {
+                for i in &group {
+                    results[*i] = Err(e.to_string());
+                }
+                if self.session.is_none() {
+                    // The connection is gone: the rest waits for the next pass.
+                    for r in results.iter_mut().filter(|r| r.is_ok()) {
+                        *r = Err(e.to_string());
+                    }
+                    return results;
+                }
+            }
+        }
+        // Back to the folder the drain works on.
+        if let Err(e) = self.reselect().await {
+            tracing::warn!("{e}");
+        }
+        results
+    }
+
     async fn wait(
         &mut self,
         max: Duration,
@@ -408,6 +450,72 @@ impl Source for ImapSource {
 }
 
 impl ImapSource {
+    /// Deletes the copies in one folder: by their UID when the folder's UIDVALIDITY is still
+    /// the one recorded, else found again by Message-ID.
+    async fn purge_in(
+        &mut self,
+        folder: &str,
+        copies: &[&ServerCopyRow],
+    ) -> Result<(), SourceError> {
+        let (wire, is_inbox) = {
+            let f = self.folders()?;
+            let wire = f.wire(folder);
+            let is_inbox = wire == f.inbox;
+            (wire, is_inbox)
+        };
+        if is_inbox && !self.caps.uidplus {
+            return Err(SourceError::Fatal(format!(
+                "{}: deleting a copy kept in {folder} needs UIDPLUS (a plain EXPUNGE would also \
+                 remove other people's deleted mail)",
+                self.endpoint
+            )));
+        }
+        let mut s = self.take()?;
+        let r = timeout(self.limit, s.select(&wire)).await;
+        let selected = self.settle(s, "SELECT", r)?;
+        let validity = selected.uid_validity.map(|v| v.to_string());
+        let mut uids: Vec<u32> = Vec::new();
+        for c in copies {
+            let by_uid = c.item.as_deref().and_then(|i| i.parse::<u32>().ok());
+            match (by_uid, &c.validity) {
+                (Some(uid), Some(v)) if Some(v) == validity.as_ref() => uids.push(uid),
+                _ => {
+                    let Some(id) = &c.message_id else { continue };
+                    let mut s = self.take()?;
+                    let query = format!("HEADER Message-ID {}", quote(id));
+                    let r = timeout(self.limit, s.uid_search(&query)).await;
+                    uids.extend(self.settle(s, "UID SEARCH", r)?);
+                }
+            }
+        }
+        if uids.is_empty() {
+            return Ok(());
+        }
+        let set = uid_set(&uids);
+        self.simple(
+            "UID STORE",
+            format!("UID STORE {set} +FLAGS.SILENT (\\Deleted)"),
+        )
+        .await?;
+        if self.caps.uidplus {
+            self.simple("UID EXPUNGE", format!("UID EXPUNGE {set}"))
+                .await
+        } else {
+            // One of the product's own folders: every message in it is the product's.
+            self.simple("EXPUNGE", "EXPUNGE".to_string()).await
+        }
+    }
+
+    /// Selects the incoming folder again, noting a new UIDVALIDITY.
+    async fn reselect(&mut self) -> Result<(), SourceError> {
+        let inbox = self.folders()?.inbox.clone();
+        let mut s = self.take()?;
+        let r = timeout(self.limit, s.select(&inbox)).await;
+        let selected = self.settle(s, "SELECT", r)?;
+        self.key.validity = selected.uid_validity.unwrap_or(0).to_string();
+        Ok(())
+    }
+
     /// Flags messages `\Deleted` and expunges exactly them when UIDPLUS allows; returns
     /// whether they stay on the server (flagged only).
     async fn delete(&mut self, set: &str) -> Result<bool, SourceError> {

@@ -1,0 +1,187 @@
+//! `audit export` and `audit verify`: the retention log for auditors. Export answers "was
+//! anything kept past its due time, and by how long?" from `purged` and
+//! `server_copy_purged` records (`due`, `purged_at`, `lateness_seconds`).
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use jiff::Timestamp;
+
+use crate::cli::ExportFormat;
+use crate::config_file;
+use crate::core::audit::Record;
+use crate::core::finess::Finess;
+use crate::ledger::Ledger;
+
+const CSV_COLUMNS: [&str; 20] = [
+    "seq",
+    "time",
+    "event",
+    "certificate",
+    "site",
+    "result",
+    "sampled_on",
+    "dossier_hmac",
+    "destination",
+    "reason",
+    "rule",
+    "due",
+    "purged_at",
+    "lateness_seconds",
+    "folder",
+    "by",
+    "user",
+    "overrides",
+    "detail",
+    "hash_prev",
+];
+
+pub struct Filter {
+    pub since: Option<String>,
+    pub until: Option<String>,
+    pub site: Option<String>,
+}
+
+pub fn export(config_path: &Path, filter: Filter, format: ExportFormat) -> ExitCode {
+    let config = match config_file::load(config_path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return super::config_error();
+        }
+    };
+    let tz = crate::tz::paris();
+    let bound = |s: &Option<String>, what: &str| -> Result<Option<Timestamp>, String> {
+        s.as_deref()
+            .map(|s| parse_time(s, &tz).ok_or_else(|| format!("--{what} {s:?}: not a time")))
+            .transpose()
+    };
+    let (since, until) = match (bound(&filter.since, "since"), bound(&filter.until, "until")) {
+        (Ok(a), Ok(b)) => (a, b),
+        (Err(e), _) | (_, Err(e)) => {
+            eprintln!("error: {e}");
+            return super::config_error();
+        }
+    };
+    let site = match filter.site.as_deref().map(Finess::parse) {
+        None => None,
+        Some(Ok(f)) => Some(f.as_str().to_string()),
+        Some(Err(e)) => {
+            eprintln!("error: --site: {e}");
+            return super::config_error();
+        }
+    };
+    let lines = match crate::audit::read_lines(&crate::audit::path(&config.state_dir)) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if format == ExportFormat::Csv {
+        println!("{}", CSV_COLUMNS.join(","));
+    }
+    for line in &lines {
+        let Ok(record) = serde_json::from_str::<Record>(line) else {
+            eprintln!("warning: skipping a line that is not a record (run `audit verify`)");
+            continue;
+        };
+        let at = parse_time(&record.body.time, &tz);
+        if since.is_some_and(|s| at.is_none_or(|t| t < s))
+            || until.is_some_and(|u| at.is_none_or(|t| t >= u))
+            || site
+                .as_ref()
+                .is_some_and(|s| record.body.site.as_ref() != Some(s))
+        {
+            continue;
+        }
+        match format {
+            ExportFormat::Jsonl => println!("{line}"),
+            ExportFormat::Csv => println!("{}", csv_row(&record)),
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+/// RFC 3339, or a day (`2021-10-01`, the start of that day in Europe/Paris).
+fn parse_time(s: &str, tz: &jiff::tz::TimeZone) -> Option<Timestamp> {
+    s.parse::<Timestamp>().ok().or_else(|| {
+        s.parse::<jiff::civil::Date>()
+            .ok()
+            .and_then(|d| d.to_zoned_datetime(tz.clone()).ok())
+            .map(|z| z.timestamp())
+    })
+}
+
+fn csv_row(r: &Record) -> String {
+    let b = &r.body;
+    let opt = |v: &Option<String>| v.clone().unwrap_or_default();
+    let num = |v: Option<i64>| v.map(|n| n.to_string()).unwrap_or_default();
+    let fields = [
+        r.seq.to_string(),
+        b.time.clone(),
+        b.event.map(|e| e.as_str().to_string()).unwrap_or_default(),
+        num(b.certificate),
+        opt(&b.site),
+        opt(&b.result),
+        opt(&b.sampled_on),
+        opt(&b.dossier_hmac),
+        opt(&b.destination),
+        opt(&b.reason),
+        opt(&b.rule),
+        opt(&b.due),
+        opt(&b.purged_at),
+        num(b.lateness_seconds),
+        opt(&b.folder),
+        num(b.by),
+        opt(&b.user),
+        opt(&b.overrides),
+        opt(&b.detail),
+        r.prev.clone(),
+    ];
+    fields
+        .iter()
+        .map(|f| csv_field(f))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+pub fn verify(config_path: &Path) -> ExitCode {
+    let config = match config_file::load(config_path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return super::config_error();
+        }
+    };
+    let dir = &config.state_dir;
+    // The ledger knows where the chain ends; without it (a copy of the log alone), the chain
+    // is still checked.
+    let ledger = dir
+        .join("ledger.sqlite")
+        .exists()
+        .then(|| Ledger::open(dir).ok())
+        .flatten();
+    match crate::audit::verify(dir, ledger.as_ref()) {
+        Ok(head) => {
+            println!(
+                "{}: {} records, chain intact",
+                crate::audit::path(dir).display(),
+                head.seq
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            println!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}

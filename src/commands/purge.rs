@@ -1,0 +1,143 @@
+//! `purge`: a purge pass now, `--dry-run` to list what is due, `--confirm-clock` to lift a
+//! clock-safety hold. Works while the daemon runs: it takes the work lock while it acts.
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use jiff::Timestamp;
+
+use crate::config_file;
+use crate::core::config::{Config, Source as SourceConfig};
+use crate::ledger::{Ledger, LedgerRead};
+use crate::purge::{self, Gate};
+use crate::source::Source;
+use crate::source::imap::{ImapSource, tls};
+use crate::source::maildir::MaildirSource;
+use crate::state::WorkLock;
+
+pub fn run(config_path: &Path, dry_run: bool, confirm_clock: bool) -> ExitCode {
+    let config = match config_file::load(config_path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return super::config_error();
+        }
+    };
+    match act(&config, dry_run, confirm_clock) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn act(config: &Config, dry_run: bool, confirm_clock: bool) -> Result<ExitCode, String> {
+    let tz = crate::tz::paris();
+    let dir = &config.state_dir;
+    let now = Timestamp::now();
+    if dry_run {
+        let ledger = Ledger::open(dir).map_err(|e| e.to_string())?;
+        for due in purge::due(&ledger, now, &tz).map_err(|e| e.to_string())? {
+            println!("{}", serde_json::to_string(&due).expect("serialisable"));
+        }
+        if let Some(hold) = purge::hold(&ledger).map_err(|e| e.to_string())? {
+            eprintln!("note: purging is held: {hold}");
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let _work = WorkLock::take(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let mut ledger = Ledger::open(dir).map_err(|e| e.to_string())?;
+    if confirm_clock {
+        let user = crate::operator::current_user();
+        let held = purge::confirm_clock(&mut ledger, now, &user, &tz).map_err(|e| e.to_string())?;
+        crate::audit::flush(&mut ledger, dir).map_err(|e| e.to_string())?;
+        println!(
+            "{}",
+            if held {
+                "clock confirmed: purging resumes at the next pass"
+            } else {
+                "clock confirmed (no hold was in force)"
+            }
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let max_jump = config.purge.max_clock_jump;
+    let gate = purge::clock_gate(
+        &mut ledger,
+        None,
+        now,
+        std::time::Duration::ZERO,
+        max_jump,
+        &tz,
+    )
+    .map_err(|e| e.to_string())?;
+    if let Gate::Held(reason) = gate {
+        crate::audit::flush(&mut ledger, dir).map_err(|e| e.to_string())?;
+        eprintln!("purging is held: {reason}");
+        return Ok(ExitCode::FAILURE);
+    }
+    let pass =
+        purge::local_pass(&mut ledger, &tz, now, usize::MAX >> 1).map_err(|e| e.to_string())?;
+    purge::passed(&mut ledger, now).map_err(|e| e.to_string())?;
+    let server = ledger
+        .due_server_copies(now.as_second(), usize::MAX >> 1)
+        .map_err(|e| e.to_string())?;
+    let mut pending = 0;
+    let mut deleted = 0;
+    if !server.is_empty() {
+        let results = purge_on_server(config, &server);
+        pending = results.iter().filter(|r| r.is_err()).count();
+        if let Some(Err(e)) = results.iter().find(|r| r.is_err()) {
+            eprintln!("warning: {pending} server copies not deleted yet: {e}");
+        }
+        let pairs: Vec<_> = server.into_iter().zip(results).collect();
+        deleted = purge::record_server_results(&mut ledger, &pairs, Timestamp::now(), &tz)
+            .map_err(|e| e.to_string())?;
+    }
+    crate::audit::flush(&mut ledger, dir).map_err(|e| e.to_string())?;
+    println!(
+        "purged {} certificate(s); {} server copy(ies) deleted, {} to retry",
+        pass.purged.len(),
+        deleted,
+        pending
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Deletes server copies through a connection of its own.
+fn purge_on_server(
+    config: &Config,
+    copies: &[crate::ledger::ServerCopyRow],
+) -> Vec<Result<(), String>> {
+    let fail_all = |e: String| copies.iter().map(|_| Err(e.clone())).collect::<Vec<_>>();
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => return fail_all(e.to_string()),
+    };
+    runtime.block_on(async {
+        match &config.source {
+            SourceConfig::Maildir(root) => {
+                let mut src = MaildirSource::new(root, &config.mailbox);
+                src.purge_copies(copies).await
+            }
+            SourceConfig::Imap(imap) => {
+                let creds = match tls::load(imap, Timestamp::now()) {
+                    Ok(c) => c,
+                    Err(e) => return fail_all(e),
+                };
+                let mut src = ImapSource::new(imap, &config.mailbox, Arc::new(creds));
+                if let Err(e) = src.open().await {
+                    return fail_all(e.to_string());
+                }
+                let results = src.purge_copies(copies).await;
+                src.close().await;
+                results
+            }
+        }
+    })
+}

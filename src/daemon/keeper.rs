@@ -1,0 +1,173 @@
+//! The purger inside `run`: a pass at start and every `retention.check_interval`, whether the
+//! server is reachable or not (the local copies do not wait for it). A pass records what the
+//! watcher saw taken, reconciles a slice of the published copies, checks the clock, purges
+//! what is due locally, then deletes the due server copies through the source when it is
+//! connected; a server copy that cannot be deleted now is retried at the next pass.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use jiff::Timestamp;
+
+use super::health::status;
+use crate::core::clock::LastPass;
+use crate::core::config::Config;
+use crate::handover::{self, RECONCILE_SLICE, Watcher};
+use crate::ledger::{Ledger, LedgerRead, ServerCopyRow};
+use crate::purge::{self, Gate, PASS_LIMIT};
+use crate::source::Source;
+use crate::state::WorkLock;
+
+/// Server copies deleted per pass.
+const SERVER_COPIES_PER_PASS: usize = 500;
+
+pub struct Keeper {
+    start: Instant,
+    next: Instant,
+    last: Option<LastPass>,
+    watcher: Option<Watcher>,
+    /// Everything is reconciled once at start, then slice by slice.
+    full_reconcile: bool,
+}
+
+/// What the blocking part of a pass found.
+enum Local {
+    Held(String),
+    Done {
+        purged: usize,
+        taken: usize,
+        server: Vec<ServerCopyRow>,
+    },
+}
+
+impl Keeper {
+    pub fn new(config: &Config) -> Keeper {
+        Keeper {
+            start: Instant::now(),
+            next: Instant::now(),
+            last: None,
+            watcher: Watcher::start(config),
+            full_reconcile: true,
+        }
+    }
+
+    /// Time left before the next pass is due.
+    pub fn until_next(&self) -> Duration {
+        self.next.saturating_duration_since(Instant::now())
+    }
+
+    /// Runs a pass if one is due. `connected`: whether `src` may be used for server copies.
+    pub async fn maybe_run<S: Source>(
+        &mut self,
+        src: &mut S,
+        connected: bool,
+        config: &Config,
+        ledger: &Arc<Mutex<Ledger>>,
+        state_dir: &std::path::Path,
+        tz: &jiff::tz::TimeZone,
+    ) {
+        if Instant::now() < self.next {
+            return;
+        }
+        self.next = Instant::now() + config.purge.check_interval;
+        let now = Timestamp::now();
+        let mono = self.start.elapsed();
+        let (paths, rescan) = self
+            .watcher
+            .as_ref()
+            .map_or((Vec::new(), false), Watcher::take);
+        let full = std::mem::take(&mut self.full_reconcile) || rescan;
+        let last = self.last;
+        let max_jump = config.purge.max_clock_jump;
+        let (ledger2, dir, tz2) = (Arc::clone(ledger), state_dir.to_path_buf(), tz.clone());
+        let local = tokio::task::spawn_blocking(move || -> Result<Local, String> {
+            let _work = WorkLock::take(&dir).map_err(|e| e.to_string())?;
+            let mut l = ledger2.lock().map_err(|_| "ledger poisoned".to_string())?;
+            let mut taken =
+                handover::record_paths(&mut l, &paths, now, &tz2).map_err(|e| e.to_string())?;
+            taken += if full {
+                handover::reconcile_all(&mut l, now, &tz2)
+            } else {
+                handover::reconcile(&mut l, now, &tz2, RECONCILE_SLICE)
+            }
+            .map_err(|e| e.to_string())?;
+            let gate = purge::clock_gate(&mut l, last, now, mono, max_jump, &tz2)
+                .map_err(|e| e.to_string())?;
+            if let Gate::Held(reason) = gate {
+                crate::audit::flush(&mut l, &dir).map_err(|e| e.to_string())?;
+                return Ok(Local::Held(reason));
+            }
+            let pass =
+                purge::local_pass(&mut l, &tz2, now, PASS_LIMIT).map_err(|e| e.to_string())?;
+            purge::passed(&mut l, now).map_err(|e| e.to_string())?;
+            crate::audit::flush(&mut l, &dir).map_err(|e| e.to_string())?;
+            let server = l
+                .due_server_copies(now.as_second(), SERVER_COPIES_PER_PASS)
+                .map_err(|e| e.to_string())?;
+            Ok(Local::Done {
+                purged: pass.purged.len(),
+                taken: taken + pass.taken,
+                server,
+            })
+        })
+        .await;
+        let (purged, taken, server) = match local {
+            Ok(Ok(Local::Done {
+                purged,
+                taken,
+                server,
+            })) => (purged, taken, server),
+            Ok(Ok(Local::Held(reason))) => {
+                tracing::error!("clock-safety hold: {reason}");
+                status(&format!("PURGE HELD: {reason}"));
+                return;
+            }
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "purge pass failed; retried at the next one");
+                return;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "purge pass failed; retried at the next one");
+                return;
+            }
+        };
+        self.last = Some(LastPass {
+            wall: now,
+            mono: Some(mono),
+        });
+        if purged > 0 || taken > 0 {
+            tracing::info!(purged, taken_by_sil_or_site = taken, "purge pass");
+        }
+        if server.is_empty() {
+            return;
+        }
+        if !connected {
+            tracing::warn!(
+                pending = server.len(),
+                "server copies due; the server is not reachable, retried at the next pass"
+            );
+            return;
+        }
+        let results = src.purge_copies(&server).await;
+        let failed = results.iter().filter(|r| r.is_err()).count();
+        let pairs: Vec<_> = server.into_iter().zip(results).collect();
+        let (ledger2, dir, tz2) = (Arc::clone(ledger), state_dir.to_path_buf(), tz.clone());
+        let recorded = tokio::task::spawn_blocking(move || -> Result<usize, String> {
+            let _work = WorkLock::take(&dir).map_err(|e| e.to_string())?;
+            let mut l = ledger2.lock().map_err(|_| "ledger poisoned".to_string())?;
+            let n = purge::record_server_results(&mut l, &pairs, Timestamp::now(), &tz2)
+                .map_err(|e| e.to_string())?;
+            crate::audit::flush(&mut l, &dir).map_err(|e| e.to_string())?;
+            Ok(n)
+        })
+        .await;
+        match recorded {
+            Ok(Ok(n)) if n > 0 || failed > 0 => {
+                tracing::info!(deleted = n, failed, "server copies");
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "recording server copies failed"),
+            Err(e) => tracing::error!(error = %e, "recording server copies failed"),
+        }
+    }
+}

@@ -1,0 +1,211 @@
+//! Hand-over tracking: when the SIL takes a file from its drop folder, or site staff delete
+//! one from a spool after printing it, the ledger records it (`handed_to_sil`,
+//! `removed_by_site`) and stops counting the copy as ours. Two sources, since watch events
+//! can be lost (inotify overflows, network file systems): a debounced `notify` watcher on
+//! the folders, and a rolling reconcile that checks a bounded slice of the published copies at
+//! every purge pass, so that a pass still costs about the same whatever is held.
+
+use std::path::PathBuf;
+use std::sync::mpsc::{Receiver, channel};
+use std::time::Duration;
+
+use jiff::Timestamp;
+use jiff::tz::TimeZone;
+use notify::{EventKind, RecursiveMode};
+use notify_debouncer_full::{DebounceEventResult, new_debouncer};
+
+use crate::core::config::Config;
+use crate::ledger::{Ledger, LedgerError, LedgerRead};
+use crate::purge::record_taken;
+
+/// Published copies checked per reconcile slice.
+pub const RECONCILE_SLICE: usize = 2000;
+const CURSOR: &str = "reconcile_cursor";
+
+/// What the watcher reports.
+pub enum Signal {
+    /// Paths removed or renamed away.
+    Gone(Vec<PathBuf>),
+    /// Events were lost: everything should be looked at again.
+    Rescan,
+}
+
+/// Watches the site folders; dropping it stops the watch.
+pub struct Watcher {
+    _debouncer: notify_debouncer_full::Debouncer<
+        notify::RecommendedWatcher,
+        notify_debouncer_full::RecommendedCache,
+    >,
+    rx: Receiver<Signal>,
+}
+
+impl Watcher {
+    /// Watches every site's spool (with its day folders) and SIL folder that exists.
+    pub fn start(config: &Config) -> Option<Watcher> {
+        let (tx, rx) = channel();
+        let debouncer = new_debouncer(
+            Duration::from_secs(2),
+            None,
+            move |result: DebounceEventResult| {
+                let signal = match result {
+                    Ok(events) => {
+                        if events.iter().any(|e| e.need_rescan()) {
+                            Signal::Rescan
+                        } else {
+                            let paths: Vec<PathBuf> = events
+                                .into_iter()
+                                .filter(|e| {
+                                    matches!(e.kind, EventKind::Remove(_) | EventKind::Modify(_))
+                                })
+                                .flat_map(|e| e.event.paths)
+                                .collect();
+                            if paths.is_empty() {
+                                return;
+                            }
+                            Signal::Gone(paths)
+                        }
+                    }
+                    Err(_) => Signal::Rescan,
+                };
+                let _ = tx.send(signal);
+            },
+        );
+        let mut debouncer = match debouncer {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot watch the site folders; relying on reconcile");
+                return None;
+            }
+        };
+        let mut dirs: Vec<(PathBuf, RecursiveMode)> = Vec::new();
+        for site in &config.sites {
+            if let Some(spool) = &site.spool {
+                dirs.push((spool.clone(), RecursiveMode::Recursive));
+            }
+            if let Some(sil) = &site.sil
+                && !dirs.iter().any(|(d, _)| d == sil)
+            {
+                dirs.push((sil.clone(), RecursiveMode::NonRecursive));
+            }
+        }
+        for (dir, mode) in dirs {
+            if !dir.is_dir() {
+                continue;
+            }
+            if let Err(e) = debouncer.watch(&dir, mode) {
+                tracing::warn!(folder = %dir.display(), error = %e,
+                    "cannot watch a folder; relying on reconcile");
+            }
+        }
+        Some(Watcher {
+            _debouncer: debouncer,
+            rx,
+        })
+    }
+
+    /// What happened since the last call: removed paths, and whether to rescan.
+    pub fn take(&self) -> (Vec<PathBuf>, bool) {
+        let mut paths = Vec::new();
+        let mut rescan = false;
+        while let Ok(signal) = self.rx.try_recv() {
+            match signal {
+                Signal::Gone(p) => paths.extend(p),
+                Signal::Rescan => rescan = true,
+            }
+        }
+        (paths, rescan)
+    }
+}
+
+/// Records the published copies among `paths` that are indeed gone.
+pub fn record_paths(
+    ledger: &mut Ledger,
+    paths: &[PathBuf],
+    now: Timestamp,
+    tz: &TimeZone,
+) -> Result<usize, LedgerError> {
+    let mut found = Vec::new();
+    for p in paths {
+        if p.exists() {
+            continue;
+        }
+        if let Some(hit) = ledger.published_at(p)? {
+            found.push(hit);
+        }
+    }
+    record(ledger, found, now, tz)
+}
+
+/// Checks the next slice of published copies, from where the last slice stopped.
+pub fn reconcile(
+    ledger: &mut Ledger,
+    now: Timestamp,
+    tz: &TimeZone,
+    limit: usize,
+) -> Result<usize, LedgerError> {
+    let cursor: i64 = ledger
+        .meta(CURSOR)?
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let slice = ledger.published_after(cursor, limit)?;
+    let next = if slice.len() < limit {
+        0
+    } else {
+        slice.last().map_or(0, |(_, c)| c.id)
+    };
+    let gone: Vec<_> = slice
+        .into_iter()
+        .filter(|(_, c)| !c.path.exists())
+        .collect();
+    let n = record(ledger, gone, now, tz)?;
+    let tx = ledger.tx()?;
+    tx.set_meta(CURSOR, &next.to_string())?;
+    tx.commit()?;
+    Ok(n)
+}
+
+/// Checks every published copy (at start-up, or after the watcher lost events).
+pub fn reconcile_all(
+    ledger: &mut Ledger,
+    now: Timestamp,
+    tz: &TimeZone,
+) -> Result<usize, LedgerError> {
+    let mut cursor = 0;
+    let mut total = 0;
+    loop {
+        let slice = ledger.published_after(cursor, RECONCILE_SLICE)?;
+        let Some((_, last)) = slice.last() else { break };
+        cursor = last.id;
+        let full = slice.len() == RECONCILE_SLICE;
+        let gone: Vec<_> = slice
+            .into_iter()
+            .filter(|(_, c)| !c.path.exists())
+            .collect();
+        total += record(ledger, gone, now, tz)?;
+        if !full {
+            break;
+        }
+    }
+    Ok(total)
+}
+
+fn record(
+    ledger: &mut Ledger,
+    gone: Vec<(i64, crate::ledger::CopyRow)>,
+    now: Timestamp,
+    tz: &TimeZone,
+) -> Result<usize, LedgerError> {
+    if gone.is_empty() {
+        return Ok(0);
+    }
+    let tx = ledger.tx()?;
+    let mut n = 0;
+    for (cert, copy) in &gone {
+        if let Some(row) = tx.certificate(*cert)? {
+            record_taken(&tx, &row, copy, now, tz)?;
+            n += 1;
+        }
+    }
+    tx.commit()?;
+    Ok(n)
+}

@@ -1,0 +1,309 @@
+//! The retention executor (SPEC §4, DESIGN invariant 3). A pass takes the certificates due
+//! from the ledger's `certificate_due` index (its cost follows what is due, not what is held),
+//! removes every local copy the product made (spool, SIL, quarantine files, then empty day
+//! folders), erases the personal fields, records `purged` with the rule, due time and lateness,
+//! and truncates the ledger's write-ahead log so the erased values are gone from disk too.
+//! The server copies are deleted by the caller through its source (`server_pass`); a server
+//! that is down only delays them, and the lateness is recorded. Nothing is purged while the
+//! clock is held (`core::clock`).
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use jiff::tz::TimeZone;
+use jiff::{SignedDuration, Timestamp};
+
+use crate::core::audit::Event;
+use crate::core::clock::{self, LastPass, Verdict};
+use crate::ledger::{
+    CertificateRow, CopyRow, CopyState, Ledger, LedgerError, LedgerRead, LedgerTx, ServerCopyRow,
+};
+use crate::spool::{self, SpoolError};
+
+/// Certificates handled per pass; the next pass takes the rest.
+pub const PASS_LIMIT: usize = 5000;
+const LAST_PASS: &str = "purge_last_pass";
+const CLOCK_HOLD: &str = "clock_hold";
+
+#[derive(Debug, thiserror::Error)]
+pub enum PurgeError {
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    #[error(transparent)]
+    Spool(#[from] SpoolError),
+}
+
+/// What a local pass did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct LocalPass {
+    /// Certificates purged, with their rule.
+    pub purged: Vec<(i64, String)>,
+    /// Copies found already taken by the SIL or removed by the site.
+    pub taken: usize,
+}
+
+/// One due certificate as `purge --dry-run` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Due {
+    pub certificate: i64,
+    pub site: Option<String>,
+    pub rule: String,
+    pub due: String,
+}
+
+/// What would be purged at `now`.
+pub fn due(ledger: &Ledger, now: Timestamp, tz: &TimeZone) -> Result<Vec<Due>, LedgerError> {
+    Ok(ledger
+        .due_certificates(now.as_second(), usize::MAX >> 1)?
+        .into_iter()
+        .map(|c| Due {
+            certificate: c.id,
+            site: c.site,
+            rule: c.rule,
+            due: stamp(c.purge_at, tz),
+        })
+        .collect())
+}
+
+fn stamp(unix: i64, tz: &TimeZone) -> String {
+    crate::core::retention::rfc3339(Timestamp::from_second(unix).unwrap_or_default(), tz)
+}
+
+/// Removes every local copy of every certificate due at `now`, and its personal fields.
+pub fn local_pass(
+    ledger: &mut Ledger,
+    tz: &TimeZone,
+    now: Timestamp,
+    limit: usize,
+) -> Result<LocalPass, PurgeError> {
+    let mut pass = LocalPass::default();
+    let due = ledger.due_certificates(now.as_second(), limit)?;
+    if due.is_empty() {
+        return Ok(pass);
+    }
+    // 1. Copies the SIL or the site took are theirs: recorded as such, not as purged. The
+    //    others are marked before they are removed, so that a crash in between is not taken
+    //    for a hand-over.
+    let tx = ledger.tx()?;
+    for cert in &due {
+        for copy in tx.copies(cert.id)? {
+            if copy.state == CopyState::Published && !copy.path.exists() {
+                record_taken(&tx, cert, &copy, now, tz)?;
+                pass.taken += 1;
+            } else if copy.state != CopyState::Purging {
+                tx.set_copy_state(copy.id, CopyState::Purging)?;
+            }
+        }
+    }
+    tx.commit()?;
+
+    // 2. Remove the files, then the day folders they leave empty.
+    let mut dirs = BTreeSet::new();
+    let mut day_dirs = BTreeSet::new();
+    for cert in &due {
+        for copy in ledger.copies(cert.id)? {
+            if copy.state != CopyState::Purging {
+                continue;
+            }
+            for p in [&copy.path, &copy.temp] {
+                if spool::remove_if_present(p)? {
+                    dirs.insert(parent(p));
+                }
+            }
+            if copy.kind == crate::core::layout::CopyKind::Spool {
+                day_dirs.insert(parent(&copy.path));
+            }
+        }
+    }
+    for day in &day_dirs {
+        // Fails, as it should, while other certificates are in it.
+        if std::fs::remove_dir(day).is_ok() {
+            dirs.remove(day);
+            dirs.insert(parent(day));
+        }
+    }
+    for dir in &dirs {
+        if dir.is_dir() {
+            spool::sync_dir(dir)?;
+        }
+    }
+
+    // 3. Erase the personal fields and record the purge.
+    let tx = ledger.tx()?;
+    for cert in &due {
+        tx.scrub(cert.id, now.as_second())?;
+        let mut body = cert.facts().body(Event::Purged, now, tz);
+        body.rule = Some(cert.rule.clone());
+        body.due = Some(stamp(cert.purge_at, tz));
+        body.purged_at = Some(crate::core::retention::rfc3339(now, tz));
+        body.lateness_seconds = Some((now.as_second() - cert.purge_at).max(0));
+        tx.audit(&body)?;
+        pass.purged.push((cert.id, cert.rule.clone()));
+    }
+    tx.commit()?;
+    // Erased values must not survive in the write-ahead log either.
+    ledger.checkpoint()?;
+    Ok(pass)
+}
+
+/// Records that the SIL took a file from its drop folder, or the site removed one from its
+/// spool, and forgets the copy (it is not ours any more).
+pub fn record_taken(
+    tx: &LedgerTx,
+    cert: &CertificateRow,
+    copy: &CopyRow,
+    now: Timestamp,
+    tz: &TimeZone,
+) -> Result<(), LedgerError> {
+    use crate::core::layout::CopyKind;
+    tx.set_copy_state(copy.id, CopyState::Gone)?;
+    let event = match copy.kind {
+        CopyKind::SilPdf => Event::HandedToSil,
+        CopyKind::Spool => Event::RemovedBySite,
+        // The sidecar goes with its PDF; quarantine files are the operators'.
+        CopyKind::SilJson | CopyKind::QuarantineEml | CopyKind::QuarantineJson => return Ok(()),
+    };
+    tx.audit(&cert.facts().body(event, now, tz))?;
+    Ok(())
+}
+
+fn parent(p: &Path) -> PathBuf {
+    p.parent().unwrap_or(Path::new("/")).to_path_buf()
+}
+
+/// Records the outcome of deleting server copies.
+pub fn record_server_results(
+    ledger: &mut Ledger,
+    results: &[(ServerCopyRow, Result<(), String>)],
+    now: Timestamp,
+    tz: &TimeZone,
+) -> Result<usize, LedgerError> {
+    if results.is_empty() {
+        return Ok(0);
+    }
+    let tx = ledger.tx()?;
+    let mut done = 0;
+    for (copy, result) in results {
+        match result {
+            Ok(()) => {
+                tx.server_copy_purged(copy.id, now.as_second())?;
+                let cert = tx.certificate(copy.certificate)?;
+                let mut body = match &cert {
+                    Some(c) => c.facts().body(Event::ServerCopyPurged, now, tz),
+                    None => crate::core::audit::Body {
+                        time: crate::core::retention::rfc3339(now, tz),
+                        event: Some(Event::ServerCopyPurged),
+                        certificate: Some(copy.certificate),
+                        ..Default::default()
+                    },
+                };
+                body.folder = Some(copy.folder.clone());
+                body.due = Some(stamp(copy.due, tz));
+                body.purged_at = Some(crate::core::retention::rfc3339(now, tz));
+                body.lateness_seconds = Some((now.as_second() - copy.due).max(0));
+                tx.audit(&body)?;
+                done += 1;
+            }
+            Err(e) => tx.server_copy_failed(copy.id, e)?,
+        }
+    }
+    tx.commit()?;
+    Ok(done)
+}
+
+/// Whether purging may go ahead.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Gate {
+    Open,
+    /// Held until an operator runs `purge --confirm-clock`; the reason in words.
+    Held(String),
+}
+
+/// Checks the clock against the last pass (`in_process`: this process's last pass with its
+/// monotonic reading; otherwise the ledger's). A new inconsistency starts a hold, recorded in
+/// the ledger and the retention log.
+pub fn clock_gate(
+    ledger: &mut Ledger,
+    in_process: Option<LastPass>,
+    now: Timestamp,
+    mono: Duration,
+    max_jump: Duration,
+    tz: &TimeZone,
+) -> Result<Gate, LedgerError> {
+    if let Some(reason) = ledger.meta(CLOCK_HOLD)? {
+        return Ok(Gate::Held(reason));
+    }
+    let last = in_process.or_else(|| {
+        ledger
+            .meta(LAST_PASS)
+            .ok()
+            .flatten()
+            .and_then(|s| s.parse::<i64>().ok())
+            .and_then(|s| Timestamp::from_second(s).ok())
+            .map(|wall| LastPass { wall, mono: None })
+    });
+    let max_jump = SignedDuration::try_from(max_jump).unwrap_or(SignedDuration::MAX);
+    match clock::check(last, now, mono, max_jump) {
+        Verdict::Fine => Ok(Gate::Open),
+        verdict => {
+            let reason = format!(
+                "{} (now {}); purging is held until an operator runs \
+                 `mss-dispatch purge --confirm-clock`",
+                verdict.describe(),
+                crate::core::retention::rfc3339(now, tz)
+            );
+            let tx = ledger.tx()?;
+            tx.set_meta(CLOCK_HOLD, &reason)?;
+            tx.audit(&crate::core::audit::Body {
+                time: crate::core::retention::rfc3339(now, tz),
+                event: Some(Event::ClockHold),
+                detail: Some(verdict.describe()),
+                ..Default::default()
+            })?;
+            tx.commit()?;
+            Ok(Gate::Held(reason))
+        }
+    }
+}
+
+/// Remembers a completed pass, for the clock check of the next one.
+pub fn passed(ledger: &mut Ledger, now: Timestamp) -> Result<(), LedgerError> {
+    let tx = ledger.tx()?;
+    tx.set_meta(LAST_PASS, &now.as_second().to_string())?;
+    tx.commit()
+}
+
+/// The hold, if there is one.
+pub fn hold(ledger: &Ledger) -> Result<Option<String>, LedgerError> {
+    ledger.meta(CLOCK_HOLD)
+}
+
+/// An operator confirms the clock: the hold ends and `now` becomes the reference.
+pub fn confirm_clock(
+    ledger: &mut Ledger,
+    now: Timestamp,
+    user: &str,
+    tz: &TimeZone,
+) -> Result<bool, LedgerError> {
+    let held = ledger.meta(CLOCK_HOLD)?.is_some();
+    let tx = ledger.tx()?;
+    tx.delete_meta(CLOCK_HOLD)?;
+    tx.set_meta(LAST_PASS, &now.as_second().to_string())?;
+    tx.audit(&crate::core::audit::Body {
+        time: crate::core::retention::rfc3339(now, tz),
+        event: Some(Event::ClockConfirmed),
+        user: Some(user.to_string()),
+        detail: Some(if held {
+            "the hold is lifted".into()
+        } else {
+            "no hold was in force".into()
+        }),
+        ..Default::default()
+    })?;
+    tx.commit()?;
+    Ok(held)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,315 @@
+use super::*;
+use crate::delivery::{deliver_batch, record_acks};
+use crate::ledger::ServerCopy;
+use crate::test_support::{Fixture, corpus, now};
+
+fn t(s: &str) -> Timestamp {
+    s.parse().unwrap()
+}
+
+fn log(f: &Fixture, ledger: &mut Ledger) -> Vec<serde_json::Value> {
+    crate::audit::flush(ledger, &f.root.join("state")).unwrap();
+    crate::audit::read_lines(&crate::audit::path(&f.root.join("state")))
+        .unwrap()
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// Every byte of every file under the state directory.
+fn state_bytes(f: &Fixture) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut files = Vec::new();
+    crate::test_support::walk(&f.root, &f.root.join("state"), &mut files);
+    for p in files {
+        out.extend(std::fs::read(f.root.join(p)).unwrap());
+    }
+    out
+}
+
+fn contains(hay: &[u8], needle: &str) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle.as_bytes())
+}
+
+#[test]
+fn a_negative_is_purged_at_its_due_time_and_leaves_no_personal_data() {
+    let f = Fixture::new();
+    let mut ledger = f.ledger();
+    deliver_batch(&mut ledger, &f.set(), vec![corpus("negative_plain")], now()).unwrap();
+    crate::audit::flush(&mut ledger, &f.root.join("state")).unwrap();
+    // Sampled 29/10/2021 10:00 Paris: due 72 h later, 2021-11-01T08:00:00Z.
+    let before = local_pass(&mut ledger, &f.tz, t("2021-11-01T07:59:59Z"), 100).unwrap();
+    assert!(before.purged.is_empty());
+    assert_eq!(f.files().len(), 1);
+    assert!(
+        contains(&state_bytes(&f), "MARTIN"),
+        "the ledger holds the name until the purge"
+    );
+
+    let pass = local_pass(&mut ledger, &f.tz, t("2021-11-01T08:00:30Z"), 100).unwrap();
+    assert_eq!(pass.purged.len(), 1);
+    assert_eq!(pass.purged[0].1, "negative");
+    assert!(f.files().is_empty(), "{:?}", f.files());
+    assert!(
+        !f.root.join("sites/690000880/2021-10-29").exists(),
+        "empty day folder removed"
+    );
+
+    let ev = log(&f, &mut ledger);
+    let purged = ev
+        .iter()
+        .find(|e| e["event"] == "purged")
+        .unwrap_or_else(|| panic!("{ev:#?}"));
+    assert_eq!(purged["rule"], "negative");
+    assert_eq!(purged["due"], "2021-11-01T09:00:00+01:00");
+    assert_eq!(purged["lateness_seconds"], 30);
+    assert!(crate::audit::verify(&f.root.join("state"), Some(&ledger)).is_ok());
+
+    // While the ledger is open (its write-ahead log in use), and after it is closed.
+    for open in [true, false] {
+        if !open {
+            drop(std::mem::replace(&mut ledger, f.ledger()));
+        }
+        let bytes = state_bytes(&f);
+        for personal in [
+            "MARTIN",
+            "Camille",
+            "2100000",
+            "284037512345633",
+            "12/03/1984",
+        ] {
+            assert!(
+                !contains(&bytes, personal),
+                "{personal} is still in the state directory"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_positive_is_purged_at_the_start_of_the_day_six_months_later() {
+    let f = Fixture::new();
+    let mut ledger = f.ledger();
+    deliver_batch(
+        &mut ledger,
+        &f.set(),
+        vec![corpus("positive_month_end")],
+        now(),
+    )
+    .unwrap();
+    // Sampled 31/08/2021: due at the start of 28/02/2022, Paris.
+    assert!(
+        local_pass(&mut ledger, &f.tz, t("2022-02-27T22:59:59Z"), 100)
+            .unwrap()
+            .purged
+            .is_empty()
+    );
+    let pass = local_pass(&mut ledger, &f.tz, t("2022-02-27T23:00:00Z"), 100).unwrap();
+    assert_eq!(pass.purged, vec![(1, "positive".to_string())]);
+    assert!(f.files().is_empty());
+}
+
+#[test]
+fn quarantine_files_go_when_the_longest_rule_expires() {
+    let f = Fixture::new();
+    let mut ledger = f.ledger();
+    deliver_batch(&mut ledger, &f.set(), vec![corpus("unknown_site")], now()).unwrap();
+    assert_eq!(f.files().len(), 2);
+    // Sampled 28/10/2021: six months, start of 28/04/2022 Paris.
+    assert!(
+        local_pass(&mut ledger, &f.tz, t("2022-04-27T21:59:59Z"), 100)
+            .unwrap()
+            .purged
+            .is_empty()
+    );
+    let pass = local_pass(&mut ledger, &f.tz, t("2022-04-27T22:00:00Z"), 100).unwrap();
+    assert_eq!(pass.purged[0].1, "quarantine");
+    assert!(f.files().is_empty());
+}
+
+#[test]
+fn files_the_sil_or_the_site_took_are_recorded_not_missed() {
+    let f = Fixture::new();
+    let mut ledger = f.ledger();
+    // 750712184 has a spool and a SIL folder.
+    deliver_batch(
+        &mut ledger,
+        &f.set(),
+        vec![corpus("dst_repeated_hour")],
+        now(),
+    )
+    .unwrap();
+    std::fs::remove_file(f.root.join("sil/MARTIN_Camille_2100032.pdf")).unwrap();
+    std::fs::remove_file(f.root.join("sil/MARTIN_Camille_2100032.json")).unwrap();
+    std::fs::remove_file(
+        f.root
+            .join("sites/750712184/2021-10-31/MARTIN_Camille_2100032.pdf"),
+    )
+    .unwrap();
+    let pass = local_pass(&mut ledger, &f.tz, t("2022-01-01T00:00:00Z"), 100).unwrap();
+    assert_eq!(pass.purged.len(), 1);
+    assert_eq!(pass.taken, 3);
+    let ev = log(&f, &mut ledger);
+    let kinds: Vec<&str> = ev.iter().map(|e| e["event"].as_str().unwrap()).collect();
+    assert!(kinds.contains(&"handed_to_sil"), "{kinds:?}");
+    assert!(kinds.contains(&"removed_by_site"), "{kinds:?}");
+    assert_eq!(kinds.last(), Some(&"purged"));
+}
+
+#[test]
+fn a_superseded_certificate_is_purged_at_the_next_pass() {
+    let f = Fixture::new();
+    let mut ledger = f.ledger();
+    // Received before their own due times (sampled 28/10, negative: due 31/10).
+    let received = t("2021-10-29T12:00:00Z");
+    deliver_batch(&mut ledger, &f.set(), vec![corpus("resend_v1")], received).unwrap();
+    deliver_batch(&mut ledger, &f.set(), vec![corpus("resend_v2")], received).unwrap();
+    let pass = local_pass(&mut ledger, &f.tz, t("2021-10-29T12:00:01Z"), 100).unwrap();
+    assert_eq!(pass.purged.len(), 1, "only the replaced one");
+    assert_eq!(
+        f.files(),
+        vec!["sites/690000880/2021-10-28/DUPONT_Jeanne_21099999.pdf"]
+    );
+}
+
+#[test]
+fn the_clock_going_back_or_far_forward_holds_purging_until_confirmed() {
+    let f = Fixture::new();
+    let mut ledger = f.ledger();
+    let week = Duration::from_secs(7 * 86_400);
+    let mono = Duration::from_secs(10);
+    assert_eq!(
+        clock_gate(
+            &mut ledger,
+            None,
+            t("2021-11-02T10:00:00Z"),
+            mono,
+            week,
+            &f.tz
+        )
+        .unwrap(),
+        Gate::Open
+    );
+    passed(&mut ledger, t("2021-11-02T10:00:00Z")).unwrap();
+    // Across a restart: back by a day.
+    let gate = clock_gate(
+        &mut ledger,
+        None,
+        t("2021-11-01T10:00:00Z"),
+        mono,
+        week,
+        &f.tz,
+    )
+    .unwrap();
+    assert!(
+        matches!(&gate, Gate::Held(r) if r.contains("went back")),
+        "{gate:?}"
+    );
+    // Held even once the clock looks right again.
+    assert!(matches!(
+        clock_gate(
+            &mut ledger,
+            None,
+            t("2021-11-02T10:05:00Z"),
+            mono,
+            week,
+            &f.tz
+        )
+        .unwrap(),
+        Gate::Held(_)
+    ));
+    assert!(confirm_clock(&mut ledger, t("2021-11-02T10:06:00Z"), "alice", &f.tz).unwrap());
+    assert_eq!(
+        clock_gate(
+            &mut ledger,
+            None,
+            t("2021-11-02T10:07:00Z"),
+            mono,
+            week,
+            &f.tz
+        )
+        .unwrap(),
+        Gate::Open
+    );
+    // Within one process: the wall clock runs 30 days ahead of the monotonic one.
+    let last = LastPass {
+        wall: t("2021-11-02T10:07:00Z"),
+        mono: Some(Duration::from_secs(100)),
+    };
+    let gate = clock_gate(
+        &mut ledger,
+        Some(last),
+        t("2021-12-02T10:08:00Z"),
+        Duration::from_secs(160),
+        week,
+        &f.tz,
+    )
+    .unwrap();
+    assert!(
+        matches!(&gate, Gate::Held(r) if r.contains("jumped forward")),
+        "{gate:?}"
+    );
+    let ev = log(&f, &mut ledger);
+    let kinds: Vec<&str> = ev.iter().map(|e| e["event"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["clock_hold", "clock_confirmed", "clock_hold"]);
+    assert_eq!(ev[1]["user"], "alice");
+}
+
+#[test]
+fn server_copies_are_due_with_their_certificate_and_record_their_lateness() {
+    let f = Fixture::new();
+    let mut ledger = f.ledger();
+    let report =
+        deliver_batch(&mut ledger, &f.set(), vec![corpus("negative_plain")], now()).unwrap();
+    let copy = ServerCopy {
+        mailbox: f.key.mailbox.clone(),
+        folder: "SI-DEP/Traites".into(),
+        validity: Some("7".into()),
+        item: Some("1001".into()),
+        message_id: Some("<x@y>".into()),
+    };
+    record_acks(&mut ledger, &f.key, &[(report.acks[0].clone(), Some(copy))]).unwrap();
+    assert!(
+        ledger
+            .due_server_copies(t("2021-11-01T07:59:59Z").as_second(), 10)
+            .unwrap()
+            .is_empty()
+    );
+    let due = ledger
+        .due_server_copies(t("2021-11-01T09:00:00Z").as_second(), 10)
+        .unwrap();
+    assert_eq!(due.len(), 1);
+    // The server is down: counted, still due.
+    record_server_results(
+        &mut ledger,
+        &[(due[0].clone(), Err("connection refused".into()))],
+        t("2021-11-01T09:00:00Z"),
+        &f.tz,
+    )
+    .unwrap();
+    let due = ledger
+        .due_server_copies(t("2021-11-01T10:00:00Z").as_second(), 10)
+        .unwrap();
+    assert_eq!(due[0].attempts, 1);
+    let n = record_server_results(
+        &mut ledger,
+        &[(due[0].clone(), Ok(()))],
+        t("2021-11-01T10:00:00Z"),
+        &f.tz,
+    )
+    .unwrap();
+    assert_eq!(n, 1);
+    assert!(
+        ledger
+            .due_server_copies(t("2021-11-02T00:00:00Z").as_second(), 10)
+            .unwrap()
+            .is_empty()
+    );
+    let ev = log(&f, &mut ledger);
+    let e = ev
+        .iter()
+        .find(|e| e["event"] == "server_copy_purged")
+        .unwrap();
+    assert_eq!(e["lateness_seconds"], 7200);
+    assert_eq!(e["folder"], "SI-DEP/Traites");
+}

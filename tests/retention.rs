@@ -1,0 +1,378 @@
+//! Retention with a real Dovecot and the real binary: server copies deleted when due (and
+//! later, when the server was down), the clock-safety hold and its confirmation, re-sends,
+//! hand-over tracking by the running daemon, and the auditors' commands.
+
+mod support;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use support::*;
+
+const PROCESSED: &str = "SI-DEP.Traites";
+
+struct World {
+    _tmp: tempfile::TempDir,
+    install: Install,
+    dovecot: Dovecot,
+}
+
+fn world(extra: &str) -> World {
+    let tmp = workdir();
+    let root = tmp.path().to_path_buf();
+    let pki = Pki::new(&root.join("pki"));
+    let dovecot = Dovecot::start(&root.join("dovecot"), &pki, DovecotOptions::default());
+    let install_root = root.join("install");
+    std::fs::create_dir_all(&install_root).unwrap();
+    let mailbox = login_mailbox(&dovecot, &pki, &root);
+    let install = Install::new(&install_root, &mailbox);
+    if !extra.is_empty() {
+        let text = std::fs::read_to_string(&install.config).unwrap() + extra;
+        std::fs::write(&install.config, text).unwrap();
+    }
+    World {
+        _tmp: tmp,
+        install,
+        dovecot,
+    }
+}
+
+fn cmd(w: &World, args: &[&str]) -> Output {
+    Command::new(bin())
+        .args(args)
+        .arg("--config")
+        .arg(&w.install.config)
+        .output()
+        .unwrap()
+}
+
+fn ledger(w: &World) -> rusqlite::Connection {
+    rusqlite::Connection::open(w.install.root.join("state/ledger.sqlite")).unwrap()
+}
+
+/// Makes every certificate due now: the retention arithmetic is tested with injected time in
+/// the unit tests; here the point is what happens to the copies.
+fn make_due(w: &World) {
+    let past = jiff::Timestamp::now().as_second() - 60;
+    let db = ledger(w);
+    db.execute("UPDATE certificate SET purge_at = ?1", [past])
+        .unwrap();
+    db.execute("UPDATE server_copy SET due = ?1", [past])
+        .unwrap();
+}
+
+fn log_events(w: &World) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(w.install.root.join("state/retention.log"))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn state_bytes(dir: &Path) -> Vec<u8> {
+    let mut files = Vec::new();
+    walk(dir, dir, &mut files);
+    files
+        .iter()
+        .flat_map(|f| std::fs::read(dir.join(f)).unwrap())
+        .collect()
+}
+
+fn contains(hay: &[u8], needle: &str) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle.as_bytes())
+}
+
+#[test]
+fn a_due_certificate_is_purged_everywhere_including_the_server_copy() {
+    let w = world("");
+    w.dovecot
+        .deliver(USER, "INBOX", &certificate(1, "750712184", "Négatif", 4000));
+    let out = w.install.run_once();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(w.dovecot.count(USER, PROCESSED), 1);
+    assert_eq!(w.install.files().len(), 3, "{:?}", w.install.files());
+    assert!(contains(
+        &state_bytes(&w.install.root.join("state")),
+        "PATIENT1"
+    ));
+
+    make_due(&w);
+    let out = cmd(&w, &["purge"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .contains("purged 1 certificate(s); 1 server copy(ies) deleted")
+    );
+    assert!(w.install.files().is_empty(), "{:?}", w.install.files());
+    assert_eq!(
+        w.dovecot.count(USER, PROCESSED),
+        0,
+        "the server copy is gone too"
+    );
+    let kinds: Vec<String> = log_events(&w)
+        .iter()
+        .map(|e| e["event"].as_str().unwrap().to_string())
+        .collect();
+    assert!(kinds.contains(&"purged".to_string()), "{kinds:?}");
+    assert!(
+        kinds.contains(&"server_copy_purged".to_string()),
+        "{kinds:?}"
+    );
+    let bytes = state_bytes(&w.install.root.join("state"));
+    for personal in ["PATIENT1", "D000001", "01/01/1980"] {
+        assert!(
+            !contains(&bytes, personal),
+            "{personal} is still in the state directory"
+        );
+    }
+}
+
+#[test]
+fn with_the_server_down_the_local_purge_completes_and_the_server_catches_up() {
+    let mut w = world("");
+    w.dovecot
+        .deliver(USER, "INBOX", &certificate(2, "690000880", "Négatif", 4000));
+    assert!(w.install.run_once().status.success());
+    make_due(&w);
+    w.dovecot.stop();
+    let out = cmd(&w, &["purge"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("0 server copy(ies) deleted, 1 to retry")
+    );
+    assert!(w.install.files().is_empty());
+    w.dovecot.restart();
+    assert_eq!(w.dovecot.count(USER, PROCESSED), 1);
+    let out = cmd(&w, &["purge"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(w.dovecot.count(USER, PROCESSED), 0);
+    let late = log_events(&w)
+        .into_iter()
+        .find(|e| e["event"] == "server_copy_purged")
+        .unwrap();
+    assert!(late["lateness_seconds"].as_i64().unwrap() >= 60, "{late}");
+}
+
+#[test]
+fn a_clock_set_back_holds_purging_until_an_operator_confirms_it() {
+    let w = world("");
+    w.dovecot
+        .deliver(USER, "INBOX", &certificate(3, "690000880", "Négatif", 4000));
+    assert!(w.install.run_once().status.success());
+    make_due(&w);
+    // The last pass was recorded tomorrow: the clock has gone back a day since.
+    let tomorrow = jiff::Timestamp::now().as_second() + 86_400;
+    ledger(&w)
+        .execute(
+            "INSERT INTO meta (key, value) VALUES ('purge_last_pass', ?1)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            [tomorrow.to_string()],
+        )
+        .unwrap();
+    let out = cmd(&w, &["purge"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("went back"), "{}", stderr(&out));
+    assert_eq!(
+        w.install.spool_files("690000880").len(),
+        1,
+        "nothing purged while held"
+    );
+    // The daemon does not purge either.
+    assert!(w.install.run_once().status.success());
+    assert_eq!(w.install.spool_files("690000880").len(), 1);
+    let out = cmd(&w, &["purge", "--confirm-clock"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = cmd(&w, &["purge"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(w.install.spool_files("690000880").is_empty());
+    let events = log_events(&w);
+    let confirm = events
+        .iter()
+        .find(|e| e["event"] == "clock_confirmed")
+        .unwrap();
+    assert!(
+        confirm["user"].as_str().unwrap().contains("uid"),
+        "{confirm}"
+    );
+}
+
+#[test]
+fn dry_run_lists_what_is_due_and_deletes_nothing() {
+    let w = world("");
+    w.dovecot
+        .deliver(USER, "INBOX", &certificate(4, "690000880", "Positif", 4000));
+    assert!(w.install.run_once().status.success());
+    let out = cmd(&w, &["purge", "--dry-run"]);
+    assert!(out.status.success());
+    assert!(out.stdout.is_empty(), "nothing due yet");
+    make_due(&w);
+    let out = cmd(&w, &["purge", "--dry-run"]);
+    let line: serde_json::Value =
+        serde_json::from_str(String::from_utf8_lossy(&out.stdout).trim()).unwrap();
+    assert_eq!(line["certificate"], 1);
+    assert_eq!(line["site"], "690000880");
+    assert_eq!(line["rule"], "positive");
+    assert!(line["due"].as_str().unwrap().contains('T'));
+    assert_eq!(w.install.spool_files("690000880").len(), 1);
+}
+
+#[test]
+fn the_running_daemon_records_sil_pick_up_and_staff_deletion() {
+    let w = world("[retention]\ncheck_interval = \"1s\"\n");
+    w.dovecot
+        .deliver(USER, "INBOX", &certificate(5, "750712184", "Négatif", 4000));
+    let mut daemon = w.install.spawn();
+    assert!(eventually(20, || w.install.files().len() == 3));
+    let spool = w.install.spool_files("750712184");
+    std::fs::remove_file(w.install.root.join(&spool[0])).unwrap();
+    for f in w
+        .install
+        .files()
+        .into_iter()
+        .filter(|f| f.starts_with("sil/"))
+    {
+        std::fs::remove_file(w.install.root.join(f)).unwrap();
+    }
+    let seen = eventually(20, || {
+        let kinds: Vec<String> = log_events(&w)
+            .iter()
+            .map(|e| e["event"].as_str().unwrap().to_string())
+            .collect();
+        kinds.contains(&"removed_by_site".to_string())
+            && kinds.contains(&"handed_to_sil".to_string())
+    });
+    sigterm(&daemon);
+    assert!(daemon.wait().unwrap().success());
+    assert!(seen, "{:?}", log_events(&w));
+    // Recorded once each.
+    let events = log_events(&w);
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| e["event"] == "handed_to_sil")
+            .count(),
+        1
+    );
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| e["event"] == "removed_by_site")
+            .count(),
+        1
+    );
+}
+
+#[test]
+fn audit_verify_catches_an_edit_a_deletion_and_a_swap() {
+    let w = world("");
+    for n in 1..=3 {
+        w.dovecot
+            .deliver(USER, "INBOX", &certificate(n, "690000880", "Négatif", 2000));
+    }
+    assert!(w.install.run_once().status.success());
+    let log = w.install.root.join("state/retention.log");
+    let original = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<&str> = original.lines().collect();
+    assert!(lines.len() >= 6);
+    let out = cmd(&w, &["audit", "verify"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .contains(&format!("{} records, chain intact", lines.len()))
+    );
+
+    let write = |ls: &[String]| std::fs::write(&log, ls.join("\n") + "\n").unwrap();
+    let owned: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+
+    let mut edited = owned.clone();
+    edited[2] = edited[2].replace("\"result\":\"negative\"", "\"result\":\"positive\"");
+    assert_ne!(edited[2], owned[2]);
+    write(&edited);
+    let out = cmd(&w, &["audit", "verify"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("record 4"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+
+    let mut deleted = owned.clone();
+    deleted.remove(1);
+    write(&deleted);
+    let out = cmd(&w, &["audit", "verify"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("record 3"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+
+    let mut swapped = owned.clone();
+    swapped.swap(3, 4);
+    write(&swapped);
+    let out = cmd(&w, &["audit", "verify"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("line 4"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+
+    // The last record removed: only the ledger can tell.
+    let truncated = owned[..owned.len() - 1].to_vec();
+    write(&truncated);
+    let out = cmd(&w, &["audit", "verify"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("missing"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+
+    std::fs::write(&log, &original).unwrap();
+    assert!(cmd(&w, &["audit", "verify"]).status.success());
+}
+
+#[test]
+fn audit_export_filters_and_answers_how_late() {
+    let w = world("");
+    w.dovecot
+        .deliver(USER, "INBOX", &certificate(6, "690000880", "Négatif", 2000));
+    w.dovecot
+        .deliver(USER, "INBOX", &certificate(7, "750712184", "Négatif", 2000));
+    assert!(w.install.run_once().status.success());
+    make_due(&w);
+    assert!(cmd(&w, &["purge"]).status.success());
+
+    let out = cmd(&w, &["audit", "export", "--site", "750712184"]);
+    assert!(out.status.success());
+    let records: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(!records.is_empty());
+    assert!(records.iter().all(|r| r["site"] == "750712184"));
+    let purged = records.iter().find(|r| r["event"] == "purged").unwrap();
+    assert!(purged["lateness_seconds"].as_i64().unwrap() >= 60);
+
+    let out = cmd(&w, &["audit", "export", "--format", "csv"]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let mut rows = text.lines();
+    assert!(
+        rows.next()
+            .unwrap()
+            .starts_with("seq,time,event,certificate,site")
+    );
+    assert!(text.lines().any(|l| l.contains(",purged,")));
+    assert!(!text.contains("PATIENT"));
+
+    let out = cmd(&w, &["audit", "export", "--until", "2000-01-01"]);
+    assert!(out.status.success());
+    assert!(out.stdout.is_empty());
+    let out = cmd(&w, &["audit", "export", "--since", "yesterday"]);
+    assert_eq!(out.status.code(), Some(2));
+}
