@@ -27,7 +27,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let started = Instant::now();
         let mut ledger = Ledger::open(dir.path())?;
         fill(dir.path(), held)?;
-        eprintln!("{held} certificates loaded in {:.1}s", started.elapsed().as_secs_f64());
+        eprintln!(
+            "{held} certificates loaded in {:.1}s",
+            started.elapsed().as_secs_f64()
+        );
         let mut times = Vec::new();
         for round in 0..rounds {
             add_due(dir.path(), due, round)?;
@@ -43,7 +46,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!(
             "held {held:>9}, due {due}: pass {:.3}s (median of {rounds}: {})",
             median,
-            times.iter().map(|t| format!("{t:.3}")).collect::<Vec<_>>().join(" ")
+            times
+                .iter()
+                .map(|t| format!("{t:.3}"))
+                .collect::<Vec<_>>()
+                .join(" ")
         );
         medians.push(median);
     }
@@ -127,7 +134,13 @@ fn add_due(dir: &Path, due: usize, round: usize) -> Result<(), Box<dyn std::erro
         for i in 0..due {
             let n = round * due + i;
             let sha = [0xEEu8; 32];
-            cert.execute(params![past - 3 * 86_400, past, &sha[..], format!("due{n}"), format!("X{n}")])?;
+            cert.execute(params![
+                past - 3 * 86_400,
+                past,
+                &sha[..],
+                format!("due{n}"),
+                format!("X{n}")
+            ])?;
             let id = tx.last_insert_rowid();
             let path = spool.join(format!("NOM_Prenom_X{n}.pdf"));
             std::fs::write(&path, b"%PDF-1.4 due")?;

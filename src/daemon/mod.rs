@@ -133,6 +133,18 @@ async fn serve(
         }
     };
 
+    // Site folders exist from the start, so that they can be watched and opened by staff.
+    for site in &config.sites {
+        let access = crate::spool::Access {
+            gid: groups.get(&site.finess).copied(),
+        };
+        for dir in [&site.spool, &site.sil].into_iter().flatten() {
+            if let Err(e) = crate::spool::ensure_dir(dir, access) {
+                tracing::warn!(site = %site.finess, error = %e, "cannot create a site folder");
+            }
+        }
+    }
+
     let cancel = CancellationToken::new();
     if let Err(e) = watch_signals(cancel.clone()) {
         tracing::error!(error = %e, "cannot install signal handlers");
