@@ -56,9 +56,25 @@ pub enum Command {
         #[arg(long)]
         confirm_clock: bool,
     },
+    /// What the service is doing: connection, deliveries, quarantine, purges, certificate.
+    #[command(
+        after_help = "Examples:\n  mss-dispatch status --config /etc/mss-dispatch/config.toml\n  \
+        mss-dispatch status --config /etc/mss-dispatch/config.toml --json"
+    )]
+    Status {
+        /// The configuration file (TOML).
+        #[arg(long, short, value_name = "FILE")]
+        config: PathBuf,
+        /// One JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Read the retention log: export it, or verify its chain.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Print the manual page (roff), generated from these definitions.
+    #[command(hide = true)]
+    Man,
     /// Show what the daemon would decide for messages (.eml files), touching nothing.
     #[command(
         after_help = "Example:\n  mss-dispatch inspect --config /etc/mss-dispatch/config.toml --json fixtures/corpus/*.eml"

@@ -15,6 +15,7 @@ pub mod ledger;
 pub mod logging;
 pub mod operator;
 pub mod purge;
+pub mod report;
 pub mod source;
 pub mod spool;
 pub mod state;

@@ -28,6 +28,8 @@ fn main() -> ExitCode {
             format,
         ),
         Command::Audit(AuditCommand::Verify { config }) => commands::audit::verify(&config),
+        Command::Status { config, json } => commands::status::run(&config, json),
+        Command::Man => commands::man(),
         Command::CheckConfig { config } => commands::check_config::run(&config),
         Command::Inspect {
             config,

@@ -5,10 +5,43 @@ pub mod audit;
 pub mod check_config;
 pub mod inspect;
 pub mod purge;
+pub mod status;
 
 use std::process::ExitCode;
 
 /// Exit status for a configuration or usage error.
 pub fn config_error() -> ExitCode {
     ExitCode::from(2)
+}
+
+/// The manual page, with a section per command, from the clap definitions.
+pub fn man() -> ExitCode {
+    use clap::CommandFactory;
+    let cmd = crate::cli::Cli::command();
+    let mut out: Vec<u8> = Vec::new();
+    let mut render = || -> std::io::Result<()> {
+        clap_mangen::Man::new(cmd.clone()).render(&mut out)?;
+        for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+            let name = format!("mss-dispatch {}", sub.get_name());
+            out.extend(format!(".SH \"{}\"\n", name.to_uppercase()).bytes());
+            let page = clap_mangen::Man::new(sub.clone().bin_name(name));
+            page.render_synopsis_section(&mut out)?;
+            page.render_description_section(&mut out)?;
+            page.render_options_section(&mut out)?;
+            page.render_subcommands_section(&mut out)?;
+            page.render_extra_section(&mut out)?;
+        }
+        Ok(())
+    };
+    match render() {
+        Ok(()) => {
+            use std::io::Write;
+            let _ = std::io::stdout().write_all(&out);
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }

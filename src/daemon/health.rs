@@ -11,6 +11,7 @@ use sd_notify::NotifyState;
 use tokio_util::sync::CancellationToken;
 
 pub struct Health {
+    last_error: std::sync::Mutex<Option<String>>,
     start: Instant,
     last_beat_ms: AtomicU64,
     connected: AtomicBool,
@@ -21,6 +22,7 @@ pub struct Health {
 impl Health {
     pub fn new() -> Arc<Health> {
         Arc::new(Health {
+            last_error: std::sync::Mutex::new(None),
             start: Instant::now(),
             last_beat_ms: AtomicU64::new(0),
             connected: AtomicBool::new(false),
@@ -46,6 +48,17 @@ impl Health {
 
     pub fn connected(&self) -> bool {
         self.connected.load(Ordering::Relaxed)
+    }
+
+    /// The last connection error, cleared by a successful pass (no patient data in it).
+    pub fn set_error(&self, error: Option<String>) {
+        if let Ok(mut e) = self.last_error.lock() {
+            *e = error;
+        }
+    }
+
+    pub fn last_error(&self) -> Option<String> {
+        self.last_error.lock().ok().and_then(|e| e.clone())
     }
 
     /// A listing of the folder succeeded at `unix_seconds`.

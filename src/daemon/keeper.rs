@@ -51,6 +51,11 @@ impl Keeper {
         }
     }
 
+    /// Watches the folders of a reloaded configuration.
+    pub fn rewatch(&mut self, config: &Config) {
+        self.watcher = Watcher::start(config);
+    }
+
     /// Time left before the next pass is due.
     pub fn until_next(&self) -> Duration {
         self.next.saturating_duration_since(Instant::now())
@@ -118,7 +123,10 @@ impl Keeper {
                 server,
             })) => (purged, taken, server),
             Ok(Ok(Local::Held(reason))) => {
-                tracing::error!("clock-safety hold: {reason}");
+                tracing::error!(
+                    "ALERT: purging held for clock safety: {reason}; once the clock is right, \
+                     run `mss-dispatch purge --confirm-clock`"
+                );
                 status(&format!("PURGE HELD: {reason}"));
                 return;
             }

@@ -7,6 +7,8 @@
 mod drain;
 pub mod health;
 mod keeper;
+mod monitor;
+mod reload;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -73,13 +75,16 @@ pub fn run(config_path: &Path, once: bool) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let code = runtime.block_on(serve(config, groups, state, once));
+    let code = runtime.block_on(serve(config, config_path, groups, state, once));
     runtime.shutdown_timeout(Duration::from_secs(2));
     code
 }
 
 /// Site groups by FINESS; an unknown group is a configuration error.
-fn resolve_groups(config: &Config, file: &Path) -> Result<HashMap<Finess, u32>, Vec<String>> {
+pub(crate) fn resolve_groups(
+    config: &Config,
+    file: &Path,
+) -> Result<HashMap<Finess, u32>, Vec<String>> {
     let mut out = HashMap::new();
     let mut errors = Vec::new();
     for (i, site) in config.sites.iter().enumerate() {
@@ -107,6 +112,7 @@ fn resolve_groups(config: &Config, file: &Path) -> Result<HashMap<Finess, u32>, 
 
 async fn serve(
     config: Config,
+    config_path: &Path,
     groups: HashMap<Finess, u32>,
     state: StateDir,
     once: bool,
@@ -133,20 +139,11 @@ async fn serve(
         }
     };
 
-    // Site folders exist from the start, so that they can be watched and opened by staff.
-    for site in &config.sites {
-        let access = crate::spool::Access {
-            gid: groups.get(&site.finess).copied(),
-        };
-        for dir in [&site.spool, &site.sil].into_iter().flatten() {
-            if let Err(e) = crate::spool::ensure_dir(dir, access) {
-                tracing::warn!(site = %site.finess, error = %e, "cannot create a site folder");
-            }
-        }
-    }
+    create_site_folders(&config, &groups);
 
     let cancel = CancellationToken::new();
-    if let Err(e) = watch_signals(cancel.clone()) {
+    let reloader: reload::Shared = Default::default();
+    if let Err(e) = watch_signals(cancel.clone(), Arc::clone(&reloader)) {
         tracing::error!(error = %e, "cannot install signal handlers");
         return ExitCode::FAILURE;
     }
@@ -164,18 +161,37 @@ async fn serve(
         suspects: Default::default(),
     };
 
+    let (config_tx, config_rx) = tokio::sync::watch::channel(Arc::clone(&config));
+    let mut control = Control {
+        config_path: config_path.to_path_buf(),
+        reloader,
+        config_tx,
+        cancel: cancel.clone(),
+        once,
+    };
+    let monitor = |mailbox: String, cert_expiry: Option<i64>| monitor::Monitor {
+        health: Arc::clone(&health),
+        config: config_rx.clone(),
+        state_dir: drainer.state_dir.clone(),
+        mailbox,
+        cert_expiry,
+    };
     let code = match &config.source {
         SourceConfig::Maildir(root) => {
             let mut src = MaildirSource::new(root, &config.mailbox);
-            main_loop(&mut src, &mut drainer, &config, &cancel, once).await
+            monitor(src.describe(), None).spawn(cancel.clone());
+            main_loop(&mut src, &mut drainer, &mut control).await
         }
         SourceConfig::Imap(imap) => match tls::load(imap, jiff::Timestamp::now()) {
             Ok(creds) => {
-                if let Some((_, not_after)) = creds.client_cert_validity {
+                let expiry = creds.client_cert_validity.map(|(_, not_after)| not_after);
+                if let Some(not_after) = expiry {
                     tracing::info!(expires = %not_after, "client certificate loaded");
                 }
                 let mut src = ImapSource::new(imap, &config.mailbox, Arc::new(creds));
-                main_loop(&mut src, &mut drainer, &config, &cancel, once).await
+                monitor(src.describe(), expiry.map(jiff::Timestamp::as_second))
+                    .spawn(cancel.clone());
+                main_loop(&mut src, &mut drainer, &mut control).await
             }
             Err(e) => {
                 tracing::error!("{e}");
@@ -216,9 +232,36 @@ async fn open_and_recover(
     .map_err(|e| e.to_string())?
 }
 
-fn watch_signals(cancel: CancellationToken) -> std::io::Result<()> {
+/// Site folders exist from the start, so that they can be watched and opened by staff.
+fn create_site_folders(config: &Config, groups: &HashMap<Finess, u32>) {
+    for site in &config.sites {
+        let access = crate::spool::Access {
+            gid: groups.get(&site.finess).copied(),
+        };
+        for dir in [&site.spool, &site.sil].into_iter().flatten() {
+            if let Err(e) = crate::spool::ensure_dir(dir, access) {
+                tracing::warn!(site = %site.finess, error = %e, "cannot create a site folder");
+            }
+        }
+    }
+}
+
+fn watch_signals(cancel: CancellationToken, reloader: reload::Shared) -> std::io::Result<()> {
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
+    let mut hup = signal(SignalKind::hangup())?;
+    let stop = cancel.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = hup.recv() => {
+                    tracing::info!("SIGHUP: the configuration will be read again");
+                    reloader.request();
+                }
+                _ = stop.cancelled() => return,
+            }
+        }
+    });
     tokio::spawn(async move {
         tokio::select! {
             _ = term.recv() => tracing::info!("SIGTERM: finishing the message in hand"),
@@ -239,26 +282,68 @@ fn backoff() -> impl Iterator<Item = Duration> {
         .build()
 }
 
+/// What the loop needs besides its source and drainer.
+struct Control {
+    config_path: std::path::PathBuf,
+    reloader: reload::Shared,
+    config_tx: tokio::sync::watch::Sender<Arc<Config>>,
+    cancel: CancellationToken,
+    once: bool,
+}
+
+impl Control {
+    /// Applies a requested reload, between two passes.
+    fn maybe_reload(&self, drainer: &mut Drainer, keeper: &mut Keeper) {
+        if !self.reloader.take_request() {
+            return;
+        }
+        match reload::reload(&self.config_path, &drainer.config) {
+            Ok((config, groups)) => {
+                create_site_folders(&config, &groups);
+                let config = Arc::new(config);
+                drainer.config = Arc::clone(&config);
+                drainer.groups = Arc::new(groups);
+                keeper.rewatch(&config);
+                self.config_tx.send_replace(config);
+                tracing::info!("configuration reloaded");
+            }
+            Err(errors) => {
+                for e in &errors {
+                    tracing::error!("{e}");
+                }
+                tracing::error!(
+                    errors = errors.len(),
+                    "the new configuration is not valid; the running one stays"
+                );
+            }
+        }
+    }
+}
+
 async fn main_loop<S: Source>(
     src: &mut S,
     drainer: &mut Drainer,
-    config: &Config,
-    cancel: &CancellationToken,
-    once: bool,
+    control: &mut Control,
 ) -> ExitCode {
     let health = Arc::clone(&drainer.health);
     let mut delays = backoff();
     let mut failures = 0u32;
     let mut ready = false;
     let mut total = DrainStats::default();
-    let mut keeper = Keeper::new(config);
+    let mut keeper = Keeper::new(&drainer.config);
     let ledger = Arc::clone(&drainer.ledger);
     let state_dir = drainer.state_dir.clone();
     let tz = drainer.tz.clone();
+    let cancel = control.cancel.clone();
+    let cancel = &cancel;
+    let once = control.once;
     loop {
         if cancel.is_cancelled() {
             break;
         }
+        control.maybe_reload(drainer, &mut keeper);
+        let config = Arc::clone(&drainer.config);
+        let config = &*config;
         health.beat();
         let pass = async {
             let key = src.open().await.map_err(Failure::Source)?;
@@ -278,6 +363,7 @@ async fn main_loop<S: Source>(
             Ok(stats) => {
                 failures = 0;
                 delays = backoff();
+                health.set_error(None);
                 accumulate(&mut total, &stats);
                 if stats.listed > 0 || stats.acked > 0 {
                     tracing::info!(
@@ -326,6 +412,7 @@ async fn main_loop<S: Source>(
             }
             Err(Failure::Source(e)) => {
                 health.set_connected(false);
+                health.set_error(Some(e.to_string()));
                 src.close().await;
                 failures += 1;
                 let fatal = e.is_fatal();
@@ -374,8 +461,10 @@ async fn main_loop<S: Source>(
         let quiet = config.mailbox.poll_interval;
         let quiet = health.max_quiet().map_or(quiet, |q| quiet.min(q));
         let quiet = quiet.min(keeper.until_next().max(Duration::from_secs(1)));
-        match src.wait(quiet, cancel).await {
-            Ok(Woken::Cancelled) => break,
+        // A reload request cuts the wait short (IDLE ends cleanly, the session stays).
+        let wake = control.reloader.wait_token(cancel);
+        match src.wait(quiet, &wake).await {
+            Ok(Woken::Cancelled) if cancel.is_cancelled() => break,
             Ok(_) => {}
             Err(e) => {
                 health.set_connected(false);

@@ -36,6 +36,7 @@ CREATE TABLE certificate (
 );
 CREATE INDEX certificate_content ON certificate (content_sha256);
 CREATE INDEX certificate_pdf ON certificate (dossier_hmac, pdf_sha256);
+CREATE INDEX certificate_received ON certificate (received_at);
 -- What is due costs what is due: only certificates not yet purged are in this index.
 CREATE INDEX certificate_due ON certificate (purge_at) WHERE purged_at IS NULL;
 

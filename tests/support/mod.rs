@@ -523,6 +523,18 @@ impl Install {
             .unwrap()
     }
 
+    /// The daemon with its log written to `log`, to be read while it runs.
+    pub fn spawn_logged(&self, log: &Path) -> Child {
+        Command::new(bin())
+            .args(["run", "--config"])
+            .arg(&self.config)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(log).unwrap())
+            .spawn()
+            .unwrap()
+    }
+
     pub fn spawn_once(&self) -> Child {
         Command::new(bin())
             .args(["run", "--once", "--config"])

@@ -32,6 +32,15 @@ pub struct Config {
     pub purge: PurgeSettings,
     pub quarantine_dir: PathBuf,
     pub sites: Vec<Site>,
+    /// Prometheus text file for node_exporter's textfile collector (`[metrics]`).
+    pub metrics: Metrics,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Metrics {
+    /// Off when `None`.
+    pub file: Option<PathBuf>,
+    pub interval: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -180,6 +189,10 @@ pub fn parse(text: &str, file: &str) -> Result<Config, Vec<ConfigError>> {
     );
     r.finish(quar);
 
+    let mut met = Section::new("metrics", r.table(&mut top, "metrics").unwrap_or(&empty));
+    let metrics = read_metrics(&mut r, &mut met);
+    r.finish(met);
+
     let sites = read_sites(&mut r, &mut top);
     r.finish(top);
 
@@ -193,7 +206,7 @@ pub fn parse(text: &str, file: &str) -> Result<Config, Vec<ConfigError>> {
         senders,
         state_dir,
         retention.zip(purge),
-        quarantine_dir,
+        quarantine_dir.zip(metrics),
     ) {
         (
             Some(source),
@@ -201,7 +214,7 @@ pub fn parse(text: &str, file: &str) -> Result<Config, Vec<ConfigError>> {
             Some(senders),
             Some(state_dir),
             Some((retention, purge)),
-            Some(q),
+            Some((q, metrics)),
         ) if r.errors.is_empty() => Ok(Config {
             source,
             mailbox,
@@ -211,6 +224,7 @@ pub fn parse(text: &str, file: &str) -> Result<Config, Vec<ConfigError>> {
             purge,
             quarantine_dir: q,
             sites: sites.into_iter().map(|(_, s)| s).collect(),
+            metrics,
         }),
         _ => Err(r.errors),
     }
@@ -531,6 +545,33 @@ fn read_retention(r: &mut Reader, s: &mut Section) -> Option<Policy> {
     Some(Policy {
         negative: negative?,
         positive: positive?,
+    })
+}
+
+fn read_metrics(r: &mut Reader, s: &mut Section) -> Option<Metrics> {
+    let file = if s.has("file") {
+        Some(r.path(s, "file")?)
+    } else {
+        None
+    };
+    let interval = match r.string(s, "interval") {
+        None if s.has("interval") => None,
+        None => Some(Duration::from_secs(15)),
+        Some(text) => match duration::parse_fixed(&text) {
+            Ok(d) if d >= Duration::from_secs(1) && d <= Duration::from_secs(3600) => Some(d),
+            Ok(_) => {
+                r.error(s.key("interval"), "must be between 1s and 1h");
+                None
+            }
+            Err(e) => {
+                r.error(s.key("interval"), e);
+                None
+            }
+        },
+    };
+    Some(Metrics {
+        file,
+        interval: interval?,
     })
 }
 

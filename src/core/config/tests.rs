@@ -43,6 +43,8 @@ fn minimal_file_gets_the_documented_defaults() {
     assert_eq!(c.senders, vec![SIDEP_SENDER.to_string()]);
     assert_eq!(c.retention, Policy::default());
     assert_eq!(c.purge.check_interval, Duration::from_secs(60));
+    assert_eq!(c.metrics.file, None);
+    assert_eq!(c.metrics.interval, Duration::from_secs(15));
     assert_eq!(c.purge.max_clock_jump, Duration::from_secs(7 * 86_400));
     assert_eq!(c.state_dir, PathBuf::from("/var/lib/mss-dispatch"));
     assert_eq!(c.sites[0].finess.as_str(), "690000880");

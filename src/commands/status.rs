@@ -1,0 +1,194 @@
+//! `status`: what the service is doing, readable while it runs: its state (from
+//! `state.dir/daemon.json`), deliveries of the last 24 hours per site, the quarantine, the
+//! purges coming, the client certificate's expiry, the last purge pass and any clock hold.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use jiff::Timestamp;
+use serde_json::json;
+
+use crate::config_file;
+use crate::core::config::{Config, Source, is_pkcs12};
+use crate::ledger::Ledger;
+use crate::report::{self, Counts, DaemonState};
+
+pub fn run(config_path: &Path, as_json: bool) -> ExitCode {
+    let config = match config_file::load(config_path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return super::config_error();
+        }
+    };
+    let tz = crate::tz::paris();
+    let now = Timestamp::now().as_second();
+    let daemon = report::read_daemon_state(&config.state_dir);
+    // Before the first run there is no ledger yet: nothing delivered, nothing held.
+    let counts = if !config.state_dir.join("ledger.sqlite").exists() {
+        Ok(Counts::default())
+    } else {
+        Ledger::open(&config.state_dir).and_then(|l| report::counts(&l, now))
+    };
+    let counts = match counts {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let expiry = daemon
+        .as_ref()
+        .and_then(|d| d.client_certificate_expires_at)
+        .or_else(|| client_cert_expiry(&config));
+    let time = |t: i64| {
+        Timestamp::from_second(t)
+            .map(|t| crate::core::retention::rfc3339(t, &tz))
+            .unwrap_or_default()
+    };
+    if as_json {
+        let d = daemon.clone().unwrap_or_default();
+        let value = json!({
+            "running": daemon.is_some(),
+            "pid": daemon.as_ref().map(|d| d.pid),
+            "started_at": daemon.as_ref().map(|d| time(d.started_at)),
+            "mailbox": daemon.as_ref().map(|d| d.mailbox.clone()),
+            "connected": daemon.as_ref().map(|d| d.connected),
+            "last_poll": (d.last_poll > 0).then(|| time(d.last_poll)),
+            "last_error": d.last_error,
+            "delivered_24h": counts.delivered_24h,
+            "quarantine": counts.quarantine,
+            "quarantine_total": counts.quarantine.values().sum::<i64>(),
+            "purges_due_24h": counts.purges_due_24h,
+            "next_purge_at": counts.next_purge_at.map(time),
+            "server_copies_pending": counts.server_copies_pending,
+            "client_certificate_expires_at": expiry.map(time),
+            "last_purge_pass": counts.last_purge_pass.map(time),
+            "clock_hold": counts.clock_hold,
+        });
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&value).expect("serialisable")
+        );
+    } else {
+        print!(
+            "{}",
+            text(&config, daemon.as_ref(), &counts, expiry, now, &time)
+        );
+    }
+    ExitCode::SUCCESS
+}
+
+fn text(
+    config: &Config,
+    daemon: Option<&DaemonState>,
+    c: &Counts,
+    expiry: Option<i64>,
+    now: i64,
+    time: &dyn Fn(i64) -> String,
+) -> String {
+    let mut out = String::new();
+    let mut line = |s: String| {
+        out.push_str(&s);
+        out.push('\n');
+    };
+    match daemon {
+        Some(d) => {
+            line(format!(
+                "service:     running (pid {}) since {}",
+                d.pid,
+                time(d.started_at)
+            ));
+            line(format!(
+                "mailbox:     {} — {}",
+                d.mailbox,
+                if d.connected {
+                    "connected"
+                } else {
+                    "NOT CONNECTED"
+                }
+            ));
+            if d.last_poll > 0 {
+                line(format!(
+                    "last poll:   {} ({} s ago)",
+                    time(d.last_poll),
+                    now - d.last_poll
+                ));
+            } else {
+                line("last poll:   none yet".into());
+            }
+            if let Some(e) = &d.last_error {
+                line(format!("last error:  {e}"));
+            }
+        }
+        None => line("service:     not running".into()),
+    }
+    let delivered: Vec<String> = config
+        .sites
+        .iter()
+        .map(|s| {
+            let n = c.delivered_24h.get(s.finess.as_str()).copied().unwrap_or(0);
+            format!("{} {} {n}", s.finess, s.name)
+        })
+        .collect();
+    line(format!("last 24 h:   delivered {}", delivered.join("; ")));
+    let total: i64 = c.quarantine.values().sum();
+    let detail: Vec<String> = c
+        .quarantine
+        .iter()
+        .map(|(r, n)| format!("{r} {n}"))
+        .collect();
+    line(if total == 0 {
+        "quarantine:  empty".into()
+    } else {
+        format!("quarantine:  {total} ({})", detail.join(", "))
+    });
+    line(format!(
+        "purges:      {} due in the next 24 h{}; {} server copies awaiting deletion",
+        c.purges_due_24h,
+        c.next_purge_at
+            .map(|t| format!(", next at {}", time(t)))
+            .unwrap_or_default(),
+        c.server_copies_pending
+    ));
+    line(format!(
+        "last pass:   {}",
+        c.last_purge_pass
+            .map(time)
+            .unwrap_or_else(|| "none yet".into())
+    ));
+    line(match &c.clock_hold {
+        None => "clock:       consistent".into(),
+        Some(reason) => format!("clock:       PURGING HELD: {reason}"),
+    });
+    if let Some(e) = expiry {
+        line(format!(
+            "certificate: expires {} ({} days){}",
+            time(e),
+            (e - now) / 86_400,
+            if e - now < 30 * 86_400 {
+                " — RENEW IT"
+            } else {
+                ""
+            }
+        ));
+    }
+    out
+}
+
+/// The client certificate's expiry, read from its file (PEM; a PKCS#12 bundle needs its
+/// password and is read by the daemon).
+fn client_cert_expiry(config: &Config) -> Option<i64> {
+    let Source::Imap(imap) = &config.source else {
+        return None;
+    };
+    let path = imap.client_cert.as_ref()?;
+    if is_pkcs12(path) {
+        let creds = crate::source::imap::tls::load(imap, Timestamp::now()).ok()?;
+        return creds.client_cert_validity.map(|(_, a)| a.as_second());
+    }
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let cert = CertificateDer::pem_file_iter(path).ok()?.next()?.ok()?;
+    crate::x509::validity(&cert).map(|(_, a)| a.as_second())
+}

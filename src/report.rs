@@ -1,0 +1,302 @@
+//! What the service is doing, for `status` and for the metrics file: the daemon's own state
+//! (`state.dir/daemon.json`, rewritten every few seconds by the running daemon), and counts
+//! from the ledger. Nothing here names a patient: sites, reasons, rules and counts only.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::ledger::{Ledger, LedgerError, LedgerRead};
+
+const DAEMON_FILE: &str = "daemon.json";
+
+/// What the running daemon says about itself.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DaemonState {
+    pub pid: u32,
+    pub started_at: i64,
+    pub mailbox: String,
+    pub connected: bool,
+    /// Last successful listing of the folder (Unix seconds; 0: none yet).
+    pub last_poll: i64,
+    pub last_error: Option<String>,
+    pub client_certificate_expires_at: Option<i64>,
+    pub updated_at: i64,
+}
+
+pub fn daemon_file(state_dir: &Path) -> PathBuf {
+    state_dir.join(DAEMON_FILE)
+}
+
+/// Replaces `path` with `bytes` atomically (readers see the old or the new file, whole).
+pub fn write_atomically(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let dir = path.parent().unwrap_or(Path::new("/"));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let temp = dir.join(format!(".{name}.tmp"));
+    {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(mode)
+            .open(&temp)?;
+        f.write_all(bytes)?;
+    }
+    std::fs::rename(&temp, path)
+}
+
+pub fn write_daemon_state(state_dir: &Path, state: &DaemonState) -> std::io::Result<()> {
+    let mut bytes = serde_json::to_vec_pretty(state).expect("serialisable");
+    bytes.push(b'\n');
+    write_atomically(&daemon_file(state_dir), &bytes, 0o640)
+}
+
+/// The daemon's state when it is running (its run lock is held), else `None`.
+pub fn read_daemon_state(state_dir: &Path) -> Option<DaemonState> {
+    let lock = std::fs::File::open(state_dir.join("run.lock")).ok()?;
+    match lock.try_lock_shared() {
+        // Nobody holds the run lock: no daemon.
+        Ok(()) => {
+            let _ = lock.unlock();
+            None
+        }
+        Err(_) => {
+            let text = std::fs::read_to_string(daemon_file(state_dir)).ok()?;
+            serde_json::from_str(&text).ok()
+        }
+    }
+}
+
+/// Counts from the ledger at `now`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Counts {
+    /// Certificates delivered (by their reception) in the last 24 hours, per site.
+    pub delivered_24h: BTreeMap<String, i64>,
+    /// Certificates now in quarantine, per reason.
+    pub quarantine: BTreeMap<String, i64>,
+    pub purges_due_24h: i64,
+    pub next_purge_at: Option<i64>,
+    pub server_copies_pending: i64,
+    pub last_purge_pass: Option<i64>,
+    pub clock_hold: Option<String>,
+    /// Since the installation: delivered per site, quarantined per reason, purged per rule.
+    pub delivered_total: BTreeMap<String, i64>,
+    pub quarantined_total: BTreeMap<String, i64>,
+    pub purged_total: BTreeMap<String, i64>,
+    pub ignored_total: i64,
+    /// Certificates held now (not purged), per rule.
+    pub held: BTreeMap<String, i64>,
+}
+
+pub fn counts(ledger: &Ledger, now: i64) -> Result<Counts, LedgerError> {
+    let c = ledger.conn();
+    let err = |e| ledger.read_err(e);
+    let grouped =
+        |sql: &str, p: &[&dyn rusqlite::ToSql]| -> Result<BTreeMap<String, i64>, LedgerError> {
+            let mut stmt = c.prepare_cached(sql).map_err(err)?;
+            stmt.query_map(p, |r| {
+                Ok((
+                    r.get::<_, Option<String>>(0)?
+                        .unwrap_or_else(|| "none".into()),
+                    r.get(1)?,
+                ))
+            })
+            .and_then(|rows| rows.collect())
+            .map_err(err)
+        };
+    let delivered = "state IN ('delivered', 'superseded')";
+    let (purges_due_24h, next) = c
+        .query_row(
+            "SELECT count(*), min(purge_at) FROM certificate
+             WHERE purged_at IS NULL AND purge_at <= ?1",
+            [now + 86_400],
+            |r| Ok((r.get(0)?, r.get::<_, Option<i64>>(1)?)),
+        )
+        .map_err(err)?;
+    let next_purge_at = match next {
+        Some(n) => Some(n),
+        None => c
+            .query_row(
+                "SELECT min(purge_at) FROM certificate WHERE purged_at IS NULL",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(err)?,
+    };
+    Ok(Counts {
+        delivered_24h: grouped(
+            &format!(
+                "SELECT site, count(*) FROM certificate
+                 WHERE received_at >= ?1 AND {delivered} GROUP BY site"
+            ),
+            &[&(now - 86_400)],
+        )?,
+        quarantine: grouped(
+            "SELECT reason, count(*) FROM certificate
+             WHERE purged_at IS NULL AND state IN ('quarantining', 'quarantined')
+             GROUP BY reason",
+            &[],
+        )?,
+        purges_due_24h,
+        next_purge_at,
+        server_copies_pending: c
+            .query_row(
+                "SELECT count(*) FROM server_copy WHERE state = 'present' AND due <= ?1",
+                [now],
+                |r| r.get(0),
+            )
+            .map_err(err)?,
+        last_purge_pass: ledger.meta("purge_last_pass")?.and_then(|s| s.parse().ok()),
+        clock_hold: ledger.meta("clock_hold")?,
+        delivered_total: grouped(
+            &format!("SELECT site, count(*) FROM certificate WHERE {delivered} GROUP BY site"),
+            &[],
+        )?,
+        quarantined_total: grouped(
+            "SELECT reason, count(*) FROM certificate WHERE reason IS NOT NULL GROUP BY reason",
+            &[],
+        )?,
+        purged_total: grouped(
+            "SELECT rule, count(*) FROM certificate WHERE purged_at IS NOT NULL GROUP BY rule",
+            &[],
+        )?,
+        ignored_total: c
+            .query_row(
+                "SELECT count(*) FROM message WHERE disposition = 'ignored'",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(err)?,
+        held: grouped(
+            "SELECT rule, count(*) FROM certificate WHERE purged_at IS NULL GROUP BY rule",
+            &[],
+        )?,
+    })
+}
+
+/// The Prometheus text exposition of the counts and the daemon's state.
+pub fn prometheus(counts: &Counts, daemon: &DaemonState) -> String {
+    let mut out = String::new();
+    let mut metric = |name: &str, kind: &str, help: &str, samples: Vec<(String, i64)>| {
+        out.push_str(&format!("# HELP mss_dispatch_{name} {help}\n"));
+        out.push_str(&format!("# TYPE mss_dispatch_{name} {kind}\n"));
+        for (labels, value) in samples {
+            out.push_str(&format!("mss_dispatch_{name}{labels} {value}\n"));
+        }
+    };
+    let labelled = |label: &str, m: &BTreeMap<String, i64>| -> Vec<(String, i64)> {
+        m.iter()
+            .map(|(k, v)| (format!("{{{label}=\"{}\"}}", escape(k)), *v))
+            .collect()
+    };
+    metric(
+        "delivered_total",
+        "counter",
+        "Certificates delivered, per site (FINESS).",
+        labelled("site", &counts.delivered_total),
+    );
+    metric(
+        "quarantined_total",
+        "counter",
+        "Certificates quarantined, per reason.",
+        labelled("reason", &counts.quarantined_total),
+    );
+    metric(
+        "ignored_total",
+        "counter",
+        "Messages left alone (not SI-DEP certificates).",
+        vec![(String::new(), counts.ignored_total)],
+    );
+    metric(
+        "purged_total",
+        "counter",
+        "Certificates purged, per retention rule.",
+        labelled("rule", &counts.purged_total),
+    );
+    metric(
+        "held",
+        "gauge",
+        "Certificates held now, per retention rule.",
+        labelled("class", &counts.held),
+    );
+    metric(
+        "quarantine",
+        "gauge",
+        "Certificates in quarantine now, per reason.",
+        labelled("reason", &counts.quarantine),
+    );
+    metric(
+        "server_copies_pending",
+        "gauge",
+        "Server copies due and not deleted yet.",
+        vec![(String::new(), counts.server_copies_pending)],
+    );
+    metric(
+        "last_poll_timestamp_seconds",
+        "gauge",
+        "When the mailbox was last listed successfully (Unix time).",
+        vec![(String::new(), daemon.last_poll)],
+    );
+    metric(
+        "imap_up",
+        "gauge",
+        "1 when the mailbox connection is up.",
+        vec![(String::new(), i64::from(daemon.connected))],
+    );
+    if let Some(expiry) = daemon.client_certificate_expires_at {
+        metric(
+            "client_certificate_expiry_timestamp_seconds",
+            "gauge",
+            "When the client certificate expires (Unix time).",
+            vec![(String::new(), expiry)],
+        );
+    }
+    metric(
+        "clock_hold",
+        "gauge",
+        "1 while purging is held for a clock inconsistency.",
+        vec![(String::new(), i64::from(counts.clock_hold.is_some()))],
+    );
+    out
+}
+
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prometheus_text_is_well_formed() {
+        let mut counts = Counts::default();
+        counts.delivered_total.insert("690000880".into(), 3);
+        counts.quarantined_total.insert("unknown_site".into(), 1);
+        counts.held.insert("negative".into(), 2);
+        let daemon = DaemonState {
+            connected: true,
+            last_poll: 1_700_000_000,
+            client_certificate_expires_at: Some(1_800_000_000),
+            ..Default::default()
+        };
+        let text = prometheus(&counts, &daemon);
+        assert!(text.contains("mss_dispatch_delivered_total{site=\"690000880\"} 3\n"));
+        assert!(text.contains("mss_dispatch_imap_up 1\n"));
+        assert!(text.contains("# TYPE mss_dispatch_purged_total counter\n"));
+        for line in text.lines() {
+            assert!(
+                line.starts_with('#') || line.split(' ').count() == 2,
+                "not a sample: {line}"
+            );
+        }
+    }
+}

@@ -1,0 +1,322 @@
+//! Operating the service: the systemd units (verified and rated by systemd-analyze), the
+//! Debian package, live reload on SIGHUP, `status`, and the metrics file (checked by
+//! promtool).
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use support::*;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf()
+}
+
+fn run(cmd: &mut Command) -> Output {
+    cmd.output()
+        .unwrap_or_else(|e| panic!("{cmd:?}: {e} (scripts/install-test-deps installs it)"))
+}
+
+#[test]
+fn the_units_pass_systemd_analyze_and_rate_ok() {
+    let dir = tempfile::tempdir().unwrap();
+    for unit in ["mss-dispatch.service", "mss-dispatch@.service"] {
+        let text = std::fs::read_to_string(root().join("systemd").join(unit))
+            .unwrap()
+            .replace("/usr/bin/mss-dispatch", &bin().display().to_string());
+        std::fs::write(dir.path().join(unit), text).unwrap();
+    }
+    std::fs::copy(
+        dir.path().join("mss-dispatch@.service"),
+        dir.path().join("mss-dispatch@lab.service"),
+    )
+    .unwrap();
+    for unit in ["mss-dispatch.service", "mss-dispatch@lab.service"] {
+        let path = dir.path().join(unit);
+        let out = run(Command::new("systemd-analyze")
+            .args(["verify", "--man=no"])
+            .arg(&path));
+        assert!(out.status.success(), "{unit}: {}", stderr(&out));
+        assert!(out.stderr.is_empty(), "{unit}: {}", stderr(&out));
+        let out = run(Command::new("systemd-analyze")
+            .args(["security", "--offline=true", "--no-pager"])
+            .arg(&path));
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let level: f64 = text
+            .lines()
+            .find_map(|l| l.split("exposure level for").nth(1))
+            .and_then(|rest| rest.split(':').nth(1))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no exposure level in:\n{text}"));
+        assert!(level <= 2.0, "{unit}: exposure {level}");
+    }
+    // Only the spool and state paths are writable.
+    let unit = std::fs::read_to_string(root().join("systemd/mss-dispatch.service")).unwrap();
+    assert!(unit.contains("ProtectSystem=strict"));
+    let writable: Vec<&str> = unit
+        .lines()
+        .filter(|l| l.starts_with("ReadWritePaths="))
+        .collect();
+    assert_eq!(
+        writable,
+        ["ReadWritePaths=-/var/spool/mss-dispatch -/var/spool/sil"]
+    );
+    assert!(unit.contains("StateDirectory=mss-dispatch"));
+    assert!(unit.contains("LoadCredential=imap-password:"));
+    assert!(unit.contains("Type=notify") && unit.contains("WatchdogSec="));
+    assert!(unit.contains("ExecReload=/bin/kill -HUP $MAINPID"));
+}
+
+#[test]
+fn the_debian_package_holds_everything_with_its_modes() {
+    let out = run(Command::new(root().join("scripts/package")).arg("--dev"));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let deb = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .last()
+        .map(|l| root().join(l.trim()))
+        .unwrap();
+    let list = run(Command::new("dpkg-deb").arg("-c").arg(&deb));
+    let listing = String::from_utf8_lossy(&list.stdout).into_owned();
+    let mode_of = |path: &str| -> String {
+        listing
+            .lines()
+            .find(|l| l.ends_with(&format!(".{path}")))
+            .map(|l| l.split_whitespace().next().unwrap().to_string())
+            .unwrap_or_else(|| panic!("{path} not in the package:\n{listing}"))
+    };
+    for (path, mode) in [
+        ("/usr/bin/mss-dispatch", "-rwxr-xr-x"),
+        ("/lib/systemd/system/mss-dispatch.service", "-rw-r--r--"),
+        ("/lib/systemd/system/mss-dispatch@.service", "-rw-r--r--"),
+        ("/usr/lib/sysusers.d/mss-dispatch.conf", "-rw-r--r--"),
+        ("/usr/lib/tmpfiles.d/mss-dispatch.conf", "-rw-r--r--"),
+        ("/etc/mss-dispatch/config.toml", "-rw-r-----"),
+        ("/usr/share/doc/mss-dispatch/README.md", "-rw-r--r--"),
+        ("/usr/share/man/man1/mss-dispatch.1.gz", "-rw-r--r--"),
+    ] {
+        assert_eq!(mode_of(path), mode, "{path}");
+    }
+    let field = |name: &str| {
+        let o = run(Command::new("dpkg-deb").arg("-f").arg(&deb).arg(name));
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
+    };
+    assert!(field("Depends").contains("tzdata"), "{}", field("Depends"));
+    let control = tempfile::tempdir().unwrap();
+    assert!(
+        run(Command::new("dpkg-deb")
+            .arg("-e")
+            .arg(&deb)
+            .arg(control.path()))
+        .status
+        .success()
+    );
+    let conffiles = std::fs::read_to_string(control.path().join("conffiles")).unwrap();
+    assert!(
+        conffiles
+            .lines()
+            .any(|l| l == "/etc/mss-dispatch/config.toml")
+    );
+    let postinst = std::fs::read_to_string(control.path().join("postinst")).unwrap();
+    assert!(
+        postinst.contains("chgrp mss-dispatch /etc/mss-dispatch /etc/mss-dispatch/config.toml")
+    );
+    assert!(postinst.contains("systemd-sysusers mss-dispatch.conf"));
+}
+
+/// A Maildir installation with the demo's certificates, sampled today.
+fn maildir_install(tmp: &Path, extra: &str) -> Install {
+    let root = tmp.join("install");
+    let status = Command::new("python3")
+        .arg(root_path("fixtures/generate.py"))
+        .arg("--demo")
+        .arg(root.join("Maildir"))
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    Install::new(
+        &root,
+        &format!(
+            "maildir = \"{}/Maildir\"\npoll_interval = \"1s\"\n{extra}",
+            root.display()
+        ),
+    )
+}
+
+fn root_path(p: &str) -> PathBuf {
+    root().join(p)
+}
+
+fn status_json(install: &Install) -> serde_json::Value {
+    let out = run(Command::new(bin())
+        .args(["status", "--json", "--config"])
+        .arg(&install.config));
+    assert!(out.status.success(), "{}", stderr(&out));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn status_reports_the_ledger_and_the_running_daemon() {
+    let tmp = workdir();
+    let install = maildir_install(tmp.path(), "");
+    let before = status_json(&install);
+    assert_eq!(before["running"], false);
+    assert_eq!(before["quarantine_total"], 0);
+
+    let mut daemon = install.spawn();
+    assert!(eventually(20, || {
+        let s = status_json(&install);
+        s["running"] == true && s["connected"] == true && s["last_poll"].is_string()
+    }));
+    let s = status_json(&install);
+    assert_eq!(s["delivered_24h"]["690000880"], 2, "{s:#}");
+    assert_eq!(s["delivered_24h"]["750712184"], 1, "{s:#}");
+    assert_eq!(
+        s["quarantine"]["unknown_site"], 2,
+        "the Corsican site is not in this table"
+    );
+    assert_eq!(s["quarantine"]["unknown_result"], 1);
+    assert_eq!(s["quarantine_total"], 3);
+    assert!(s["next_purge_at"].is_string());
+    assert!(s["last_purge_pass"].is_string());
+    assert_eq!(s["clock_hold"], serde_json::Value::Null);
+    sigterm(&daemon);
+    assert!(daemon.wait().unwrap().success());
+    assert_eq!(status_json(&install)["running"], false);
+
+    let out = run(Command::new(bin())
+        .args(["status", "--config"])
+        .arg(&install.config));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("quarantine:  3 (unknown_result 1, unknown_site 2)"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("LEROY") && !text.contains("2100100"),
+        "no patient data: {text}"
+    );
+}
+
+#[test]
+fn the_metrics_file_is_valid_prometheus_text() {
+    let tmp = workdir();
+    let metrics = tmp.path().join("metrics/mss-dispatch.prom");
+    std::fs::create_dir_all(metrics.parent().unwrap()).unwrap();
+    let install = maildir_install(
+        tmp.path(),
+        &format!(
+            "[metrics]\nfile = \"{}\"\ninterval = \"1s\"\n",
+            metrics.display()
+        ),
+    );
+    let mut daemon = install.spawn();
+    let ready = eventually(20, || {
+        std::fs::read_to_string(&metrics)
+            .is_ok_and(|t| t.contains("mss_dispatch_delivered_total{site=\"690000880\"} 2"))
+    });
+    sigterm(&daemon);
+    assert!(daemon.wait().unwrap().success());
+    assert!(ready, "{:?}", std::fs::read_to_string(&metrics));
+    let text = std::fs::read_to_string(&metrics).unwrap();
+    assert!(
+        text.contains("mss_dispatch_quarantined_total{reason=\"unknown_site\"} 2"),
+        "{text}"
+    );
+    assert!(text.contains("mss_dispatch_imap_up 1"));
+    assert!(text.contains("mss_dispatch_held{class=\"negative\"}"));
+    let out = run(Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::fs::File::open(&metrics).unwrap()));
+    assert!(
+        out.status.success(),
+        "promtool: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        stderr(&out)
+    );
+    for forbidden in ["LEROY", "Chlo", "2100100"] {
+        assert!(!text.contains(forbidden));
+    }
+}
+
+#[test]
+fn sighup_applies_a_valid_configuration_and_keeps_the_running_one_otherwise() {
+    let tmp = workdir();
+    let root = tmp.path().to_path_buf();
+    let pki = Pki::new(&root.join("pki"));
+    let dovecot = Dovecot::start(&root.join("dovecot"), &pki, DovecotOptions::default());
+    let n = 80;
+    for i in 1..=n {
+        dovecot.deliver(
+            USER,
+            "INBOX",
+            &certificate(i, "690000880", "Négatif", 60_000),
+        );
+    }
+    let install_root = root.join("install");
+    std::fs::create_dir_all(&install_root).unwrap();
+    let install = Install::new(&install_root, &login_mailbox(&dovecot, &pki, &root));
+    let original = std::fs::read_to_string(&install.config).unwrap();
+    let log_file = root.join("daemon.log");
+    let log = || std::fs::read_to_string(&log_file).unwrap_or_default();
+    let mut daemon = install.spawn_logged(&log_file);
+    assert!(eventually(30, || !install
+        .spool_files("690000880")
+        .is_empty()));
+
+    // Mid-drain: an invalid configuration is refused, the running one stays.
+    std::fs::write(
+        &install.config,
+        original.replace("finess = \"690000880\"", "finess = \"690000881\""),
+    )
+    .unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(daemon.id() as i32),
+        nix::sys::signal::Signal::SIGHUP,
+    )
+    .unwrap();
+    assert!(
+        eventually(60, || log().contains("the running one stays")),
+        "{}",
+        log()
+    );
+    // Then a valid one that adds a site.
+    let added = format!(
+        "{original}[[site]]\nfiness = \"010780054\"\nname = \"Bourg\"\nspool = \"{}/sites/010780054\"\n",
+        install_root.display()
+    );
+    assert!(eventually(60, || install.spool_files("690000880").len() == n as usize));
+    std::fs::write(&install.config, &added).unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(daemon.id() as i32),
+        nix::sys::signal::Signal::SIGHUP,
+    )
+    .unwrap();
+    assert!(
+        eventually(10, || install_root.join("sites/010780054").is_dir()),
+        "not reloaded"
+    );
+    dovecot.deliver(
+        USER,
+        "INBOX",
+        &certificate(500, "010780054", "Négatif", 4_000),
+    );
+    let arrived = eventually(15, || install.spool_files("010780054").len() == 1);
+    sigterm(&daemon);
+    assert!(daemon.wait().unwrap().success());
+    let log = log();
+    assert!(arrived, "{log}");
+    assert!(
+        log.contains("site[0].finess"),
+        "the invalid file's error is logged: {log}"
+    );
+    assert!(log.contains("the running one stays"), "{log}");
+    assert!(log.contains("configuration reloaded"), "{log}");
+    // Every certificate of the drain delivered once, and one IMAP session throughout.
+    assert_eq!(install.spool_files("690000880").len(), n as usize);
+    let logins = dovecot.log().matches("Login: user=<lbm>").count();
+    assert_eq!(logins, 1, "the session was dropped:\n{}", dovecot.log());
+}
