@@ -57,20 +57,25 @@ pub fn write_daemon_state(state_dir: &Path, state: &DaemonState) -> std::io::Res
     write_atomically(&daemon_file(state_dir), &bytes, 0o640)
 }
 
-/// The daemon's state when it is running (its run lock is held), else `None`.
-pub fn read_daemon_state(state_dir: &Path) -> Option<DaemonState> {
-    let lock = std::fs::File::open(state_dir.join("run.lock")).ok()?;
+/// Whether a daemon runs on this state directory (it holds the run lock).
+pub fn daemon_running(state_dir: &Path) -> bool {
+    let Ok(lock) = std::fs::File::open(state_dir.join("run.lock")) else {
+        return false;
+    };
     match lock.try_lock_shared() {
-        // Nobody holds the run lock: no daemon.
         Ok(()) => {
             let _ = lock.unlock();
-            None
+            false
         }
-        Err(_) => {
-            let text = std::fs::read_to_string(daemon_file(state_dir)).ok()?;
-            serde_json::from_str(&text).ok()
-        }
+        Err(_) => true,
     }
+}
+
+/// What the daemon last wrote about itself: the running one's state, or the stopped one's
+/// last (its last successful poll stays worth knowing).
+pub fn read_daemon_state(state_dir: &Path) -> Option<DaemonState> {
+    let text = std::fs::read_to_string(daemon_file(state_dir)).ok()?;
+    serde_json::from_str(&text).ok()
 }
 
 /// Counts from the ledger at `now`.

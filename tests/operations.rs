@@ -185,7 +185,13 @@ fn status_reports_the_ledger_and_the_running_daemon() {
     assert_eq!(s["clock_hold"], serde_json::Value::Null);
     sigterm(&daemon);
     assert!(daemon.wait().unwrap().success());
-    assert_eq!(status_json(&install)["running"], false);
+    let after = status_json(&install);
+    assert_eq!(after["running"], false);
+    assert_eq!(after["connected"], false);
+    assert!(
+        after["last_poll"].is_string(),
+        "the last poll outlives the daemon: {after:#}"
+    );
 
     let out = run(Command::new(bin())
         .args(["status", "--config"])
@@ -319,4 +325,99 @@ fn sighup_applies_a_valid_configuration_and_keeps_the_running_one_otherwise() {
     assert_eq!(install.spool_files("690000880").len(), n as usize);
     let logins = dovecot.log().matches("Login: user=<lbm>").count();
     assert_eq!(logins, 1, "the session was dropped:\n{}", dovecot.log());
+}
+
+#[test]
+fn alerts_reach_the_log_at_warning_level() {
+    let tmp = workdir();
+    let root = tmp.path().to_path_buf();
+    let pki = Pki::new(&root.join("pki"));
+    let dovecot = Dovecot::start(
+        &root.join("dovecot"),
+        &pki,
+        DovecotOptions {
+            client_certs: true,
+            ..Default::default()
+        },
+    );
+    // A quarantined certificate (its FINESS is not in the table), and a client certificate
+    // that expires in ten days.
+    dovecot.deliver(
+        CERT_USER,
+        "INBOX",
+        &certificate(1, "010780054", "Négatif", 2_000),
+    );
+    let mailbox = format!(
+        "host = \"localhost\"\nport = {}\ntls = \"implicit\"\nca_file = \"{}\"\n\
+         client_cert = \"{}\"\nclient_key = \"{}\"\nauth = \"external\"\npoll_interval = \"1s\"\n",
+        dovecot.implicit_port,
+        pki.ca.display(),
+        pki.expiring_cert.display(),
+        pki.expiring_key.display()
+    );
+    let install = Install::new(&root.join("install"), &mailbox);
+    let log_file = root.join("daemon.log");
+    let log = || std::fs::read_to_string(&log_file).unwrap_or_default();
+    let mut daemon = install.spawn_logged(&log_file);
+    assert!(
+        eventually(20, || log()
+            .contains("ALERT: certificates are waiting in quarantine")),
+        "{}",
+        log()
+    );
+    let s = status_json(&install);
+    let expires: jiff::Timestamp = s["client_certificate_expires_at"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let days = (expires.as_second() - jiff::Timestamp::now().as_second()) / 86_400;
+    assert!((8..=10).contains(&days), "{s:#}");
+
+    sigterm(&daemon);
+    assert!(daemon.wait().unwrap().success());
+    let log = log();
+    for alert in [
+        "ALERT: the client certificate (mailbox.client_cert) expires within 30 days",
+        "ALERT: certificates are waiting in quarantine",
+    ] {
+        let line = log.lines().find(|l| l.contains(alert)).unwrap();
+        assert!(line.contains(" WARN "), "{line}");
+    }
+    assert!(
+        !log.contains("PATIENT") && !log.contains("D000001"),
+        "{log}"
+    );
+}
+
+#[test]
+fn no_successful_poll_for_ten_intervals_is_an_alert() {
+    let tmp = workdir();
+    let root = tmp.path().join("install");
+    // The mailbox is out of reach from the start: its Maildir is not there.
+    let install = Install::new(
+        &root,
+        &format!(
+            "maildir = \"{}/absent\"\npoll_interval = \"1s\"\n",
+            root.display()
+        ),
+    );
+    let log_file = tmp.path().join("daemon.log");
+    let log = || std::fs::read_to_string(&log_file).unwrap_or_default();
+    let mut daemon = install.spawn_logged(&log_file);
+    let alerted = eventually(30, || log().contains("ALERT: no successful poll"));
+    let s = status_json(&install);
+    sigterm(&daemon);
+    assert!(daemon.wait().unwrap().success());
+    assert!(alerted, "{}", log());
+    let line = log()
+        .lines()
+        .find(|l| l.contains("ALERT: no successful poll"))
+        .unwrap()
+        .to_string();
+    assert!(line.contains(" WARN "), "{line}");
+    assert_eq!(s["running"], true);
+    assert_eq!(s["connected"], false);
+    assert_eq!(s["last_poll"], serde_json::Value::Null);
+    assert!(s["last_error"].is_string(), "{s:#}");
 }

@@ -1,6 +1,6 @@
 //! The systemd protocol as the daemon speaks it: READY=1 once the mailbox is selected,
 //! STATUS= lines, WATCHDOG=1 while the loop makes progress (idle included), none while an
-//! IMAP call hangs, STOPPING=1 on SIGTERM.
+//! IMAP call hangs, RELOADING=1 then READY=1 around a SIGHUP reload, STOPPING=1 on SIGTERM.
 
 mod support;
 
@@ -80,6 +80,45 @@ fn ready_status_watchdog_while_idle_and_stopping() {
     assert!(
         got.iter().any(|(_, l)| l == "STOPPING=1") || !rest.is_empty(),
         "no STOPPING=1"
+    );
+}
+
+#[test]
+fn sighup_is_announced_as_a_reload() {
+    let tmp = workdir();
+    let root = tmp.path().join("install");
+    std::fs::create_dir_all(root.join("Maildir/new")).unwrap();
+    std::fs::create_dir_all(root.join("Maildir/cur")).unwrap();
+    let install = Install::new(
+        &root,
+        &format!(
+            "maildir = \"{}/Maildir\"\npoll_interval = \"60s\"\n",
+            root.display()
+        ),
+    );
+    let socket = tmp.path().join("notify.sock");
+    let sock = UnixDatagram::bind(&socket).unwrap();
+    let mut daemon = spawn_notified(&install, &socket, 60_000);
+    let before = collect(&sock, Duration::from_secs(2));
+    assert!(before.iter().any(|(_, l)| l == "READY=1"), "{before:?}");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(daemon.id() as i32),
+        nix::sys::signal::Signal::SIGHUP,
+    )
+    .unwrap();
+    let after = collect(&sock, Duration::from_secs(2));
+    sigterm(&daemon);
+    assert!(daemon.wait().unwrap().success());
+    let lines: Vec<&str> = after.iter().map(|(_, l)| l.as_str()).collect();
+    let reloading = lines.iter().position(|l| *l == "RELOADING=1");
+    let ready = lines.iter().rposition(|l| *l == "READY=1");
+    assert!(
+        matches!((reloading, ready), (Some(a), Some(b)) if a < b),
+        "{lines:?}"
+    );
+    assert!(
+        lines.iter().any(|l| l.starts_with("MONOTONIC_USEC=")),
+        "{lines:?}"
     );
 }
 

@@ -23,7 +23,8 @@ pub fn run(config_path: &Path, as_json: bool) -> ExitCode {
     };
     let tz = crate::tz::paris();
     let now = Timestamp::now().as_second();
-    let daemon = report::read_daemon_state(&config.state_dir);
+    let running = report::daemon_running(&config.state_dir);
+    let last = report::read_daemon_state(&config.state_dir);
     // Before the first run there is no ledger yet: nothing delivered, nothing held.
     let counts = if !config.state_dir.join("ledger.sqlite").exists() {
         Ok(Counts::default())
@@ -37,25 +38,24 @@ pub fn run(config_path: &Path, as_json: bool) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let expiry = daemon
-        .as_ref()
-        .and_then(|d| d.client_certificate_expires_at)
-        .or_else(|| client_cert_expiry(&config));
+    let expiry = client_cert_expiry(&config)
+        .or_else(|| last.as_ref().and_then(|d| d.client_certificate_expires_at));
+    let daemon = last.as_ref().filter(|_| running);
     let time = |t: i64| {
         Timestamp::from_second(t)
             .map(|t| crate::core::retention::rfc3339(t, &tz))
             .unwrap_or_default()
     };
     if as_json {
-        let d = daemon.clone().unwrap_or_default();
+        let d = last.clone().unwrap_or_default();
         let value = json!({
-            "running": daemon.is_some(),
-            "pid": daemon.as_ref().map(|d| d.pid),
-            "started_at": daemon.as_ref().map(|d| time(d.started_at)),
-            "mailbox": daemon.as_ref().map(|d| d.mailbox.clone()),
-            "connected": daemon.as_ref().map(|d| d.connected),
+            "running": running,
+            "pid": daemon.map(|d| d.pid),
+            "started_at": daemon.map(|d| time(d.started_at)),
+            "mailbox": last.as_ref().map(|d| d.mailbox.clone()),
+            "connected": running && d.connected,
             "last_poll": (d.last_poll > 0).then(|| time(d.last_poll)),
-            "last_error": d.last_error,
+            "last_error": daemon.and_then(|d| d.last_error.clone()),
             "delivered_24h": counts.delivered_24h,
             "quarantine": counts.quarantine,
             "quarantine_total": counts.quarantine.values().sum::<i64>(),
@@ -73,7 +73,7 @@ pub fn run(config_path: &Path, as_json: bool) -> ExitCode {
     } else {
         print!(
             "{}",
-            text(&config, daemon.as_ref(), &counts, expiry, now, &time)
+            text(&config, daemon, last.as_ref(), &counts, expiry, now, &time)
         );
     }
     ExitCode::SUCCESS
@@ -82,6 +82,7 @@ pub fn run(config_path: &Path, as_json: bool) -> ExitCode {
 fn text(
     config: &Config,
     daemon: Option<&DaemonState>,
+    last: Option<&DaemonState>,
     c: &Counts,
     expiry: Option<i64>,
     now: i64,
@@ -121,7 +122,17 @@ fn text(
                 line(format!("last error:  {e}"));
             }
         }
-        None => line("service:     not running".into()),
+        None => {
+            line("service:     NOT RUNNING".into());
+            if let Some(d) = last.filter(|d| d.last_poll > 0) {
+                line(format!(
+                    "last poll:   {} ({} s ago), of {}",
+                    time(d.last_poll),
+                    now - d.last_poll,
+                    d.mailbox
+                ));
+            }
+        }
     }
     let delivered: Vec<String> = config
         .sites

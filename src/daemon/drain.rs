@@ -167,6 +167,7 @@ impl Drainer {
         for (item, error) in &report.failed {
             tracing::error!(uid = %item, %error, "not delivered; will retry");
         }
+        self.health.add_quarantined(report.quarantined.len());
         stats.add(report);
     }
 

@@ -16,6 +16,7 @@ pub struct Health {
     last_beat_ms: AtomicU64,
     connected: AtomicBool,
     last_poll: AtomicI64,
+    quarantined: AtomicU64,
     watchdog: Option<Duration>,
 }
 
@@ -27,6 +28,7 @@ impl Health {
             last_beat_ms: AtomicU64::new(0),
             connected: AtomicBool::new(false),
             last_poll: AtomicI64::new(0),
+            quarantined: AtomicU64::new(0),
             watchdog: sd_notify::watchdog_enabled(),
         })
     }
@@ -68,6 +70,15 @@ impl Health {
 
     pub fn last_poll(&self) -> i64 {
         self.last_poll.load(Ordering::Relaxed)
+    }
+
+    /// Certificates quarantined since the start (the monitor alerts as soon as it grows).
+    pub fn add_quarantined(&self, n: usize) {
+        self.quarantined.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    pub fn quarantined(&self) -> u64 {
+        self.quarantined.load(Ordering::Relaxed)
     }
 
     /// The longest the loop may sleep without beating: a third of the watchdog period.

@@ -179,8 +179,11 @@ async fn serve(
     let code = match &config.source {
         SourceConfig::Maildir(root) => {
             let mut src = MaildirSource::new(root, &config.mailbox);
-            monitor(src.describe(), None).spawn(cancel.clone());
-            main_loop(&mut src, &mut drainer, &mut control).await
+            let watcher = monitor(src.describe(), None).spawn(cancel.clone());
+            let code = main_loop(&mut src, &mut drainer, &mut control).await;
+            cancel.cancel();
+            let _ = watcher.await;
+            code
         }
         SourceConfig::Imap(imap) => match tls::load(imap, jiff::Timestamp::now()) {
             Ok(creds) => {
@@ -189,9 +192,12 @@ async fn serve(
                     tracing::info!(expires = %not_after, "client certificate loaded");
                 }
                 let mut src = ImapSource::new(imap, &config.mailbox, Arc::new(creds));
-                monitor(src.describe(), expiry.map(jiff::Timestamp::as_second))
+                let watcher = monitor(src.describe(), expiry.map(jiff::Timestamp::as_second))
                     .spawn(cancel.clone());
-                main_loop(&mut src, &mut drainer, &mut control).await
+                let code = main_loop(&mut src, &mut drainer, &mut control).await;
+                cancel.cancel();
+                let _ = watcher.await;
+                code
             }
             Err(e) => {
                 tracing::error!("{e}");

@@ -1,7 +1,7 @@
 //! The daemon's view from outside, every few seconds: `state.dir/daemon.json` for `status`,
 //! the Prometheus metrics file when `[metrics] file` is set, and the alerts an operator must
 //! see in the journal (warning level): a client certificate expiring within 30 days, no
-//! successful poll for longer than ten poll intervals, a quarantine that is not empty.
+//! successful poll for longer than ten poll intervals, a quarantine that is not empty (at start, when it grows, then hourly).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -30,8 +30,8 @@ pub struct Monitor {
 }
 
 impl Monitor {
-    pub fn spawn(self, cancel: CancellationToken) {
-        tokio::spawn(async move { self.run(cancel).await });
+    pub fn spawn(self, cancel: CancellationToken) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move { self.run(cancel).await })
     }
 
     async fn run(self, cancel: CancellationToken) {
@@ -41,6 +41,7 @@ impl Monitor {
         let mut last_quarantine_alert: Option<Instant> = None;
         let mut last_cert_alert: Option<Instant> = None;
         let mut last_poll_alert: Option<Instant> = None;
+        let mut quarantined_seen = 0u64;
         loop {
             let config = Arc::clone(&self.config.borrow());
             let now = Timestamp::now().as_second();
@@ -85,8 +86,11 @@ impl Monitor {
             }
             let metrics_due = config.metrics.file.is_some()
                 && last_metrics.is_none_or(|t| t.elapsed() >= config.metrics.interval);
-            let quarantine_due =
-                last_quarantine_alert.is_none_or(|t| t.elapsed() >= QUARANTINE_EVERY);
+            // At start, as soon as a certificate is quarantined, and hourly while any waits.
+            let quarantined = self.health.quarantined();
+            let quarantine_due = quarantined > quarantined_seen
+                || last_quarantine_alert.is_none_or(|t| t.elapsed() >= QUARANTINE_EVERY);
+            quarantined_seen = quarantined;
             if metrics_due || quarantine_due {
                 let dir = self.state_dir.clone();
                 let counts = tokio::task::spawn_blocking(move || {
@@ -104,7 +108,7 @@ impl Monitor {
                                     quarantined = total,
                                     by_reason = ?counts.quarantine,
                                     "ALERT: certificates are waiting in quarantine \
-                                     (mss-dispatch quarantine list)"
+                                     (see quarantine.dir)"
                                 );
                             }
                         }
@@ -123,7 +127,21 @@ impl Monitor {
             }
             tokio::select! {
                 _ = tokio::time::sleep(TICK) => {}
-                _ = cancel.cancelled() => return,
+                _ = cancel.cancelled() => {
+                    // The last word: stopped, with the last successful poll kept for `status`.
+                    let last = DaemonState {
+                        connected: false,
+                        last_poll: self.health.last_poll(),
+                        updated_at: Timestamp::now().as_second(),
+                        ..state
+                    };
+                    let dir = self.state_dir.clone();
+                    let _ = tokio::task::spawn_blocking(move || {
+                        report::write_daemon_state(&dir, &last)
+                    })
+                    .await;
+                    return;
+                }
             }
         }
     }

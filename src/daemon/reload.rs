@@ -55,10 +55,15 @@ pub fn reload(
     path: &Path,
     running: &Config,
 ) -> Result<(Config, HashMap<Finess, u32>), Vec<String>> {
-    notify(&[
+    // systemd (from 253) wants the monotonic time of the reload with RELOADING=1.
+    let mut states = vec![
         NotifyState::Reloading,
         NotifyState::Status("reloading the configuration"),
-    ]);
+    ];
+    if let Ok(now) = NotifyState::monotonic_usec_now() {
+        states.push(now);
+    }
+    notify(&states);
     let result = load(path, running);
     notify(&[NotifyState::Ready]);
     result
@@ -110,3 +115,61 @@ fn load(path: &Path, running: &Config) -> Result<(Config, HashMap<Finess, u32>),
 
 /// Shared between the signal handler and the loop.
 pub type Shared = Arc<Reloader>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = "[mailbox]\nmaildir = \"/srv/a/Maildir\"\npoll_interval = \"60s\"\n\
+        [state]\ndir = \"/srv/a/state\"\n[quarantine]\ndir = \"/srv/a/q\"\n\
+        [[site]]\nfiness = \"690000880\"\nname = \"Lyon\"\nspool = \"/srv/a/sites/690000880\"\n";
+
+    fn reload_with(text: &str) -> Result<(Config, HashMap<Finess, u32>), Vec<String>> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        std::fs::write(&path, BASE).unwrap();
+        let running = config_file::load(&path).unwrap();
+        std::fs::write(&path, text).unwrap();
+        load(&path, &running)
+    }
+
+    #[test]
+    fn sites_intervals_and_retention_change_the_source_and_state_stay() {
+        let text = BASE
+            .replace("/srv/a/Maildir", "/srv/b/Maildir")
+            .replace("/srv/a/state", "/srv/b/state")
+            .replace("\"60s\"", "\"5s\"")
+            + "[retention]\nnegative = \"48h\"\n[[site]]\nfiness = \"750712184\"\n\
+               name = \"Paris\"\nspool = \"/srv/a/sites/750712184\"\n";
+        let (config, groups) = reload_with(&text).unwrap();
+        assert_eq!(config.sites.len(), 2);
+        assert_eq!(
+            config.mailbox.poll_interval,
+            std::time::Duration::from_secs(5)
+        );
+        assert_eq!(
+            config.retention.negative,
+            crate::core::duration::Span::Fixed(jiff::SignedDuration::from_hours(48))
+        );
+        assert_eq!(config.state_dir, Path::new("/srv/a/state"));
+        assert!(
+            matches!(&config.source, crate::core::config::Source::Maildir(p)
+            if p == Path::new("/srv/a/Maildir"))
+        );
+        assert!(groups.is_empty());
+    }
+
+    #[test]
+    fn an_invalid_file_gives_every_error() {
+        let text = BASE.replace("690000880", "690000881") + "[retention]\nnegative = \"96h\"\n";
+        let errors = reload_with(&text).unwrap_err();
+        assert!(
+            errors.iter().any(|e| e.contains("site[0].finess")),
+            "{errors:?}"
+        );
+        assert!(
+            errors.iter().any(|e| e.contains("retention.negative")),
+            "{errors:?}"
+        );
+    }
+}

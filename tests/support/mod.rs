@@ -45,6 +45,9 @@ pub struct Pki {
     pub client_key: PathBuf,
     pub expired_cert: PathBuf,
     pub expired_key: PathBuf,
+    /// Valid, but expiring ten days from now.
+    pub expiring_cert: PathBuf,
+    pub expiring_key: PathBuf,
     pub client_p12: PathBuf,
     pub client_p12_password: PathBuf,
 }
@@ -102,6 +105,20 @@ impl Pki {
         expired.not_after = rcgen::date_time_ymd(2020, 1, 1);
         let expired = expired.signed_by(&expired_key, &issuer).unwrap();
 
+        let expiring_key = KeyPair::generate().unwrap();
+        let mut expiring = leaf(&[], CERT_USER, true);
+        let soon = jiff::tz::TimeZone::UTC
+            .to_datetime(
+                jiff::Timestamp::now()
+                    .checked_add(jiff::SignedDuration::from_hours(10 * 24))
+                    .unwrap(),
+            )
+            .date();
+        expiring.not_before = rcgen::date_time_ymd(2020, 1, 1);
+        expiring.not_after =
+            rcgen::date_time_ymd(soon.year().into(), soon.month() as u8, soon.day() as u8);
+        let expiring = expiring.signed_by(&expiring_key, &issuer).unwrap();
+
         // The same client identity as a PKCS#12 bundle, the way IGC-Santé delivers it.
         let mut store = p12_keystore::KeyStore::new();
         let chain = p12_keystore::PrivateKeyChain::new(
@@ -127,6 +144,8 @@ impl Pki {
             client_key: write("client.key", &client_key.serialize_pem()),
             expired_cert: write("expired.pem", &expired.pem()),
             expired_key: write("expired.key", &expired_key.serialize_pem()),
+            expiring_cert: write("expiring.pem", &expiring.pem()),
+            expiring_key: write("expiring.key", &expiring_key.serialize_pem()),
             client_p12,
             client_p12_password: write("client.p12.pass", "p12-pass\n"),
         }
