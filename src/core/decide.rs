@@ -216,6 +216,26 @@ pub struct Context<'a> {
     pub received_at: Timestamp,
 }
 
+/// What a person resolving a quarantine decided instead of the message (`quarantine release`).
+/// The checks between subject, attachment and body still apply: an override routes or
+/// classifies a certificate, it never reconciles two patients.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Overrides {
+    /// Deliver to this site of the table, whatever the subject's FINESS (which may even be
+    /// invalid).
+    pub site: Option<Finess>,
+    /// The result class, when the body's wording is not understood.
+    pub result: Option<ResultClass>,
+    /// The sampling instant, when the body gives none or a wrong one.
+    pub sampled_at: Option<Timestamp>,
+}
+
+impl Overrides {
+    pub fn is_empty(&self) -> bool {
+        self == &Overrides::default()
+    }
+}
+
 /// No COVID-19 test was reported to SI-DEP before 2020.
 const EARLIEST_SAMPLING: Timestamp = Timestamp::constant(1_577_833_200, 0); // 2020-01-01 Paris
 /// Clocks of labs and servers disagree a little; a day ahead is not yet implausible.
@@ -294,6 +314,12 @@ pub fn decide(raw: &[u8], ctx: &Context) -> Outcome {
     if raw.len() as u64 > ctx.config.mailbox.max_message_bytes {
         return decide_oversized(header_block(raw), ctx);
     }
+    decide_with(raw, ctx, &Overrides::default())
+}
+
+/// Decides for one whole message with a person's overrides (a quarantine release). The size
+/// limit does not apply: the message is already here.
+pub fn decide_with(raw: &[u8], ctx: &Context, overrides: &Overrides) -> Outcome {
     let Some(mut mail) = mime::parse(raw) else {
         let cert = Certificate::default();
         let decision = quarantine(
@@ -309,7 +335,7 @@ pub fn decide(raw: &[u8], ctx: &Context) -> Outcome {
         message_id: mail.message_id.clone(),
         ..Certificate::default()
     };
-    let decision = match read(&mut mail, ctx, &mut cert) {
+    let decision = match read(&mut mail, ctx, overrides, &mut cert) {
         Ok(decision) => decision,
         Err(Stop::Ignore(reason)) => Decision::Ignore { reason },
         Err(Stop::Quarantine(reason, detail)) => quarantine(&cert, ctx, reason, detail),
@@ -341,7 +367,12 @@ fn not_ours(mail: &Mail, ctx: &Context) -> Option<Reason> {
 }
 
 /// Reads the certificate into `cert`, field by field, stopping at the first problem.
-fn read(mail: &mut Mail, ctx: &Context, cert: &mut Certificate) -> Result<Decision, Stop> {
+fn read(
+    mail: &mut Mail,
+    ctx: &Context,
+    overrides: &Overrides,
+    cert: &mut Certificate,
+) -> Result<Decision, Stop> {
     if let Some(reason) = not_ours(mail, ctx) {
         return Err(Stop::Ignore(reason));
     }
@@ -370,10 +401,31 @@ fn read(mail: &mut Mail, ctx: &Context, cert: &mut Certificate) -> Result<Decisi
         .integrated
         .as_deref()
         .and_then(|s| parse_instant(s, ctx.tz));
+    if let Some(result) = overrides.result {
+        cert.result = Some(result);
+    }
+    if let Some(sampled_at) = overrides.sampled_at {
+        cert.sampled_at = Some(sampled_at);
+    }
 
-    let site = Finess::parse(&subject.finess)
-        .map_err(|e| Stop::Quarantine(Reason::FinessInvalid, format!("subject FINESS: {e}")))?;
-    cert.site = Some(site.clone());
+    // The subject's FINESS, checked; with a site override an invalid one is no obstacle, and
+    // the attachment and the body are compared with the subject as written.
+    let subject_site = match (Finess::parse(&subject.finess), &overrides.site) {
+        (Ok(site), _) => site,
+        (Err(_), Some(routed)) => routed.clone(),
+        (Err(e), None) => {
+            return Err(Stop::Quarantine(
+                Reason::FinessInvalid,
+                format!("subject FINESS: {e}"),
+            ));
+        }
+    };
+    let subject_finess = match Finess::parse(&subject.finess) {
+        Ok(site) => site.as_str().to_string(),
+        Err(_) => subject.finess.split_whitespace().collect::<String>(),
+    };
+    cert.site = Some(subject_site.clone());
+    let site = subject_site;
 
     let pdfs: Vec<_> = mail.attachments.iter().filter(|a| a.is_pdf()).collect();
     let pdf = match pdfs.as_slice() {
@@ -397,7 +449,7 @@ fn read(mail: &mut Mail, ctx: &Context, cert: &mut Certificate) -> Result<Decisi
     let name_ok = pdf
         .name
         .as_deref()
-        .is_some_and(|n| fields::attachment_matches(n, site.as_str(), &subject.dossier));
+        .is_some_and(|n| fields::attachment_matches(n, &subject_finess, &subject.dossier));
     if !name_ok {
         return Err(stop(
             Reason::SubjectAttachmentMismatch,
@@ -406,6 +458,13 @@ fn read(mail: &mut Mail, ctx: &Context, cert: &mut Certificate) -> Result<Decisi
     }
     check_body_agrees(&cert.body, &site, &subject)?;
 
+    let site = match &overrides.site {
+        Some(routed) => {
+            cert.site = Some(routed.clone());
+            routed.clone()
+        }
+        None => site,
+    };
     if ctx.config.site(&site).is_none() {
         return Err(Stop::Quarantine(
             Reason::UnknownSite,

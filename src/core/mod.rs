@@ -24,6 +24,6 @@ pub mod text;
 pub mod words;
 
 pub use decide::{
-    Certificate, Context, Decision, Outcome, Prescreen, Reason, decide, decide_oversized,
-    decide_unfetchable, prescreen,
+    Certificate, Context, Decision, Outcome, Overrides, Prescreen, Reason, decide,
+    decide_oversized, decide_unfetchable, decide_with, prescreen,
 };

@@ -202,3 +202,105 @@ fn header_block_stops_at_the_first_blank_line() {
     assert_eq!(header_block(b"A: 1\n\nbody\r\n\r\n"), b"A: 1\n\n");
     assert_eq!(header_block(b"A: 1"), b"A: 1");
 }
+
+fn outcome_with(msg: &Msg, overrides: &Overrides) -> Outcome {
+    let config = config::parse(CONFIG, "t").unwrap();
+    let tz = crate::tz::paris();
+    let ctx = Context {
+        config: &config,
+        tz: &tz,
+        received_at: "2021-10-30T12:00:00Z".parse().unwrap(),
+    };
+    decide_with(&msg.bytes(), &ctx, overrides)
+}
+
+fn lyon() -> Finess {
+    Finess::parse("690000880").unwrap()
+}
+
+#[test]
+fn a_result_override_classifies_and_sets_the_rule() {
+    let mut m = Msg::new();
+    m.body = m.body.replace("Négatif", "Ininterprétable");
+    let o = outcome_with(
+        &m,
+        &Overrides {
+            result: Some(ResultClass::Negative),
+            ..Overrides::default()
+        },
+    );
+    let Decision::Deliver { rule, purge_at, .. } = o.decision else {
+        panic!("{:?}", o.decision)
+    };
+    assert_eq!(rule, Rule::Negative);
+    assert_eq!(purge_at.to_string(), "2021-11-01T08:00:00Z");
+    let o = outcome_with(
+        &m,
+        &Overrides {
+            result: Some(ResultClass::Positive),
+            ..Overrides::default()
+        },
+    );
+    assert!(matches!(o.decision, Decision::Deliver { rule: Rule::Positive, .. }));
+}
+
+#[test]
+fn a_sampling_override_moves_the_due_time_and_stays_plausible() {
+    let mut m = Msg::new();
+    m.body = m.body.replace("29/10/2021 10:00", "inconnue");
+    let at: Timestamp = "2021-10-28T06:00:00Z".parse().unwrap();
+    let o = outcome_with(
+        &m,
+        &Overrides {
+            sampled_at: Some(at),
+            ..Overrides::default()
+        },
+    );
+    assert_eq!(o.decision.purge_at(), Some(at + SignedDuration::from_hours(72)));
+    let o = outcome_with(
+        &m,
+        &Overrides {
+            sampled_at: Some("2031-10-28T06:00:00Z".parse().unwrap()),
+            ..Overrides::default()
+        },
+    );
+    assert_eq!(o.decision.reason(), Some(Reason::ImplausibleSamplingDate));
+}
+
+#[test]
+fn a_site_override_routes_but_never_reconciles_two_patients() {
+    // An unknown site (a FINESS the table lacks) delivered to a site of the table.
+    let mut m = Msg::new();
+    m.subject = m.subject.replace("690000880", "750712184");
+    m.body = m.body.replace("690000880", "750712184");
+    m.attachment = Some(("750712184_D42_DUPONT_Jean.pdf".into(), b"%PDF-1.7".to_vec()));
+    let site = Overrides {
+        site: Some(lyon()),
+        ..Overrides::default()
+    };
+    let o = outcome_with(&m, &site);
+    assert!(matches!(&o.decision, Decision::Deliver { site, .. } if *site == lyon()));
+    assert_eq!(o.cert.site, Some(lyon()));
+    // An invalid subject FINESS, with the attachment named after it as written.
+    let mut m = Msg::new();
+    m.subject = m.subject.replace("690000880", "2B0000039");
+    m.body = m.body.replace("test : 690000880\n", "test : \n");
+    m.attachment = Some(("2B0000039_D42_DUPONT_Jean.pdf".into(), b"%PDF-1.7".to_vec()));
+    assert_eq!(outcome_with(&m, &site).decision.kind(), "deliver");
+    // Another patient's name in the body stays a quarantine.
+    let mut m = Msg::new();
+    m.body = m.body.replace("Nom : DUPONT", "Nom : DURAND");
+    assert_eq!(
+        outcome_with(&m, &site).decision.reason(),
+        Some(Reason::SubjectBodyMismatch)
+    );
+    // A site that is not in the table is still unknown.
+    let elsewhere = Overrides {
+        site: Some(Finess::parse("750712184").unwrap()),
+        ..Overrides::default()
+    };
+    assert_eq!(
+        outcome_with(&Msg::new(), &elsewhere).decision.reason(),
+        Some(Reason::UnknownSite)
+    );
+}
