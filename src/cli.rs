@@ -72,6 +72,9 @@ pub enum Command {
     /// Read the retention log: export it, or verify its chain.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Resolve quarantined certificates: list, show, release, discard, retry.
+    #[command(subcommand)]
+    Quarantine(QuarantineCommand),
     /// Print the manual page (roff), generated from these definitions.
     #[command(hide = true)]
     Man,
@@ -126,6 +129,90 @@ pub enum AuditCommand {
         #[arg(long, short, value_name = "FILE")]
         config: PathBuf,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum QuarantineCommand {
+    /// One line per quarantined certificate: id, received, reason, site, sampling day, purge
+    /// time. No patient names.
+    #[command(
+        after_help = "Example:\n  mss-dispatch quarantine list --config /etc/mss-dispatch/config.toml"
+    )]
+    List {
+        /// The configuration file (TOML).
+        #[arg(long, short, value_name = "FILE")]
+        config: PathBuf,
+        /// One JSON object per line instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Everything known about one quarantined certificate, patient fields included (on
+    /// standard output only), the reason in plain words, and where its copies are.
+    #[command(
+        after_help = "Example:\n  mss-dispatch quarantine show --config /etc/mss-dispatch/config.toml 42"
+    )]
+    Show {
+        /// The configuration file (TOML).
+        #[arg(long, short, value_name = "FILE")]
+        config: PathBuf,
+        /// The certificate's id (from `quarantine list`).
+        id: i64,
+    },
+    /// Decide one certificate again with the configuration of now and your overrides, and
+    /// deliver it as the service would. A release that would still quarantine changes nothing.
+    #[command(
+        after_help = "Examples:\n  mss-dispatch quarantine release --config /etc/mss-dispatch/config.toml 42 --result negative\n  \
+        mss-dispatch quarantine release --config /etc/mss-dispatch/config.toml 43 --site 690000880\n  \
+        mss-dispatch quarantine release --config /etc/mss-dispatch/config.toml 44 --sampled-at '28/10/2021 09:30'"
+    )]
+    Release {
+        /// The configuration file (TOML).
+        #[arg(long, short, value_name = "FILE")]
+        config: PathBuf,
+        /// The certificate's id (from `quarantine list`).
+        id: i64,
+        /// Deliver to this site of the table, whatever the subject's FINESS.
+        #[arg(long, value_name = "FINESS")]
+        site: Option<String>,
+        /// The result, when the certificate's wording was not understood.
+        #[arg(long, value_enum)]
+        result: Option<ResultArg>,
+        /// The sampling time: RFC 3339, `2021-10-28T09:30` or `28/10/2021 09:30` (Paris time).
+        #[arg(long, value_name = "TIME")]
+        sampled_at: Option<String>,
+    },
+    /// Purge one quarantined certificate now: its quarantine files, its server copy and its
+    /// personal fields.
+    #[command(
+        after_help = "Example:\n  mss-dispatch quarantine discard --config /etc/mss-dispatch/config.toml 42"
+    )]
+    Discard {
+        /// The configuration file (TOML).
+        #[arg(long, short, value_name = "FILE")]
+        config: PathBuf,
+        /// The certificate's id (from `quarantine list`).
+        id: i64,
+    },
+    /// Decide every quarantined certificate again with the configuration of now (after adding
+    /// a missing site, say) and deliver those that pass; print what was released and what
+    /// stays.
+    #[command(
+        after_help = "Example:\n  mss-dispatch quarantine retry --config /etc/mss-dispatch/config.toml"
+    )]
+    Retry {
+        /// The configuration file (TOML).
+        #[arg(long, short, value_name = "FILE")]
+        config: PathBuf,
+        /// One JSON object per line instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ResultArg {
+    Positive,
+    Negative,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

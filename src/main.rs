@@ -29,6 +29,7 @@ fn main() -> ExitCode {
         ),
         Command::Audit(AuditCommand::Verify { config }) => commands::audit::verify(&config),
         Command::Status { config, json } => commands::status::run(&config, json),
+        Command::Quarantine(command) => commands::quarantine::run(command),
         Command::Man => commands::man(),
         Command::CheckConfig { config } => commands::check_config::run(&config),
         Command::Inspect {

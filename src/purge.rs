@@ -77,8 +77,19 @@ pub fn local_pass(
     now: Timestamp,
     limit: usize,
 ) -> Result<LocalPass, PurgeError> {
-    let mut pass = LocalPass::default();
     let due = ledger.due_certificates(now.as_second(), limit)?;
+    purge_certificates(ledger, tz, &due, now)
+}
+
+/// Removes every local copy of these certificates and their personal fields, and records
+/// each purge with its rule and lateness (a discard makes a certificate due first).
+pub fn purge_certificates(
+    ledger: &mut Ledger,
+    tz: &TimeZone,
+    due: &[CertificateRow],
+    now: Timestamp,
+) -> Result<LocalPass, PurgeError> {
+    let mut pass = LocalPass::default();
     if due.is_empty() {
         return Ok(pass);
     }
@@ -86,7 +97,7 @@ pub fn local_pass(
     //    others are marked before they are removed, so that a crash in between is not taken
     //    for a hand-over.
     let tx = ledger.tx()?;
-    for cert in &due {
+    for cert in due {
         for copy in tx.copies(cert.id)? {
             if copy.state == CopyState::Published && !copy.path.exists() {
                 record_taken(&tx, cert, &copy, now, tz)?;
@@ -101,7 +112,7 @@ pub fn local_pass(
     // 2. Remove the files, then the day folders they leave empty.
     let mut dirs = BTreeSet::new();
     let mut day_dirs = BTreeSet::new();
-    for cert in &due {
+    for cert in due {
         for copy in ledger.copies(cert.id)? {
             if copy.state != CopyState::Purging {
                 continue;
@@ -131,7 +142,7 @@ pub fn local_pass(
 
     // 3. Erase the personal fields and record the purge.
     let tx = ledger.tx()?;
-    for cert in &due {
+    for cert in due {
         tx.scrub(cert.id, now.as_second())?;
         let mut body = cert.facts().body(Event::Purged, now, tz);
         body.rule = Some(cert.rule.clone());
@@ -170,6 +181,29 @@ pub fn record_taken(
 
 fn parent(p: &Path) -> PathBuf {
     p.parent().unwrap_or(Path::new("/")).to_path_buf()
+}
+
+/// Records where released certificates' server copies went (or why they did not move).
+pub fn record_moves(
+    ledger: &mut Ledger,
+    results: &[(ServerCopyRow, Result<crate::source::Moved, String>)],
+) -> Result<usize, LedgerError> {
+    if results.is_empty() {
+        return Ok(0);
+    }
+    let tx = ledger.tx()?;
+    let mut done = 0;
+    for (copy, result) in results {
+        match result {
+            Ok(m) => {
+                tx.server_copy_moved(copy.id, &m.folder, m.validity.as_deref(), m.item.as_deref())?;
+                done += 1;
+            }
+            Err(e) => tx.server_copy_failed(copy.id, e)?,
+        }
+    }
+    tx.commit()?;
+    Ok(done)
 }
 
 /// Records the outcome of deleting server copies.

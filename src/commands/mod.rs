@@ -5,6 +5,8 @@ pub mod audit;
 pub mod check_config;
 pub mod inspect;
 pub mod purge;
+pub mod quarantine;
+pub mod server;
 pub mod status;
 
 use std::process::ExitCode;

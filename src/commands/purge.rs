@@ -3,17 +3,13 @@
 
 use std::path::Path;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use jiff::Timestamp;
 
 use crate::config_file;
-use crate::core::config::{Config, Source as SourceConfig};
-use crate::ledger::{Ledger, LedgerRead};
+use crate::core::config::Config;
+use crate::ledger::{Ledger, LedgerRead, QuarantineRead};
 use crate::purge::{self, Gate};
-use crate::source::Source;
-use crate::source::imap::{ImapSource, tls};
-use crate::source::maildir::MaildirSource;
 use crate::state::WorkLock;
 
 pub fn run(config_path: &Path, dry_run: bool, confirm_clock: bool) -> ExitCode {
@@ -84,18 +80,23 @@ fn act(config: &Config, dry_run: bool, confirm_clock: bool) -> Result<ExitCode, 
     let server = ledger
         .due_server_copies(now.as_second(), usize::MAX >> 1)
         .map_err(|e| e.to_string())?;
-    let mut pending = 0;
-    let mut deleted = 0;
-    if !server.is_empty() {
-        let results = purge_on_server(config, &server);
-        pending = results.iter().filter(|r| r.is_err()).count();
-        if let Some(Err(e)) = results.iter().find(|r| r.is_err()) {
-            eprintln!("warning: {pending} server copies not deleted yet: {e}");
-        }
-        let pairs: Vec<_> = server.into_iter().zip(results).collect();
-        deleted = purge::record_server_results(&mut ledger, &pairs, Timestamp::now(), &tz)
-            .map_err(|e| e.to_string())?;
+    let moves = ledger
+        .pending_moves(usize::MAX >> 1)
+        .map_err(|e| e.to_string())?;
+    let done = super::server::run(
+        config,
+        crate::source::Work {
+            moves,
+            deletions: server,
+        },
+    );
+    let pending = done.deleted.iter().filter(|(_, r)| r.is_err()).count();
+    if let Some((_, Err(e))) = done.deleted.iter().find(|(_, r)| r.is_err()) {
+        eprintln!("warning: {pending} server copies not deleted yet: {e}");
     }
+    purge::record_moves(&mut ledger, &done.moved).map_err(|e| e.to_string())?;
+    let deleted = purge::record_server_results(&mut ledger, &done.deleted, Timestamp::now(), &tz)
+        .map_err(|e| e.to_string())?;
     crate::audit::flush(&mut ledger, dir).map_err(|e| e.to_string())?;
     println!(
         "purged {} certificate(s); {} server copy(ies) deleted, {} to retry",
@@ -104,40 +105,4 @@ fn act(config: &Config, dry_run: bool, confirm_clock: bool) -> Result<ExitCode, 
         pending
     );
     Ok(ExitCode::SUCCESS)
-}
-
-/// Deletes server copies through a connection of its own.
-fn purge_on_server(
-    config: &Config,
-    copies: &[crate::ledger::ServerCopyRow],
-) -> Vec<Result<(), String>> {
-    let fail_all = |e: String| copies.iter().map(|_| Err(e.clone())).collect::<Vec<_>>();
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => return fail_all(e.to_string()),
-    };
-    runtime.block_on(async {
-        match &config.source {
-            SourceConfig::Maildir(root) => {
-                let mut src = MaildirSource::new(root, &config.mailbox);
-                src.purge_copies(copies).await
-            }
-            SourceConfig::Imap(imap) => {
-                let creds = match tls::load(imap, Timestamp::now()) {
-                    Ok(c) => c,
-                    Err(e) => return fail_all(e),
-                };
-                let mut src = ImapSource::new(imap, &config.mailbox, Arc::new(creds));
-                if let Err(e) = src.open().await {
-                    return fail_all(e.to_string());
-                }
-                let results = src.purge_copies(copies).await;
-                src.close().await;
-                results
-            }
-        }
-    })
 }

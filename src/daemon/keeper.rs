@@ -13,7 +13,7 @@ use super::health::status;
 use crate::core::clock::LastPass;
 use crate::core::config::Config;
 use crate::handover::{self, RECONCILE_SLICE, Watcher};
-use crate::ledger::{Ledger, LedgerRead, ServerCopyRow};
+use crate::ledger::{Ledger, LedgerRead, QuarantineRead, ServerCopyRow};
 use crate::purge::{self, Gate, PASS_LIMIT};
 use crate::source::Source;
 use crate::state::WorkLock;
@@ -37,6 +37,8 @@ enum Local {
         purged: usize,
         taken: usize,
         server: Vec<ServerCopyRow>,
+        /// Server copies of released certificates, with the folder they go to.
+        moves: Vec<(ServerCopyRow, String)>,
     },
 }
 
@@ -109,19 +111,24 @@ impl Keeper {
             let server = l
                 .due_server_copies(now.as_second(), SERVER_COPIES_PER_PASS)
                 .map_err(|e| e.to_string())?;
+            let moves = l
+                .pending_moves(SERVER_COPIES_PER_PASS)
+                .map_err(|e| e.to_string())?;
             Ok(Local::Done {
                 purged: pass.purged.len(),
                 taken: taken + pass.taken,
                 server,
+                moves,
             })
         })
         .await;
-        let (purged, taken, server) = match local {
+        let (purged, taken, server, moves) = match local {
             Ok(Ok(Local::Done {
                 purged,
                 taken,
                 server,
-            })) => (purged, taken, server),
+                moves,
+            })) => (purged, taken, server, moves),
             Ok(Ok(Local::Held(reason))) => {
                 tracing::error!(
                     "ALERT: purging held for clock safety: {reason}; once the clock is right, \
@@ -146,14 +153,21 @@ impl Keeper {
         if purged > 0 || taken > 0 {
             tracing::info!(purged, taken_by_sil_or_site = taken, "purge pass");
         }
-        if server.is_empty() {
+        if server.is_empty() && moves.is_empty() {
             return;
         }
         if !connected {
             tracing::warn!(
-                pending = server.len(),
-                "server copies due; the server is not reachable, retried at the next pass"
+                pending = server.len() + moves.len(),
+                "server copies due or to move; the server is not reachable, retried at the \
+                 next pass"
             );
+            return;
+        }
+        if !moves.is_empty() {
+            self.move_released(src, moves, ledger, state_dir).await;
+        }
+        if server.is_empty() {
             return;
         }
         let results = src.purge_copies(&server).await;
@@ -176,6 +190,38 @@ impl Keeper {
             Ok(Ok(_)) => {}
             Ok(Err(e)) => tracing::error!(error = %e, "recording server copies failed"),
             Err(e) => tracing::error!(error = %e, "recording server copies failed"),
+        }
+    }
+
+    /// Moves the server copies of released certificates to their folder.
+    async fn move_released<S: Source>(
+        &self,
+        src: &mut S,
+        moves: Vec<(ServerCopyRow, String)>,
+        ledger: &Arc<Mutex<Ledger>>,
+        state_dir: &std::path::Path,
+    ) {
+        let results = crate::source::apply(
+            src,
+            crate::source::Work {
+                moves,
+                deletions: Vec::new(),
+            },
+        )
+        .await
+        .moved;
+        let failed = results.iter().filter(|(_, r)| r.is_err()).count();
+        let (ledger2, dir) = (Arc::clone(ledger), state_dir.to_path_buf());
+        let recorded = tokio::task::spawn_blocking(move || -> Result<usize, String> {
+            let _work = WorkLock::take(&dir).map_err(|e| e.to_string())?;
+            let mut l = ledger2.lock().map_err(|_| "ledger poisoned".to_string())?;
+            purge::record_moves(&mut l, &results).map_err(|e| e.to_string())
+        })
+        .await;
+        match recorded {
+            Ok(Ok(n)) => tracing::info!(moved = n, failed, "released server copies"),
+            Ok(Err(e)) => tracing::error!(error = %e, "recording moved server copies failed"),
+            Err(e) => tracing::error!(error = %e, "recording moved server copies failed"),
         }
     }
 }

@@ -222,6 +222,14 @@ async fn open_and_recover(
         let _work = WorkLock::take(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         let mut ledger = Ledger::open(&dir).map_err(|e| e.to_string())?;
         let done = delivery::recover(&mut ledger, &tz).map_err(|e| e.to_string())?;
+        let undone =
+            delivery::release::undo_abandoned(&mut ledger, None).map_err(|e| e.to_string())?;
+        if undone > 0 {
+            tracing::warn!(
+                files = undone,
+                "undid a quarantine release interrupted by a crash; run it again"
+            );
+        }
         crate::audit::tighten(&dir);
         crate::audit::flush(&mut ledger, &dir).map_err(|e| e.to_string())?;
         if done != Default::default() {

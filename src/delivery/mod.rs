@@ -16,6 +16,7 @@
 
 mod plan;
 mod recover;
+pub mod release;
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};

@@ -308,7 +308,7 @@ fn content_key(fetched: &Fetched, outcome: &Outcome, pdf_sha: Option<&[u8; 32]>)
 }
 
 /// A copy's hash: a PDF copy holds the PDF, hashed once already.
-fn content_sha(kind: CopyKind, content: &[u8], pdf_sha: Option<&[u8; 32]>) -> [u8; 32] {
+pub(super) fn content_sha(kind: CopyKind, content: &[u8], pdf_sha: Option<&[u8; 32]>) -> [u8; 32] {
     match (kind, pdf_sha) {
         (CopyKind::Spool | CopyKind::SilPdf, Some(h)) => *h,
         _ => sha256(content),
@@ -367,7 +367,7 @@ fn work_for(
     }
 }
 
-fn facts_of(id: i64, outcome: &Outcome, dossier_hmac: Option<String>) -> Facts {
+pub(super) fn facts_of(id: i64, outcome: &Outcome, dossier_hmac: Option<String>) -> Facts {
     Facts {
         certificate: id,
         site: outcome.cert.site.as_ref().map(|f| f.as_str().to_string()),
@@ -379,7 +379,7 @@ fn facts_of(id: i64, outcome: &Outcome, dossier_hmac: Option<String>) -> Facts {
 
 /// Replaces `old` by the certificate `new`: the old files go at once (SPEC §2, XMAJ);
 /// its server copy and personal fields go at the next purge pass.
-fn supersede(
+pub(super) fn supersede(
     tx: &LedgerTx,
     set: &Setting,
     old: &CertificateRow,
@@ -533,7 +533,7 @@ fn new_certificate(
 }
 
 /// Free names for the targets; a SIL sidecar and its PDF move together to keep one stem.
-fn choose_names(tx: &LedgerTx, targets: &[Target]) -> Result<Vec<PathBuf>, LedgerError> {
+pub(super) fn choose_names(tx: &LedgerTx, targets: &[Target]) -> Result<Vec<PathBuf>, LedgerError> {
     let mut out: Vec<PathBuf> = Vec::with_capacity(targets.len());
     let mut i = 0;
     while i < targets.len() {
@@ -595,7 +595,7 @@ fn sil_pdf_name(tx: &LedgerTx, certificate: i64) -> String {
 
 /// The bytes of one copy; the PDF is shared between its copies.
 #[allow(clippy::too_many_arguments)]
-fn render(
+pub(super) fn render(
     kind: CopyKind,
     outcome: &Outcome,
     pdf: &Content,

@@ -6,6 +6,7 @@
 //! before the server is told anything, and `secure_delete`, so that erased personal fields do
 //! not linger in free pages.
 
+mod quarantine;
 mod types;
 
 use std::collections::HashMap;
@@ -14,6 +15,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
+pub use quarantine::{QuarantineRead, QuarantinedRow, Recorded, Release, ServerCopyInfo};
 pub use types::*;
 
 const SCHEMA_VERSION: i64 = 1;
@@ -725,7 +727,7 @@ fn copy_row(r: &rusqlite::Row) -> rusqlite::Result<CopyRow> {
 }
 
 /// A copy read from columns `at..at + 6` (id, kind, path, temp, sha256, state).
-fn copy_row_at(r: &rusqlite::Row, at: usize) -> rusqlite::Result<CopyRow> {
+pub(crate) fn copy_row_at(r: &rusqlite::Row, at: usize) -> rusqlite::Result<CopyRow> {
     Ok(CopyRow {
         id: r.get(at)?,
         kind: CopyKind::parse(&r.get::<_, String>(at + 1)?),

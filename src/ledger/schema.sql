@@ -83,10 +83,13 @@ CREATE TABLE server_copy (
     due         INTEGER NOT NULL,      -- the certificate's purge time
     purged_at   INTEGER,
     attempts    INTEGER NOT NULL DEFAULT 0,
-    last_error  TEXT
+    last_error  TEXT,
+    move_to     TEXT                   -- a released quarantine's copy, to move to this folder
 );
 CREATE INDEX server_copy_certificate ON server_copy (certificate);
 CREATE INDEX server_copy_due ON server_copy (due) WHERE state = 'present';
+CREATE INDEX server_copy_moves ON server_copy (id) WHERE state = 'present' AND move_to IS NOT NULL;
+CREATE INDEX certificate_quarantined ON certificate (id) WHERE state = 'quarantined';
 
 -- Retention-log records not yet appended to retention.log (written in the same transaction as
 -- what they record, appended after it; `id` orders them and makes the append idempotent, so it

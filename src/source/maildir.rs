@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use super::{Listed, Source, SourceError, Woken};
+use super::{Listed, Moved, Source, SourceError, Woken};
 use crate::core::config::Mailbox;
 use crate::core::decide::header_block;
 use crate::delivery::{Ack, AckTarget};
@@ -64,6 +64,28 @@ impl MaildirSource {
 
     fn path(&self, item: &str) -> Option<&PathBuf> {
         self.files.get(item)
+    }
+
+    /// The files of a copy kept in one of the product's folders.
+    fn files_of(&self, copy: &ServerCopyRow) -> Result<Vec<PathBuf>, String> {
+        let Some(item) = &copy.item else {
+            return Err("no item recorded".to_string());
+        };
+        let dir = self.folder(&copy.folder);
+        let mut out = Vec::new();
+        for sub in ["cur", "new"] {
+            let entries = match std::fs::read_dir(dir.join(sub)) {
+                Ok(e) => e,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e.to_string()),
+            };
+            for entry in entries.flatten() {
+                if unique(&entry.file_name().to_string_lossy()) == item {
+                    out.push(entry.path());
+                }
+            }
+        }
+        Ok(out)
     }
 }
 
@@ -220,24 +242,35 @@ impl Source for MaildirSource {
         copies
             .iter()
             .map(|c| {
-                let dir = self.folder(&c.folder);
-                let Some(item) = &c.item else {
-                    return Err("no item recorded".to_string());
-                };
-                for sub in ["cur", "new"] {
-                    let entries = match std::fs::read_dir(dir.join(sub)) {
-                        Ok(e) => e,
-                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                        Err(e) => return Err(e.to_string()),
-                    };
-                    for entry in entries.flatten() {
-                        let name = entry.file_name().to_string_lossy().into_owned();
-                        if unique(&name) == item {
-                            std::fs::remove_file(entry.path()).map_err(|e| e.to_string())?;
-                        }
-                    }
+                for path in self.files_of(c)? {
+                    std::fs::remove_file(path).map_err(|e| e.to_string())?;
                 }
                 Ok(())
+            })
+            .collect()
+    }
+
+    async fn move_copies(
+        &mut self,
+        copies: &[ServerCopyRow],
+        to: &str,
+    ) -> Vec<Result<Moved, String>> {
+        let dest = self.folder(to);
+        copies
+            .iter()
+            .map(|c| {
+                let moved = Moved {
+                    folder: to.to_string(),
+                    validity: c.validity.clone(),
+                    item: c.item.clone(),
+                };
+                ensure_maildir(&dest).map_err(|e| e.to_string())?;
+                for path in self.files_of(c)? {
+                    let name = path.file_name().unwrap_or_default();
+                    std::fs::rename(&path, dest.join("cur").join(name))
+                        .map_err(|e| e.to_string())?;
+                }
+                Ok(moved)
             })
             .collect()
     }

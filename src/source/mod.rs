@@ -39,6 +39,14 @@ impl SourceError {
     }
 }
 
+/// Where a moved copy is now: its folder, and its UID there when the server said (UIDPLUS).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Moved {
+    pub folder: String,
+    pub validity: Option<String>,
+    pub item: Option<String>,
+}
+
 /// Why `wait` returned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Woken {
@@ -68,6 +76,14 @@ pub trait Source {
     /// Deletes copies the product moved to its folders, when their certificate is due; one
     /// result per copy, in order. A copy no longer there counts as deleted.
     async fn purge_copies(&mut self, copies: &[ServerCopyRow]) -> Vec<Result<(), String>>;
+    /// Moves copies the product put in one of its folders to the folder `to` (a released
+    /// quarantine goes to the processed folder); one result per copy, in order. A copy no
+    /// longer found is reported where it should be, without a UID.
+    async fn move_copies(
+        &mut self,
+        copies: &[ServerCopyRow],
+        to: &str,
+    ) -> Vec<Result<Moved, String>>;
     /// Waits for a change, at most `max`, or until cancelled.
     async fn wait(
         &mut self,
@@ -76,4 +92,64 @@ pub trait Source {
     ) -> Result<Woken, SourceError>;
     /// A short description for logs (no credentials).
     fn describe(&self) -> String;
+}
+
+/// What to do on the server.
+#[derive(Default)]
+pub struct Work {
+    /// Copies to move, with the folder they go to.
+    pub moves: Vec<(ServerCopyRow, String)>,
+    /// Copies to delete.
+    pub deletions: Vec<ServerCopyRow>,
+}
+
+/// What was done, copy by copy.
+#[derive(Default)]
+pub struct Done {
+    pub moved: Vec<(ServerCopyRow, Result<Moved, String>)>,
+    pub deleted: Vec<(ServerCopyRow, Result<(), String>)>,
+}
+
+impl Work {
+    pub fn is_empty(&self) -> bool {
+        self.moves.is_empty() && self.deletions.is_empty()
+    }
+
+    pub fn fail(self, e: &str) -> Done {
+        Done {
+            moved: self
+                .moves
+                .into_iter()
+                .map(|(c, _)| (c, Err(e.to_string())))
+                .collect(),
+            deleted: self
+                .deletions
+                .into_iter()
+                .map(|c| (c, Err(e.to_string())))
+                .collect(),
+        }
+    }
+}
+
+/// Does `work` through `src`: moves first, then deletions.
+pub async fn apply<S: Source>(src: &mut S, work: Work) -> Done {
+    let mut done = Done::default();
+    let mut targets: Vec<String> = work.moves.iter().map(|(_, to)| to.clone()).collect();
+    targets.sort_unstable();
+    targets.dedup();
+    for to in targets {
+        let rows: Vec<ServerCopyRow> = work
+            .moves
+            .iter()
+            .filter(|(_, t)| *t == to)
+            .map(|(c, _)| c.clone())
+            .collect();
+        let results = src.move_copies(&rows, &to).await;
+        done.moved.extend(rows.into_iter().zip(results));
+    }
+    if !work.deletions.is_empty() {
+        let results = src.purge_copies(&work.deletions).await;
+        done.deleted = work.deletions.into_iter().zip(results).collect();
+    }
+    done
 }

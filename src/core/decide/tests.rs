@@ -241,7 +241,13 @@ fn a_result_override_classifies_and_sets_the_rule() {
             ..Overrides::default()
         },
     );
-    assert!(matches!(o.decision, Decision::Deliver { rule: Rule::Positive, .. }));
+    assert!(matches!(
+        o.decision,
+        Decision::Deliver {
+            rule: Rule::Positive,
+            ..
+        }
+    ));
 }
 
 #[test]
@@ -256,7 +262,10 @@ fn a_sampling_override_moves_the_due_time_and_stays_plausible() {
             ..Overrides::default()
         },
     );
-    assert_eq!(o.decision.purge_at(), Some(at + SignedDuration::from_hours(72)));
+    assert_eq!(
+        o.decision.purge_at(),
+        Some(at + SignedDuration::from_hours(72))
+    );
     let o = outcome_with(
         &m,
         &Overrides {

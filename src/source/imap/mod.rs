@@ -21,7 +21,7 @@ use futures_util::TryStreamExt;
 use tokio::time::timeout;
 use tokio_util::sync::CancellationToken;
 
-use super::{Listed, Source, SourceError, Woken};
+use super::{Listed, Moved, Source, SourceError, Woken};
 use crate::core::config::{Imap, Mailbox};
 use crate::delivery::{Ack, AckTarget};
 use crate::ledger::{MailboxKey, ServerCopy, ServerCopyRow};
@@ -388,6 +388,43 @@ impl Source for ImapSource {
         results
     }
 
+    async fn move_copies(
+        &mut self,
+        copies: &[ServerCopyRow],
+        to: &str,
+    ) -> Vec<Result<Moved, String>> {
+        let mut results: Vec<Result<Moved, String>> =
+            vec![Err("not attempted".to_string()); copies.len()];
+        let mut folders: Vec<&str> = copies.iter().map(|c| c.folder.as_str()).collect();
+        folders.sort_unstable();
+        folders.dedup();
+        for folder in folders {
+            let group: Vec<usize> = (0..copies.len())
+                .filter(|i| copies[*i].folder == folder)
+                .collect();
+            let rows: Vec<&ServerCopyRow> = group.iter().map(|i| &copies[*i]).collect();
+            match self.move_in(folder, &rows, to).await {
+                Ok(moved) => {
+                    for (i, m) in group.iter().zip(moved) {
+                        results[*i] = Ok(m);
+                    }
+                }
+                Err(e) => {
+                    for i in &group {
+                        results[*i] = Err(e.to_string());
+                    }
+                    if self.session.is_none() {
+                        return results;
+                    }
+                }
+            }
+        }
+        if let Err(e) = self.reselect().await {
+            tracing::warn!("{e}");
+        }
+        results
+    }
+
     async fn wait(
         &mut self,
         max: Duration,
@@ -470,24 +507,7 @@ impl ImapSource {
                 self.endpoint
             )));
         }
-        let mut s = self.take()?;
-        let r = timeout(self.limit, s.select(&wire)).await;
-        let selected = self.settle(s, "SELECT", r)?;
-        let validity = selected.uid_validity.map(|v| v.to_string());
-        let mut uids: Vec<u32> = Vec::new();
-        for c in copies {
-            let by_uid = c.item.as_deref().and_then(|i| i.parse::<u32>().ok());
-            match (by_uid, &c.validity) {
-                (Some(uid), Some(v)) if Some(v) == validity.as_ref() => uids.push(uid),
-                _ => {
-                    let Some(id) = &c.message_id else { continue };
-                    let mut s = self.take()?;
-                    let query = format!("HEADER Message-ID {}", quote(id));
-                    let r = timeout(self.limit, s.uid_search(&query)).await;
-                    uids.extend(self.settle(s, "UID SEARCH", r)?);
-                }
-            }
-        }
+        let uids: Vec<u32> = self.locate(&wire, copies).await?.concat();
         if uids.is_empty() {
             return Ok(());
         }
@@ -504,6 +524,89 @@ impl ImapSource {
             // One of the product's own folders: every message in it is the product's.
             self.simple("EXPUNGE", "EXPUNGE".to_string()).await
         }
+    }
+
+    /// Selects `wire` and finds the UIDs of copies kept there: by their recorded UID while
+    /// the folder's UIDVALIDITY is unchanged, else by Message-ID. One list per copy, empty
+    /// when it is not there.
+    async fn locate(
+        &mut self,
+        wire: &str,
+        copies: &[&ServerCopyRow],
+    ) -> Result<Vec<Vec<u32>>, SourceError> {
+        let mut s = self.take()?;
+        let r = timeout(self.limit, s.select(wire)).await;
+        let selected = self.settle(s, "SELECT", r)?;
+        let validity = selected.uid_validity.map(|v| v.to_string());
+        let mut out = Vec::with_capacity(copies.len());
+        for c in copies {
+            let by_uid = c.item.as_deref().and_then(|i| i.parse::<u32>().ok());
+            match (by_uid, &c.validity) {
+                (Some(uid), Some(v)) if Some(v) == validity.as_ref() => out.push(vec![uid]),
+                _ => {
+                    let Some(id) = &c.message_id else {
+                        out.push(Vec::new());
+                        continue;
+                    };
+                    let mut s = self.take()?;
+                    let query = format!("HEADER Message-ID {}", quote(id));
+                    let r = timeout(self.limit, s.uid_search(&query)).await;
+                    out.push(self.settle(s, "UID SEARCH", r)?.into_iter().collect());
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Moves copies kept in `folder` to `to` (MOVE, or COPY and delete).
+    async fn move_in(
+        &mut self,
+        folder: &str,
+        copies: &[&ServerCopyRow],
+        to: &str,
+    ) -> Result<Vec<Moved>, SourceError> {
+        let (wire, dest, is_inbox) = {
+            let f = self.folders()?;
+            let wire = f.wire(folder);
+            let is_inbox = wire == f.inbox;
+            (wire, f.wire(to), is_inbox)
+        };
+        let found = self.locate(&wire, copies).await?;
+        let uids: Vec<u32> = found.concat();
+        let nowhere = || Moved {
+            folder: to.to_string(),
+            validity: None,
+            item: None,
+        };
+        if uids.is_empty() {
+            return Ok(copies.iter().map(|_| nowhere()).collect());
+        }
+        if is_inbox && !self.caps.uidplus && !self.caps.moves {
+            return Err(SourceError::Fatal(format!(
+                "{}: moving a copy kept in {folder} needs MOVE or UIDPLUS",
+                self.endpoint
+            )));
+        }
+        let set = uid_set(&uids);
+        let (validity, map) = if self.caps.moves {
+            self.copy_or_move("MOVE", &set, &dest).await?
+        } else {
+            let copied = self.copy_or_move("COPY", &set, &dest).await?;
+            // Flagged only (no UIDPLUS): this is one of the product's own folders, where
+            // every message is the product's, so a plain EXPUNGE is safe.
+            if self.delete(&set).await? {
+                self.simple("EXPUNGE", "EXPUNGE".to_string()).await?;
+            }
+            copied
+        };
+        Ok(found
+            .iter()
+            .map(|uids| Moved {
+                folder: to.to_string(),
+                validity: validity.map(|v| v.to_string()),
+                item: uids.first().and_then(|u| map.get(u)).map(|u| u.to_string()),
+            })
+            .collect())
     }
 
     /// Selects the incoming folder again, noting a new UIDVALIDITY.

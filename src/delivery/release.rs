@@ -1,0 +1,424 @@
+//! Resolving a quarantine: a person releases a quarantined certificate (decided again from its
+//! kept message, with the configuration of now and their overrides) or discards it.
+//!
+//! A release goes through the same three steps as a delivery — plan, stage, publish — under
+//! the work lock, and only the last commit turns the certificate into a delivered one
+//! (`released` and `delivered` records, retention from the new decision, server copy queued to
+//! move to the processed folder). Until then it stays quarantined: an interrupted release is
+//! undone (`undo_abandoned`) and can simply be run again.
+
+use std::path::PathBuf;
+
+use jiff::Timestamp;
+
+use super::plan;
+use super::{BatchReport, Content, DeliveryError, Fetched, Setting, Work, publish, stage};
+use crate::core::audit::{Event, Facts};
+use crate::core::decide::Overrides;
+use crate::core::layout::{self, CopyKind};
+use crate::core::retention::rfc3339;
+use crate::core::{Context, Decision, Reason};
+use crate::ledger::{
+    CertState, CopyRow, CopyState, Ledger, LedgerRead, NewCopy, QuarantineRead, Release,
+};
+use crate::spool;
+
+/// What a release did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Released {
+    pub certificate: i64,
+    pub site: String,
+    pub rule: String,
+    pub purge_at: Timestamp,
+    pub files: Vec<PathBuf>,
+    /// The delivered certificate this one replaced (a re-send).
+    pub replaced: Option<i64>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReleaseError {
+    #[error(transparent)]
+    Delivery(#[from] DeliveryError),
+    /// Nothing was changed, for this reason (no patient data).
+    #[error("{0}")]
+    Refused(String),
+}
+
+impl From<crate::ledger::LedgerError> for ReleaseError {
+    fn from(e: crate::ledger::LedgerError) -> Self {
+        ReleaseError::Delivery(e.into())
+    }
+}
+
+impl From<spool::SpoolError> for ReleaseError {
+    fn from(e: spool::SpoolError) -> Self {
+        ReleaseError::Delivery(e.into())
+    }
+}
+
+/// Who released and with what: for the `released` record.
+pub struct Resolution<'a> {
+    pub user: &'a str,
+    pub overrides: &'a Overrides,
+    /// A release by name (`release ID`) may replace a delivered certificate whose integration
+    /// date does not tell which is newer; a `retry` leaves that to a person.
+    pub by_name: bool,
+}
+
+/// Releases quarantined certificate `id`, decided again from `raw` (its kept message).
+pub fn release(
+    ledger: &mut Ledger,
+    set: &Setting,
+    id: i64,
+    raw: &[u8],
+    how: &Resolution,
+    now: Timestamp,
+) -> Result<Released, ReleaseError> {
+    undo_abandoned(ledger, Some(id))?;
+    let Some(row) = ledger.certificate(id)? else {
+        return Err(ReleaseError::Refused(format!("no certificate {id}")));
+    };
+    if row.state != CertState::Quarantined || row.purged_at.is_some() {
+        return Err(ReleaseError::Refused(format!(
+            "certificate {id} is not in quarantine (it is {})",
+            if row.purged_at.is_some() {
+                "purged"
+            } else {
+                row.state.as_str()
+            }
+        )));
+    }
+    let received_at = Timestamp::from_second(row.received_at).unwrap_or(now);
+    let ctx = Context {
+        config: set.config,
+        tz: set.tz,
+        received_at,
+    };
+    let mut outcome = crate::core::decide_with(raw, &ctx, how.overrides);
+    let (site, rule, purge_at) = match &outcome.decision {
+        Decision::Deliver {
+            site,
+            rule,
+            purge_at,
+            ..
+        } => (site.clone(), *rule, *purge_at),
+        Decision::Quarantine { reason, detail, .. } => {
+            return Err(ReleaseError::Refused(format!(
+                "it would still be quarantined: {} ({detail})",
+                reason.as_str()
+            )));
+        }
+        Decision::Ignore { reason } => {
+            return Err(ReleaseError::Refused(format!(
+                "it is not an SI-DEP certificate for this mailbox: {}",
+                reason.as_str()
+            )));
+        }
+    };
+    if purge_at <= now {
+        return Err(ReleaseError::Refused(format!(
+            "its retention is over (due {}): discard it",
+            rfc3339(purge_at, set.tz)
+        )));
+    }
+
+    // A re-send of a delivered certificate: the same rule as at reception.
+    let old_reason = ledger.recorded(id)?.and_then(|r| r.reason);
+    let mut replaces = None;
+    if let Some(hmac) = &row.dossier_hmac
+        && let Some(old) = ledger.live_by_dossier(hmac)?
+        && old.id != id
+    {
+        let newer = outcome.cert.integrated_at.map(Timestamp::as_second);
+        match (newer, old.integrated_at) {
+            (Some(n), Some(o)) if n > o => replaces = Some(old),
+            (Some(n), Some(o)) if n < o => {
+                return Err(ReleaseError::Refused(format!(
+                    "certificate {} for the same dossier is newer and delivered: this one is \
+                     stale; discard it",
+                    old.id
+                )));
+            }
+            _ if how.by_name && old_reason.as_deref() == Some(Reason::AmbiguousResend.as_str()) => {
+                replaces = Some(old)
+            }
+            _ => {
+                return Err(ReleaseError::Refused(format!(
+                    "certificate {} for the same dossier is delivered and the integration \
+                     dates do not tell which is newer: release this one by its id to replace it",
+                    old.id
+                )));
+            }
+        }
+    }
+
+    // 1. Plan: the new files, reserved; the certificate stays quarantined.
+    let pdf = Content::new(outcome.cert.pdf.take().unwrap_or_default());
+    let pdf_sha = spool::sha256(&pdf);
+    let fetched = Fetched::Whole {
+        item: String::new(),
+        raw: raw.to_vec(),
+    };
+    let targets = layout::targets(&outcome, id, set.config, set.tz, true);
+    let tx = ledger.tx()?;
+    let names = plan::choose_names(&tx, &targets)?;
+    let sil_pdf = targets
+        .iter()
+        .zip(&names)
+        .find(|(t, _)| t.kind == CopyKind::SilPdf)
+        .and_then(|(_, n)| n.file_name())
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut copies = Vec::new();
+    for (target, path) in targets.iter().zip(names) {
+        let content = plan::render(
+            target.kind,
+            &outcome,
+            &pdf,
+            id,
+            &sil_pdf,
+            &fetched,
+            set,
+            received_at,
+        );
+        let new = NewCopy {
+            kind: target.kind,
+            temp: target
+                .dir
+                .join(format!(".mss-dispatch.{id}.{}.part", target.kind.as_str())),
+            path,
+            sha256: plan::content_sha(target.kind, &content, Some(&pdf_sha)),
+        };
+        let copy_id = tx.insert_copy(id, &new)?;
+        copies.push((
+            CopyRow {
+                id: copy_id,
+                kind: new.kind,
+                path: new.path,
+                temp: new.temp,
+                sha256: new.sha256,
+                state: CopyState::Planned,
+            },
+            Some(content),
+        ));
+    }
+    tx.commit()?;
+    let facts = Facts {
+        dossier_hmac: row.dossier_hmac.clone(),
+        ..plan::facts_of(id, &outcome, None)
+    };
+    let mut work = [Work {
+        facts,
+        item: String::new(),
+        certificate: id,
+        finished: CertState::Delivered,
+        site: Some(site.clone()),
+        reason: None,
+        message_id: outcome.cert.message_id.clone(),
+        copies,
+        failed: None,
+    }];
+
+    // 2. Stage, 3. publish; a failure undoes what was written.
+    stage(set, &mut work);
+    if work[0].failed.is_none() {
+        let tx = ledger.tx()?;
+        for (copy, _) in &work[0].copies {
+            tx.set_copy_state(copy.id, CopyState::Staged)?;
+        }
+        tx.commit()?;
+        publish(&mut work, ledger)?;
+    }
+    if let Some(e) = work[0].failed.take() {
+        undo_abandoned(ledger, Some(id))?;
+        return Err(ReleaseError::Refused(format!(
+            "the files could not be written: {e}"
+        )));
+    }
+
+    // 4. One commit: delivered, recorded, the quarantine copies marked for removal, the server
+    //    copy queued to move (or to be deleted, without a processed folder).
+    let [w] = work;
+    let quarantine_copies: Vec<CopyRow> = ledger
+        .copies(id)?
+        .into_iter()
+        .filter(|c| c.kind.is_quarantine())
+        .collect();
+    let tx = ledger.tx()?;
+    for (copy, _) in &w.copies {
+        tx.set_copy_state(copy.id, CopyState::Published)?;
+    }
+    for copy in &quarantine_copies {
+        tx.set_copy_state(copy.id, CopyState::Purging)?;
+    }
+    if let Some(old) = &replaces {
+        plan::supersede(
+            &tx,
+            set,
+            old,
+            id,
+            now,
+            &mut Vec::new(),
+            &mut BatchReport::default(),
+        )?;
+    }
+    tx.release(
+        id,
+        &Release {
+            site: site.as_str().to_string(),
+            result: outcome.cert.result.map(|r| r.as_str().to_string()),
+            rule: rule.as_str().to_string(),
+            sampled_at: outcome.cert.sampled_at.map(Timestamp::as_second),
+            purge_at: purge_at.as_second(),
+        },
+    )?;
+    tx.messages_released(id)?;
+    let processed = &set.config.mailbox.processed_folder;
+    if processed.is_empty() {
+        tx.retarget_server_copies(id, now.as_second(), None)?;
+    } else {
+        tx.retarget_server_copies(id, purge_at.as_second(), Some(processed))?;
+    }
+    let mut body = w.facts.body(Event::Released, now, set.tz);
+    body.user = Some(how.user.to_string());
+    body.reason = old_reason;
+    body.overrides = describe(how.overrides, set.tz);
+    body.rule = Some(rule.as_str().to_string());
+    body.due = Some(rfc3339(purge_at, set.tz));
+    tx.audit(&body)?;
+    let mut destinations: Vec<&str> = w
+        .copies
+        .iter()
+        .filter_map(|(c, _)| match c.kind {
+            CopyKind::Spool => Some("spool"),
+            CopyKind::SilPdf => Some("sil"),
+            _ => None,
+        })
+        .collect();
+    destinations.dedup();
+    for d in destinations {
+        let mut body = w.facts.body(Event::Delivered, now, set.tz);
+        body.destination = Some(d.to_string());
+        tx.audit(&body)?;
+    }
+    tx.commit()?;
+
+    // 5. The quarantine files go; a crash before this leaves them for the certificate's purge.
+    remove_copies(ledger, &quarantine_copies)?;
+    Ok(Released {
+        certificate: id,
+        site: site.as_str().to_string(),
+        rule: rule.as_str().to_string(),
+        purge_at,
+        files: w
+            .copies
+            .iter()
+            .filter(|(c, _)| c.kind != CopyKind::SilJson)
+            .map(|(c, _)| c.path.clone())
+            .collect(),
+        replaced: replaces.map(|o| o.id),
+    })
+}
+
+/// The overrides as the `released` record shows them: `key=value, …`, or none.
+fn describe(o: &Overrides, tz: &jiff::tz::TimeZone) -> Option<String> {
+    let mut parts = Vec::new();
+    if let Some(site) = &o.site {
+        parts.push(format!("site={site}"));
+    }
+    if let Some(result) = o.result {
+        parts.push(format!("result={}", result.as_str()));
+    }
+    if let Some(at) = o.sampled_at {
+        parts.push(format!("sampled_at={}", rfc3339(at, tz)));
+    }
+    (!parts.is_empty()).then(|| parts.join(", "))
+}
+
+/// Removes copies' files and forgets them.
+fn remove_copies(ledger: &mut Ledger, copies: &[CopyRow]) -> Result<(), DeliveryError> {
+    let mut dirs = std::collections::BTreeSet::new();
+    for copy in copies {
+        for p in [&copy.path, &copy.temp] {
+            if spool::remove_if_present(p)? {
+                dirs.insert(
+                    p.parent()
+                        .unwrap_or(std::path::Path::new("/"))
+                        .to_path_buf(),
+                );
+            }
+        }
+    }
+    for dir in dirs {
+        spool::sync_dir(&dir)?;
+    }
+    let tx = ledger.tx()?;
+    for copy in copies {
+        tx.set_copy_state(copy.id, CopyState::Gone)?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+/// Undoes interrupted releases (of `certificate`, or all): the files a release planned or
+/// staged for a certificate still in quarantine are removed — a staged one also from its
+/// final name, if it was renamed there with the same content — and forgotten.
+pub fn undo_abandoned(
+    ledger: &mut Ledger,
+    certificate: Option<i64>,
+) -> Result<usize, DeliveryError> {
+    let rows = ledger.abandoned_release_copies(certificate)?;
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    for (_, copy) in &rows {
+        let renamed = copy.state == CopyState::Staged
+            && std::fs::read(&copy.path).is_ok_and(|b| spool::sha256(&b) == copy.sha256);
+        if renamed {
+            spool::remove_if_present(&copy.path)?;
+        }
+        spool::remove_if_present(&copy.temp)?;
+    }
+    let tx = ledger.tx()?;
+    for (_, copy) in &rows {
+        tx.set_copy_state(copy.id, CopyState::Gone)?;
+    }
+    tx.commit()?;
+    Ok(rows.len())
+}
+
+/// Discards quarantined certificate `id`: due now, purged at once (every local copy, the
+/// personal fields), its server copy deleted at the next server pass.
+pub fn discard(
+    ledger: &mut Ledger,
+    tz: &jiff::tz::TimeZone,
+    id: i64,
+    user: &str,
+    now: Timestamp,
+) -> Result<(), ReleaseError> {
+    undo_abandoned(ledger, Some(id))?;
+    let Some(row) = ledger.certificate(id)? else {
+        return Err(ReleaseError::Refused(format!("no certificate {id}")));
+    };
+    if row.state != CertState::Quarantined || row.purged_at.is_some() {
+        return Err(ReleaseError::Refused(format!(
+            "certificate {id} is not in quarantine"
+        )));
+    }
+    let reason = ledger.recorded(id)?.and_then(|r| r.reason);
+    let tx = ledger.tx()?;
+    tx.due_now(id, now.as_second())?;
+    let mut body = row.facts().body(Event::Discarded, now, tz);
+    body.user = Some(user.to_string());
+    body.reason = reason;
+    tx.audit(&body)?;
+    tx.commit()?;
+    let Some(row) = ledger.certificate(id)? else {
+        return Ok(());
+    };
+    crate::purge::purge_certificates(ledger, tz, &[row], now).map_err(|e| match e {
+        crate::purge::PurgeError::Ledger(e) => ReleaseError::from(e),
+        crate::purge::PurgeError::Spool(e) => ReleaseError::from(e),
+    })?;
+    Ok(())
+}
