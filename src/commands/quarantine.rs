@@ -342,6 +342,11 @@ fn attempt(
     let dir = &config.state_dir;
     let _work = WorkLock::take(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let mut ledger = Ledger::open(dir).map_err(|e| e.to_string())?;
+    match release::quarantined(&ledger, id) {
+        Ok(_) => {}
+        Err(ReleaseError::Refused(why)) => return Ok(Attempt::Stays(why)),
+        Err(e) => return Err(e.to_string()),
+    }
     let Some((_, raw)) = kept_message(&ledger, id)? else {
         return Ok(Attempt::Stays(
             "its message was never downloaded (too large, or the server would not hand it \

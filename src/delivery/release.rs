@@ -19,7 +19,8 @@ use crate::core::layout::{self, CopyKind};
 use crate::core::retention::rfc3339;
 use crate::core::{Context, Decision, Reason};
 use crate::ledger::{
-    CertState, CopyRow, CopyState, Ledger, LedgerRead, NewCopy, QuarantineRead, Release,
+    CertState, CertificateRow, CopyRow, CopyState, Ledger, LedgerRead, NewCopy, QuarantineRead,
+    Release,
 };
 use crate::spool;
 
@@ -65,16 +66,8 @@ pub struct Resolution<'a> {
     pub by_name: bool,
 }
 
-/// Releases quarantined certificate `id`, decided again from `raw` (its kept message).
-pub fn release(
-    ledger: &mut Ledger,
-    set: &Setting,
-    id: i64,
-    raw: &[u8],
-    how: &Resolution,
-    now: Timestamp,
-) -> Result<Released, ReleaseError> {
-    undo_abandoned(ledger, Some(id))?;
+/// Certificate `id`, if it is in quarantine.
+pub fn quarantined(ledger: &Ledger, id: i64) -> Result<CertificateRow, ReleaseError> {
     let Some(row) = ledger.certificate(id)? else {
         return Err(ReleaseError::Refused(format!("no certificate {id}")));
     };
@@ -88,6 +81,20 @@ pub fn release(
             }
         )));
     }
+    Ok(row)
+}
+
+/// Releases quarantined certificate `id`, decided again from `raw` (its kept message).
+pub fn release(
+    ledger: &mut Ledger,
+    set: &Setting,
+    id: i64,
+    raw: &[u8],
+    how: &Resolution,
+    now: Timestamp,
+) -> Result<Released, ReleaseError> {
+    undo_abandoned(ledger, Some(id))?;
+    let row = quarantined(ledger, id)?;
     let received_at = Timestamp::from_second(row.received_at).unwrap_or(now);
     let ctx = Context {
         config: set.config,
@@ -397,14 +404,7 @@ pub fn discard(
     now: Timestamp,
 ) -> Result<(), ReleaseError> {
     undo_abandoned(ledger, Some(id))?;
-    let Some(row) = ledger.certificate(id)? else {
-        return Err(ReleaseError::Refused(format!("no certificate {id}")));
-    };
-    if row.state != CertState::Quarantined || row.purged_at.is_some() {
-        return Err(ReleaseError::Refused(format!(
-            "certificate {id} is not in quarantine"
-        )));
-    }
+    let row = quarantined(ledger, id)?;
     let reason = ledger.recorded(id)?.and_then(|r| r.reason);
     let tx = ledger.tx()?;
     tx.due_now(id, now.as_second())?;

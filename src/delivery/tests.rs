@@ -430,3 +430,158 @@ fn a_certificate_already_due_on_arrival_is_not_written() {
     let row = ledger.certificate(report.expired[0]).unwrap().unwrap();
     assert_eq!(row.state, CertState::Expired);
 }
+
+/// The quarantined certificate of `name` and its kept message.
+fn quarantined_one(f: &Fixture, ledger: &mut Ledger, name: &str) -> (i64, Vec<u8>) {
+    let report = deliver_batch(ledger, &f.set(), vec![corpus(name)], now()).unwrap();
+    let id = report.quarantined[0].0;
+    let raw = std::fs::read(f.root.join(format!("quarantine/{id}.eml"))).unwrap();
+    (id, raw)
+}
+
+fn by_name<'a>(overrides: &'a crate::core::Overrides) -> release::Resolution<'a> {
+    release::Resolution {
+        user: "operator (uid 1000)",
+        overrides,
+        by_name: true,
+    }
+}
+
+#[test]
+fn a_release_with_a_result_delivers_and_removes_the_quarantine_files() {
+    let f = Fixture::new();
+    let mut ledger = f.ledger();
+    let (id, raw) = quarantined_one(&f, &mut ledger, "result_ininterpretable");
+    let none = crate::core::Overrides::default();
+    let refused = release::release(&mut ledger, &f.set(), id, &raw, &by_name(&none), now());
+    assert!(
+        matches!(&refused, Err(release::ReleaseError::Refused(w)) if w.contains("unknown_result")),
+        "{refused:?}"
+    );
+    assert!(f.files().contains(&format!("quarantine/{id}.eml")));
+
+    let negative = crate::core::Overrides {
+        result: Some(crate::core::result::ResultClass::Negative),
+        ..Default::default()
+    };
+    let r = release::release(&mut ledger, &f.set(), id, &raw, &by_name(&negative), now()).unwrap();
+    assert_eq!(r.rule, "negative");
+    let files = f.files();
+    assert!(
+        files.iter().all(|p| !p.starts_with("quarantine/")),
+        "{files:?}"
+    );
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert_eq!(
+        ledger.certificate(id).unwrap().unwrap().state,
+        CertState::Delivered
+    );
+    let kinds: Vec<String> = events(&f, &mut ledger)
+        .iter()
+        .filter(|e| e["certificate"] == id)
+        .map(|e| e["event"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(kinds, ["received", "quarantined", "released", "delivered"]);
+
+    // Past the negative rule's due time, a release is refused.
+    let (id, raw) = quarantined_one(&f, &mut ledger, "result_non_conclusif");
+    let late: Timestamp = "2021-11-20T12:00:00Z".parse().unwrap();
+    let refused = release::release(&mut ledger, &f.set(), id, &raw, &by_name(&negative), late);
+    assert!(
+        matches!(&refused, Err(release::ReleaseError::Refused(w)) if w.contains("retention is over")),
+        "{refused:?}"
+    );
+}
+
+#[test]
+fn an_interrupted_release_is_undone_and_can_be_run_again() {
+    let f = Fixture::new();
+    let mut ledger = f.ledger();
+    let (id, raw) = quarantined_one(&f, &mut ledger, "result_ininterpretable");
+    // As a crash after publication and before the last commit leaves it: a file renamed into
+    // the spool, its copy still staged, the certificate still quarantined.
+    let dir = f.root.join("sites/690000880/2021-10-29");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("LEFT_Behind_1.pdf");
+    std::fs::write(&path, b"%PDF-left").unwrap();
+    let tx = ledger.tx().unwrap();
+    let copy = tx
+        .insert_copy(
+            id,
+            &crate::ledger::NewCopy {
+                kind: CopyKind::Spool,
+                path: path.clone(),
+                temp: dir.join(".mss-dispatch.x.spool.part"),
+                sha256: crate::spool::sha256(b"%PDF-left"),
+            },
+        )
+        .unwrap();
+    tx.set_copy_state(copy, CopyState::Staged).unwrap();
+    tx.commit().unwrap();
+
+    assert_eq!(release::undo_abandoned(&mut ledger, None).unwrap(), 1);
+    assert!(!path.exists());
+    assert_eq!(
+        ledger.certificate(id).unwrap().unwrap().state,
+        CertState::Quarantined
+    );
+    let negative = crate::core::Overrides {
+        result: Some(crate::core::result::ResultClass::Negative),
+        ..Default::default()
+    };
+    release::release(&mut ledger, &f.set(), id, &raw, &by_name(&negative), now()).unwrap();
+    assert_eq!(
+        f.files().iter().filter(|p| p.starts_with("sites/")).count(),
+        1
+    );
+}
+
+#[test]
+fn an_ambiguous_resend_released_by_name_replaces_the_delivered_one() {
+    let f = Fixture::new();
+    let mut ledger = f.ledger();
+    let first = deliver_batch(&mut ledger, &f.set(), vec![corpus("resend_v1")], now()).unwrap();
+    let old = first.delivered[0].0;
+    let Fetched::Whole { raw, .. } = corpus("resend_v2") else {
+        unreachable!()
+    };
+    let text = String::from_utf8(raw).unwrap();
+    let start = text.find("Date d'int").unwrap();
+    let end = start + text[start..].find('\n').unwrap();
+    let raw = format!("{}{}", &text[..start], &text[end..]).into_bytes();
+    let report = deliver_batch(
+        &mut ledger,
+        &f.set(),
+        vec![Fetched::Whole {
+            item: "x".into(),
+            raw: raw.clone(),
+        }],
+        now(),
+    )
+    .unwrap();
+    let id = report.quarantined[0].0;
+    let none = crate::core::Overrides::default();
+    // `retry` leaves it to a person…
+    let retry = release::Resolution {
+        user: "operator (uid 1000)",
+        overrides: &none,
+        by_name: false,
+    };
+    let refused = release::release(&mut ledger, &f.set(), id, &raw, &retry, now());
+    assert!(matches!(refused, Err(release::ReleaseError::Refused(_))));
+    // …who releases it by its id: it replaces the delivered one.
+    let r = release::release(&mut ledger, &f.set(), id, &raw, &by_name(&none), now()).unwrap();
+    assert_eq!(r.replaced, Some(old));
+    assert_eq!(
+        ledger.certificate(old).unwrap().unwrap().state,
+        CertState::Superseded
+    );
+    assert_eq!(
+        f.files()
+            .iter()
+            .filter(|p| !p.starts_with("quarantine/"))
+            .count(),
+        ledger.copies(id).unwrap().len(),
+        "only the released certificate's files are left"
+    );
+}

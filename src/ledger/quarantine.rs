@@ -63,7 +63,8 @@ pub trait QuarantineRead: LedgerRead {
             .conn()
             .prepare(
                 "SELECT id, received_at, reason, detail, site, sampled_at, purge_at
-                 FROM certificate WHERE state = 'quarantined' ORDER BY id",
+                 FROM certificate WHERE state = 'quarantined' AND purged_at IS NULL
+                 ORDER BY id",
             )
             .map_err(|e| self.read_err(e))?;
         stmt.query_map([], |r| {
@@ -185,11 +186,12 @@ pub trait QuarantineRead: LedgerRead {
 impl<T: LedgerRead + ?Sized> QuarantineRead for T {}
 
 impl LedgerTx<'_> {
-    /// A quarantined certificate becomes a delivered one, under its new decision.
+    /// A quarantined certificate becomes a delivered one, under its new decision. Its
+    /// quarantine reason stays: it was quarantined, and the counters say so.
     pub fn release(&self, id: i64, r: &Release) -> Result<()> {
         self.tx
             .execute(
-                "UPDATE certificate SET state = ?2, reason = NULL, detail = NULL, site = ?3,
+                "UPDATE certificate SET state = ?2, site = ?3,
                      result = ?4, rule = ?5, sampled_at = ?6, purge_at = ?7
                  WHERE id = ?1",
                 params![

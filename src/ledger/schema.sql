@@ -89,7 +89,8 @@ CREATE TABLE server_copy (
 CREATE INDEX server_copy_certificate ON server_copy (certificate);
 CREATE INDEX server_copy_due ON server_copy (due) WHERE state = 'present';
 CREATE INDEX server_copy_moves ON server_copy (id) WHERE state = 'present' AND move_to IS NOT NULL;
-CREATE INDEX certificate_quarantined ON certificate (id) WHERE state = 'quarantined';
+CREATE INDEX certificate_quarantined ON certificate (id)
+    WHERE state = 'quarantined' AND purged_at IS NULL;
 
 -- Retention-log records not yet appended to retention.log (written in the same transaction as
 -- what they record, appended after it; `id` orders them and makes the append idempotent, so it
