@@ -373,3 +373,73 @@ fn a_site_override_and_a_sampling_override_without_a_daemon() {
         stderr(&out)
     );
 }
+
+/// Every path under `dir`, itself included.
+fn tree(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = vec![dir.to_path_buf()];
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(tree(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[test]
+fn run_as_root_a_command_acts_as_the_service_account() {
+    use std::os::unix::fs::MetadataExt;
+    let tmp = workdir();
+    let root = tmp.path().join("install");
+    let status = Command::new("python3")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/generate.py"))
+        .arg("--demo")
+        .arg(root.join("Maildir"))
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let install = Install::new(
+        &root,
+        &format!("maildir = \"{}/Maildir\"\n", root.display()),
+    );
+    let out = install.run_once();
+    assert!(out.status.success(), "{}", stderr(&out));
+    // The installation belongs to the service account (here: nobody).
+    let nobody = nix::unistd::User::from_name("nobody").unwrap().unwrap();
+    for p in tree(&root) {
+        if p != install.config {
+            nix::unistd::chown(&p, Some(nobody.uid), Some(nobody.gid)).unwrap();
+        }
+    }
+    let id = id_for(&listed(&install.config), "unknown_result");
+    let out = cmd(
+        &install.config,
+        &[
+            "quarantine",
+            "release",
+            &id.to_string(),
+            "--result",
+            "positive",
+        ],
+    );
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let out = cmd(&install.config, &["status"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let owned_by_root: Vec<_> = tree(&root)
+        .into_iter()
+        .filter(|p| *p != install.config && std::fs::metadata(p).unwrap().uid() == 0)
+        .collect();
+    assert!(owned_by_root.is_empty(), "{owned_by_root:?}");
+    let events = log_events(&root);
+    let released = events.iter().find(|e| e["event"] == "released").unwrap();
+    assert!(
+        released["user"]
+            .as_str()
+            .unwrap()
+            .starts_with("root (uid 0)"),
+        "the person who ran it, not the account it acted as: {released}"
+    );
+}

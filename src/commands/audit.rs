@@ -8,7 +8,6 @@ use std::process::ExitCode;
 use jiff::Timestamp;
 
 use crate::cli::ExportFormat;
-use crate::config_file;
 use crate::core::audit::Record;
 use crate::core::finess::Finess;
 use crate::ledger::Ledger;
@@ -43,12 +42,9 @@ pub struct Filter {
 }
 
 pub fn export(config_path: &Path, filter: Filter, format: ExportFormat) -> ExitCode {
-    let config = match config_file::load(config_path) {
+    let config = match super::load_as_owner(config_path, super::no_groups) {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("{e}");
-            return super::config_error();
-        }
+        Err(code) => return code,
     };
     let tz = crate::tz::paris();
     let bound = |s: &Option<String>, what: &str| -> Result<Option<Timestamp>, String> {
@@ -155,12 +151,9 @@ fn csv_field(s: &str) -> String {
 }
 
 pub fn verify(config_path: &Path) -> ExitCode {
-    let config = match config_file::load(config_path) {
+    let config = match super::load_as_owner(config_path, super::no_groups) {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("{e}");
-            return super::config_error();
-        }
+        Err(code) => return code,
     };
     let dir = &config.state_dir;
     // The ledger knows where the chain ends; without it (a copy of the log alone), the chain

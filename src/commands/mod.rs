@@ -11,9 +11,44 @@ pub mod status;
 
 use std::process::ExitCode;
 
+use crate::core::config::Config;
+
 /// Exit status for a configuration or usage error.
 pub fn config_error() -> ExitCode {
     ExitCode::from(2)
+}
+
+/// Loads the configuration for a command that reads or writes the installation; run as
+/// root, the command then acts as the service account that owns it (`operator::act_as_owner`),
+/// with `groups` as supplementary groups. Errors are printed; the exit status is returned.
+pub fn load_as_owner(
+    path: &std::path::Path,
+    groups: impl FnOnce(&Config) -> Result<Vec<u32>, String>,
+) -> Result<Config, ExitCode> {
+    let config = match crate::config_file::load(path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return Err(config_error());
+        }
+    };
+    let groups = match groups(&config) {
+        Ok(g) => g,
+        Err(e) => {
+            eprintln!("{e}");
+            return Err(config_error());
+        }
+    };
+    if let Err(e) = crate::operator::act_as_owner(&config.state_dir, &groups) {
+        eprintln!("error: {e}");
+        return Err(ExitCode::FAILURE);
+    }
+    Ok(config)
+}
+
+/// No supplementary groups needed.
+pub fn no_groups(_: &Config) -> Result<Vec<u32>, String> {
+    Ok(Vec::new())
 }
 
 /// The manual page, with a section per command, from the clap definitions.

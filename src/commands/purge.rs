@@ -6,19 +6,15 @@ use std::process::ExitCode;
 
 use jiff::Timestamp;
 
-use crate::config_file;
 use crate::core::config::Config;
 use crate::ledger::{Ledger, LedgerRead, QuarantineRead};
 use crate::purge::{self, Gate};
 use crate::state::WorkLock;
 
 pub fn run(config_path: &Path, dry_run: bool, confirm_clock: bool) -> ExitCode {
-    let config = match config_file::load(config_path) {
+    let config = match super::load_as_owner(config_path, super::no_groups) {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("{e}");
-            return super::config_error();
-        }
+        Err(code) => return code,
     };
     match act(&config, dry_run, confirm_clock) {
         Ok(code) => code,

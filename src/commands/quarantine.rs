@@ -13,7 +13,6 @@ use jiff::tz::TimeZone;
 use serde_json::json;
 
 use crate::cli::{QuarantineCommand, ResultArg};
-use crate::config_file;
 use crate::core::config::Config;
 use crate::core::decide::Overrides;
 use crate::core::finess::Finess;
@@ -34,12 +33,21 @@ pub fn run(command: QuarantineCommand) -> ExitCode {
         | QuarantineCommand::Discard { config, .. }
         | QuarantineCommand::Retry { config, .. } => config.clone(),
     };
-    let config = match config_file::load(&path) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("{e}");
-            return super::config_error();
+    // Releases write files with the sites' groups: the service's groups, as the unit has them.
+    let writes_files = matches!(
+        command,
+        QuarantineCommand::Release { .. } | QuarantineCommand::Retry { .. }
+    );
+    let config = match super::load_as_owner(&path, |config| {
+        if !writes_files {
+            return Ok(Vec::new());
         }
+        crate::daemon::resolve_groups(config, &path)
+            .map(|g| g.into_values().collect())
+            .map_err(|e| e.join("\n"))
+    }) {
+        Ok(c) => c,
+        Err(code) => return code,
     };
     let tz = crate::tz::paris();
     let result = match command {

@@ -8,18 +8,14 @@ use std::process::ExitCode;
 use jiff::Timestamp;
 use serde_json::json;
 
-use crate::config_file;
 use crate::core::config::{Config, Source, is_pkcs12};
 use crate::ledger::Ledger;
 use crate::report::{self, Counts, DaemonState};
 
 pub fn run(config_path: &Path, as_json: bool) -> ExitCode {
-    let config = match config_file::load(config_path) {
+    let config = match super::load_as_owner(config_path, super::no_groups) {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("{e}");
-            return super::config_error();
-        }
+        Err(code) => return code,
     };
     let tz = crate::tz::paris();
     let now = Timestamp::now().as_second();

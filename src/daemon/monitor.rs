@@ -108,7 +108,7 @@ impl Monitor {
                                     quarantined = total,
                                     by_reason = ?counts.quarantine,
                                     "ALERT: certificates are waiting in quarantine \
-                                     (see quarantine.dir)"
+                                     (mss-dispatch quarantine list)"
                                 );
                             }
                         }
