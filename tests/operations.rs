@@ -126,28 +126,12 @@ fn the_debian_package_holds_everything_with_its_modes() {
     assert!(postinst.contains("systemd-sysusers mss-dispatch.conf"));
 }
 
-/// A Maildir installation with the demo's certificates, sampled today.
+/// A Maildir installation with the demo's certificates, sampled today, polled every second.
 fn maildir_install(tmp: &Path, extra: &str) -> Install {
-    let root = tmp.join("install");
-    let status = Command::new("python3")
-        .arg(root_path("fixtures/generate.py"))
-        .arg("--demo")
-        .arg(root.join("Maildir"))
-        .stdout(std::process::Stdio::null())
-        .status()
-        .unwrap();
-    assert!(status.success());
-    Install::new(
-        &root,
-        &format!(
-            "maildir = \"{}/Maildir\"\npoll_interval = \"1s\"\n{extra}",
-            root.display()
-        ),
+    demo_install(
+        &tmp.join("install"),
+        &format!("poll_interval = \"1s\"\n{extra}"),
     )
-}
-
-fn root_path(p: &str) -> PathBuf {
-    root().join(p)
 }
 
 fn status_json(install: &Install) -> serde_json::Value {

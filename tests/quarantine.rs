@@ -65,31 +65,31 @@ fn contains(haystack: &[u8], needle: &str) -> bool {
         .any(|w| w == needle.as_bytes())
 }
 
-#[test]
-fn retry_release_and_discard_while_the_daemon_runs() {
+/// A Dovecot holding these certificates (number, FINESS, result), and an installation on it.
+fn world(certificates: &[(u32, &str, &str)]) -> (tempfile::TempDir, Dovecot, Install) {
     let tmp = workdir();
     let root = tmp.path().to_path_buf();
     let pki = Pki::new(&root.join("pki"));
     let dovecot = Dovecot::start(&root.join("dovecot"), &pki, DovecotOptions::default());
-    // 1: a site the table lacks; 2: a result nobody foresaw; 3: to be discarded.
-    dovecot.deliver(
-        USER,
-        "INBOX",
-        &certificate(1, "010780054", "Négatif", 3_000),
-    );
-    dovecot.deliver(
-        USER,
-        "INBOX",
-        &certificate(2, "690000880", "Ininterprétable", 3_000),
-    );
-    dovecot.deliver(
-        USER,
-        "INBOX",
-        &certificate(3, "690000880", "Douteux", 3_000),
-    );
+    for (n, finess, result) in certificates {
+        dovecot.deliver(USER, "INBOX", &certificate(*n, finess, result, 3_000));
+    }
     let install_root = root.join("install");
     std::fs::create_dir_all(&install_root).unwrap();
     let install = Install::new(&install_root, &login_mailbox(&dovecot, &pki, &root));
+    (tmp, dovecot, install)
+}
+
+#[test]
+fn retry_release_and_discard_while_the_daemon_runs() {
+    // 1: a site the table lacks; 2: a result nobody foresaw; 3: to be discarded.
+    let (tmp, dovecot, install) = world(&[
+        (1, "010780054", "Négatif"),
+        (2, "690000880", "Ininterprétable"),
+        (3, "690000880", "Douteux"),
+    ]);
+    let root = tmp.path().to_path_buf();
+    let install_root = install.root.clone();
     let config = install.config.clone();
     std::fs::write(
         &config,
@@ -283,18 +283,8 @@ fn retry_release_and_discard_while_the_daemon_runs() {
 
 #[test]
 fn a_site_override_and_a_sampling_override_without_a_daemon() {
-    let tmp = workdir();
-    let root = tmp.path().to_path_buf();
-    let pki = Pki::new(&root.join("pki"));
-    let dovecot = Dovecot::start(&root.join("dovecot"), &pki, DovecotOptions::default());
-    dovecot.deliver(
-        USER,
-        "INBOX",
-        &certificate(7, "010780054", "Positif", 3_000),
-    );
-    let install_root = root.join("install");
-    std::fs::create_dir_all(&install_root).unwrap();
-    let install = Install::new(&install_root, &login_mailbox(&dovecot, &pki, &root));
+    let (_tmp, dovecot, install) = world(&[(7, "010780054", "Positif")]);
+    let install_root = install.root.clone();
     let out = install.run_once();
     assert!(out.status.success(), "{}", stderr(&out));
     let list = listed(&install.config);
@@ -393,18 +383,7 @@ fn run_as_root_a_command_acts_as_the_service_account() {
     use std::os::unix::fs::MetadataExt;
     let tmp = workdir();
     let root = tmp.path().join("install");
-    let status = Command::new("python3")
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/generate.py"))
-        .arg("--demo")
-        .arg(root.join("Maildir"))
-        .stdout(std::process::Stdio::null())
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let install = Install::new(
-        &root,
-        &format!("maildir = \"{}/Maildir\"\n", root.display()),
-    );
+    let install = demo_install(&root, "");
     let out = install.run_once();
     assert!(out.status.success(), "{}", stderr(&out));
     // The installation belongs to the service account (here: nobody).

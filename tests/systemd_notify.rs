@@ -40,19 +40,24 @@ fn spawn_notified(install: &Install, socket: &std::path::Path, watchdog_ms: u64)
         .unwrap()
 }
 
-#[test]
-fn ready_status_watchdog_while_idle_and_stopping() {
-    let tmp = workdir();
-    let root = tmp.path().join("install");
+/// An installation on an empty Maildir, polled every minute.
+fn idle_install(tmp: &std::path::Path) -> Install {
+    let root = tmp.join("install");
     std::fs::create_dir_all(root.join("Maildir/new")).unwrap();
     std::fs::create_dir_all(root.join("Maildir/cur")).unwrap();
-    let install = Install::new(
+    Install::new(
         &root,
         &format!(
             "maildir = \"{}/Maildir\"\npoll_interval = \"60s\"\n",
             root.display()
         ),
-    );
+    )
+}
+
+#[test]
+fn ready_status_watchdog_while_idle_and_stopping() {
+    let tmp = workdir();
+    let install = idle_install(tmp.path());
     let socket = tmp.path().join("notify.sock");
     let sock = UnixDatagram::bind(&socket).unwrap();
     let mut daemon = spawn_notified(&install, &socket, 1500);
@@ -86,16 +91,7 @@ fn ready_status_watchdog_while_idle_and_stopping() {
 #[test]
 fn sighup_is_announced_as_a_reload() {
     let tmp = workdir();
-    let root = tmp.path().join("install");
-    std::fs::create_dir_all(root.join("Maildir/new")).unwrap();
-    std::fs::create_dir_all(root.join("Maildir/cur")).unwrap();
-    let install = Install::new(
-        &root,
-        &format!(
-            "maildir = \"{}/Maildir\"\npoll_interval = \"60s\"\n",
-            root.display()
-        ),
-    );
+    let install = idle_install(tmp.path());
     let socket = tmp.path().join("notify.sock");
     let sock = UnixDatagram::bind(&socket).unwrap();
     let mut daemon = spawn_notified(&install, &socket, 60_000);

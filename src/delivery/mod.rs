@@ -322,21 +322,7 @@ fn finish(tx: &LedgerTx, set: &Setting, w: &Work, now: Timestamp) -> Result<(), 
         body.reason = Some(reason.as_str().to_string());
         tx.audit(&body)?;
     } else {
-        let mut destinations: Vec<&str> = w
-            .copies
-            .iter()
-            .filter_map(|(c, _)| match c.kind {
-                CopyKind::Spool => Some("spool"),
-                CopyKind::SilPdf => Some("sil"),
-                _ => None,
-            })
-            .collect();
-        destinations.dedup();
-        for d in destinations {
-            let mut body = w.facts.body(Event::Delivered, now, set.tz);
-            body.destination = Some(d.to_string());
-            tx.audit(&body)?;
-        }
+        record_delivered(tx, &w.facts, w.copies.iter().map(|(c, _)| c), now, set.tz)?;
     }
     tx.set_certificate_state(w.certificate, w.finished)?;
     let disposition = if w.finished.is_quarantine() {
@@ -352,6 +338,30 @@ fn finish(tx: &LedgerTx, set: &Setting, w: &Work, now: Timestamp) -> Result<(), 
         Some(w.certificate),
         now.as_second(),
     )
+}
+
+/// The `delivered` records of a certificate: one per destination kind among its copies.
+fn record_delivered<'a>(
+    tx: &LedgerTx,
+    facts: &crate::core::audit::Facts,
+    copies: impl Iterator<Item = &'a CopyRow>,
+    now: Timestamp,
+    tz: &TimeZone,
+) -> Result<(), LedgerError> {
+    let mut destinations: Vec<&str> = copies
+        .filter_map(|c| match c.kind {
+            CopyKind::Spool => Some("spool"),
+            CopyKind::SilPdf => Some("sil"),
+            _ => None,
+        })
+        .collect();
+    destinations.dedup();
+    for d in destinations {
+        let mut body = facts.body(Event::Delivered, now, tz);
+        body.destination = Some(d.to_string());
+        tx.audit(&body)?;
+    }
+    Ok(())
 }
 
 /// Writes every copy that has content under its temporary name.

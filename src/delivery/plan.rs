@@ -220,7 +220,44 @@ pub(super) fn plan_one(
         supersede(tx, set, &old, id, now, work, report)?;
     }
     let have_raw = matches!(fetched, Fetched::Whole { .. });
-    let targets = layout::targets(&outcome, id, set.config, set.tz, have_raw);
+    let copies = plan_copies(
+        tx,
+        set,
+        id,
+        &outcome,
+        &pdf,
+        pdf_sha.as_ref(),
+        &fetched,
+        now,
+        have_raw,
+    )?;
+    tx.set_message(
+        set.mailbox,
+        &item,
+        Disposition::Pending,
+        None,
+        Some(id),
+        now.as_second(),
+    )?;
+    work.push(work_for(item, id, &outcome, copies, facts));
+    Ok(())
+}
+
+/// Reserves the names of a certificate's files and records them as planned, with the bytes
+/// each will hold.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn plan_copies(
+    tx: &LedgerTx,
+    set: &Setting,
+    id: i64,
+    outcome: &Outcome,
+    pdf: &Content,
+    pdf_sha: Option<&[u8; 32]>,
+    fetched: &Fetched,
+    received_at: Timestamp,
+    have_raw: bool,
+) -> Result<Vec<(CopyRow, Option<Content>)>, LedgerError> {
+    let targets = layout::targets(outcome, id, set.config, set.tz, have_raw);
     let names = choose_names(tx, &targets)?;
     let sil_pdf = targets
         .iter()
@@ -233,13 +270,13 @@ pub(super) fn plan_one(
     for (target, path) in targets.iter().zip(names) {
         let content = render(
             target.kind,
-            &outcome,
-            &pdf,
+            outcome,
+            pdf,
             id,
             &sil_pdf,
-            &fetched,
+            fetched,
             set,
-            now,
+            received_at,
         );
         let new = NewCopy {
             kind: target.kind,
@@ -247,7 +284,7 @@ pub(super) fn plan_one(
                 .dir
                 .join(format!(".mss-dispatch.{id}.{}.part", target.kind.as_str())),
             path,
-            sha256: content_sha(target.kind, &content, pdf_sha.as_ref()),
+            sha256: content_sha(target.kind, &content, pdf_sha),
         };
         let copy_id = tx.insert_copy(id, &new)?;
         copies.push((
@@ -262,16 +299,7 @@ pub(super) fn plan_one(
             Some(content),
         ));
     }
-    tx.set_message(
-        set.mailbox,
-        &item,
-        Disposition::Pending,
-        None,
-        Some(id),
-        now.as_second(),
-    )?;
-    work.push(work_for(item, id, &outcome, copies, facts));
-    Ok(())
+    Ok(copies)
 }
 
 fn ignore(
@@ -308,7 +336,7 @@ fn content_key(fetched: &Fetched, outcome: &Outcome, pdf_sha: Option<&[u8; 32]>)
 }
 
 /// A copy's hash: a PDF copy holds the PDF, hashed once already.
-pub(super) fn content_sha(kind: CopyKind, content: &[u8], pdf_sha: Option<&[u8; 32]>) -> [u8; 32] {
+fn content_sha(kind: CopyKind, content: &[u8], pdf_sha: Option<&[u8; 32]>) -> [u8; 32] {
     match (kind, pdf_sha) {
         (CopyKind::Spool | CopyKind::SilPdf, Some(h)) => *h,
         _ => sha256(content),
@@ -533,7 +561,7 @@ fn new_certificate(
 }
 
 /// Free names for the targets; a SIL sidecar and its PDF move together to keep one stem.
-pub(super) fn choose_names(tx: &LedgerTx, targets: &[Target]) -> Result<Vec<PathBuf>, LedgerError> {
+fn choose_names(tx: &LedgerTx, targets: &[Target]) -> Result<Vec<PathBuf>, LedgerError> {
     let mut out: Vec<PathBuf> = Vec::with_capacity(targets.len());
     let mut i = 0;
     while i < targets.len() {
@@ -595,7 +623,7 @@ fn sil_pdf_name(tx: &LedgerTx, certificate: i64) -> String {
 
 /// The bytes of one copy; the PDF is shared between its copies.
 #[allow(clippy::too_many_arguments)]
-pub(super) fn render(
+fn render(
     kind: CopyKind,
     outcome: &Outcome,
     pdf: &Content,

@@ -12,7 +12,6 @@ use jiff::tz::TimeZone;
 
 use super::{DeliveryError, plan};
 use crate::core::audit::Event;
-use crate::core::layout::CopyKind;
 use crate::ledger::{
     CertState, CertificateRow, CopyRow, CopyState, Disposition, Ledger, LedgerError, LedgerRead,
     LedgerTx,
@@ -100,21 +99,7 @@ fn record_finished(
         tx.audit(&facts.body(Event::Quarantined, now, tz))?;
         return Ok(());
     }
-    let mut destinations: Vec<&str> = copies
-        .iter()
-        .filter_map(|c| match c.kind {
-            CopyKind::Spool => Some("spool"),
-            CopyKind::SilPdf => Some("sil"),
-            _ => None,
-        })
-        .collect();
-    destinations.dedup();
-    for d in destinations {
-        let mut body = facts.body(Event::Delivered, now, tz);
-        body.destination = Some(d.to_string());
-        tx.audit(&body)?;
-    }
-    Ok(())
+    super::record_delivered(tx, &facts, copies.iter(), now, tz)
 }
 
 fn publish_staged(ledger: &mut Ledger, copy: &mut CopyRow) -> Result<(), DeliveryError> {

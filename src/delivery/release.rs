@@ -15,12 +15,11 @@ use super::plan;
 use super::{BatchReport, Content, DeliveryError, Fetched, Setting, Work, publish, stage};
 use crate::core::audit::{Event, Facts};
 use crate::core::decide::Overrides;
-use crate::core::layout::{self, CopyKind};
+use crate::core::layout::CopyKind;
 use crate::core::retention::rfc3339;
 use crate::core::{Context, Decision, Reason};
 use crate::ledger::{
-    CertState, CertificateRow, CopyRow, CopyState, Ledger, LedgerRead, NewCopy, QuarantineRead,
-    Release,
+    CertState, CertificateRow, CopyRow, CopyState, Ledger, LedgerRead, QuarantineRead, Release,
 };
 use crate::spool;
 
@@ -166,49 +165,18 @@ pub fn release(
         item: String::new(),
         raw: raw.to_vec(),
     };
-    let targets = layout::targets(&outcome, id, set.config, set.tz, true);
     let tx = ledger.tx()?;
-    let names = plan::choose_names(&tx, &targets)?;
-    let sil_pdf = targets
-        .iter()
-        .zip(&names)
-        .find(|(t, _)| t.kind == CopyKind::SilPdf)
-        .and_then(|(_, n)| n.file_name())
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let mut copies = Vec::new();
-    for (target, path) in targets.iter().zip(names) {
-        let content = plan::render(
-            target.kind,
-            &outcome,
-            &pdf,
-            id,
-            &sil_pdf,
-            &fetched,
-            set,
-            received_at,
-        );
-        let new = NewCopy {
-            kind: target.kind,
-            temp: target
-                .dir
-                .join(format!(".mss-dispatch.{id}.{}.part", target.kind.as_str())),
-            path,
-            sha256: plan::content_sha(target.kind, &content, Some(&pdf_sha)),
-        };
-        let copy_id = tx.insert_copy(id, &new)?;
-        copies.push((
-            CopyRow {
-                id: copy_id,
-                kind: new.kind,
-                path: new.path,
-                temp: new.temp,
-                sha256: new.sha256,
-                state: CopyState::Planned,
-            },
-            Some(content),
-        ));
-    }
+    let copies = plan::plan_copies(
+        &tx,
+        set,
+        id,
+        &outcome,
+        &pdf,
+        Some(&pdf_sha),
+        &fetched,
+        received_at,
+        true,
+    )?;
     tx.commit()?;
     let facts = Facts {
         dossier_hmac: row.dossier_hmac.clone(),
@@ -293,21 +261,7 @@ pub fn release(
     body.rule = Some(rule.as_str().to_string());
     body.due = Some(rfc3339(purge_at, set.tz));
     tx.audit(&body)?;
-    let mut destinations: Vec<&str> = w
-        .copies
-        .iter()
-        .filter_map(|(c, _)| match c.kind {
-            CopyKind::Spool => Some("spool"),
-            CopyKind::SilPdf => Some("sil"),
-            _ => None,
-        })
-        .collect();
-    destinations.dedup();
-    for d in destinations {
-        let mut body = w.facts.body(Event::Delivered, now, set.tz);
-        body.destination = Some(d.to_string());
-        tx.audit(&body)?;
-    }
+    super::record_delivered(&tx, &w.facts, w.copies.iter().map(|(c, _)| c), now, set.tz)?;
     tx.commit()?;
 
     // 5. The quarantine files go; a crash before this leaves them for the certificate's purge.

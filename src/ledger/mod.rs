@@ -273,21 +273,9 @@ pub trait LedgerRead {
                  FROM server_copy WHERE state = 'present' AND due <= ?1 ORDER BY due LIMIT ?2",
             )
             .map_err(|e| self.read_err(e))?;
-        stmt.query_map(params![now, limit as i64], |r| {
-            Ok(ServerCopyRow {
-                id: r.get(0)?,
-                certificate: r.get(1)?,
-                mailbox: r.get(2)?,
-                folder: r.get(3)?,
-                validity: r.get(4)?,
-                item: r.get(5)?,
-                message_id: r.get(6)?,
-                due: r.get(7)?,
-                attempts: r.get(8)?,
-            })
-        })
-        .and_then(|rows| rows.collect())
-        .map_err(|e| self.read_err(e))
+        stmt.query_map(params![now, limit as i64], server_copy_row)
+            .and_then(|rows| rows.collect())
+            .map_err(|e| self.read_err(e))
     }
 
     /// The published copy at `path`, with its certificate.
@@ -698,6 +686,22 @@ impl LedgerTx<'_> {
 /// The columns `certificate_row` reads, in order.
 pub(crate) const CERTIFICATE_COLUMNS: &str = "id, state, received_at, site, result, rule, \
      sampled_at, integrated_at, purge_at, purged_at, dossier_hmac";
+
+/// A `server_copy` row from `SELECT id, certificate, mailbox, folder, validity, item,
+/// message_id, due, attempts`.
+pub(crate) fn server_copy_row(r: &rusqlite::Row) -> rusqlite::Result<ServerCopyRow> {
+    Ok(ServerCopyRow {
+        id: r.get(0)?,
+        certificate: r.get(1)?,
+        mailbox: r.get(2)?,
+        folder: r.get(3)?,
+        validity: r.get(4)?,
+        item: r.get(5)?,
+        message_id: r.get(6)?,
+        due: r.get(7)?,
+        attempts: r.get(8)?,
+    })
+}
 
 pub(crate) fn certificate_row(r: &rusqlite::Row) -> rusqlite::Result<CertificateRow> {
     Ok(CertificateRow {

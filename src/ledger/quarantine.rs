@@ -4,7 +4,7 @@
 
 use rusqlite::{OptionalExtension, params};
 
-use super::{LedgerRead, LedgerTx, Result, ServerCopyRow, copy_row_at};
+use super::{LedgerRead, LedgerTx, Result, ServerCopyRow, copy_row_at, server_copy_row};
 use crate::ledger::{CertState, CopyRow};
 
 /// A quarantined certificate as `quarantine list` shows it: no personal field.
@@ -143,20 +143,7 @@ pub trait QuarantineRead: LedgerRead {
             )
             .map_err(|e| self.read_err(e))?;
         stmt.query_map(params![limit as i64], |r| {
-            Ok((
-                ServerCopyRow {
-                    id: r.get(0)?,
-                    certificate: r.get(1)?,
-                    mailbox: r.get(2)?,
-                    folder: r.get(3)?,
-                    validity: r.get(4)?,
-                    item: r.get(5)?,
-                    message_id: r.get(6)?,
-                    due: r.get(7)?,
-                    attempts: r.get(8)?,
-                },
-                r.get(9)?,
-            ))
+            Ok((server_copy_row(r)?, r.get(9)?))
         })
         .and_then(|rows| rows.collect())
         .map_err(|e| self.read_err(e))

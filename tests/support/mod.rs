@@ -597,6 +597,22 @@ pub fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
 }
 
 /// The `[mailbox]` lines for a Dovecot with LOGIN over STARTTLS.
+/// An installation on a Maildir holding the demo's certificates, sampled today.
+pub fn demo_install(root: &Path, extra: &str) -> Install {
+    let status = Command::new("python3")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/generate.py"))
+        .arg("--demo")
+        .arg(root.join("Maildir"))
+        .stdout(Stdio::null())
+        .status()
+        .expect("python3");
+    assert!(status.success());
+    Install::new(
+        root,
+        &format!("maildir = \"{}/Maildir\"\n{extra}", root.display()),
+    )
+}
+
 pub fn login_mailbox(d: &Dovecot, pki: &Pki, root: &Path) -> String {
     let pass = root.join("imap-password");
     std::fs::write(&pass, format!("{PASSWORD}\n")).unwrap();

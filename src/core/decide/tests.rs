@@ -72,6 +72,10 @@ fn b64(data: &[u8]) -> String {
 }
 
 fn outcome(msg: &Msg) -> Outcome {
+    with_context(|ctx| decide(&msg.bytes(), ctx))
+}
+
+fn with_context(f: impl FnOnce(&Context) -> Outcome) -> Outcome {
     let config = config::parse(CONFIG, "t").unwrap();
     let tz = crate::tz::paris();
     let ctx = Context {
@@ -79,7 +83,7 @@ fn outcome(msg: &Msg) -> Outcome {
         tz: &tz,
         received_at: "2021-10-30T12:00:00Z".parse().unwrap(),
     };
-    decide(&msg.bytes(), &ctx)
+    f(&ctx)
 }
 
 fn reason(msg: &Msg) -> Option<Reason> {
@@ -204,14 +208,7 @@ fn header_block_stops_at_the_first_blank_line() {
 }
 
 fn outcome_with(msg: &Msg, overrides: &Overrides) -> Outcome {
-    let config = config::parse(CONFIG, "t").unwrap();
-    let tz = crate::tz::paris();
-    let ctx = Context {
-        config: &config,
-        tz: &tz,
-        received_at: "2021-10-30T12:00:00Z".parse().unwrap(),
-    };
-    decide_with(&msg.bytes(), &ctx, overrides)
+    with_context(|ctx| decide_with(&msg.bytes(), ctx, overrides))
 }
 
 fn lyon() -> Finess {

@@ -360,13 +360,7 @@ impl Source for ImapSource {
         if copies.is_empty() {
             return results;
         }
-        let mut folders: Vec<&str> = copies.iter().map(|c| c.folder.as_str()).collect();
-        folders.sort_unstable();
-        folders.dedup();
-        for folder in folders {
-            let group: Vec<usize> = (0..copies.len())
-                .filter(|i| copies[*i].folder == folder)
-                .collect();
+        for (folder, group) in by_folder(copies) {
             let rows: Vec<&ServerCopyRow> = group.iter().map(|i| &copies[*i]).collect();
             if let Err(e) = self.purge_in(folder, &rows).await {
                 for i in &group {
@@ -395,13 +389,7 @@ impl Source for ImapSource {
     ) -> Vec<Result<Moved, String>> {
         let mut results: Vec<Result<Moved, String>> =
             vec![Err("not attempted".to_string()); copies.len()];
-        let mut folders: Vec<&str> = copies.iter().map(|c| c.folder.as_str()).collect();
-        folders.sort_unstable();
-        folders.dedup();
-        for folder in folders {
-            let group: Vec<usize> = (0..copies.len())
-                .filter(|i| copies[*i].folder == folder)
-                .collect();
+        for (folder, group) in by_folder(copies) {
             let rows: Vec<&ServerCopyRow> = group.iter().map(|i| &copies[*i]).collect();
             match self.move_in(folder, &rows, to).await {
                 Ok(moved) => {
@@ -511,19 +499,7 @@ impl ImapSource {
         if uids.is_empty() {
             return Ok(());
         }
-        let set = uid_set(&uids);
-        self.simple(
-            "UID STORE",
-            format!("UID STORE {set} +FLAGS.SILENT (\\Deleted)"),
-        )
-        .await?;
-        if self.caps.uidplus {
-            self.simple("UID EXPUNGE", format!("UID EXPUNGE {set}"))
-                .await
-        } else {
-            // One of the product's own folders: every message in it is the product's.
-            self.simple("EXPUNGE", "EXPUNGE".to_string()).await
-        }
+        self.delete_in_own_folder(&uid_set(&uids)).await
     }
 
     /// Selects `wire` and finds the UIDs of copies kept there: by their recorded UID while
@@ -592,11 +568,7 @@ impl ImapSource {
             self.copy_or_move("MOVE", &set, &dest).await?
         } else {
             let copied = self.copy_or_move("COPY", &set, &dest).await?;
-            // Flagged only (no UIDPLUS): this is one of the product's own folders, where
-            // every message is the product's, so a plain EXPUNGE is safe.
-            if self.delete(&set).await? {
-                self.simple("EXPUNGE", "EXPUNGE".to_string()).await?;
-            }
+            self.delete_in_own_folder(&set).await?;
             copied
         };
         Ok(found
@@ -619,6 +591,15 @@ impl ImapSource {
         Ok(())
     }
 
+    /// Deletes messages from one of the product's own folders, where every message is the
+    /// product's: without UIDPLUS a plain EXPUNGE is safe there.
+    async fn delete_in_own_folder(&mut self, set: &str) -> Result<(), SourceError> {
+        if self.delete(set).await? {
+            self.simple("EXPUNGE", "EXPUNGE".to_string()).await?;
+        }
+        Ok(())
+    }
+
     /// Flags messages `\Deleted` and expunges exactly them when UIDPLUS allows; returns
     /// whether they stay on the server (flagged only).
     async fn delete(&mut self, set: &str) -> Result<bool, SourceError> {
@@ -635,6 +616,22 @@ impl ImapSource {
             Ok(true)
         }
     }
+}
+
+/// The copies' folders, each with the indices of its copies.
+fn by_folder(copies: &[ServerCopyRow]) -> Vec<(&str, Vec<usize>)> {
+    let mut folders: Vec<&str> = copies.iter().map(|c| c.folder.as_str()).collect();
+    folders.sort_unstable();
+    folders.dedup();
+    folders
+        .into_iter()
+        .map(|folder| {
+            let group = (0..copies.len())
+                .filter(|i| copies[*i].folder == folder)
+                .collect();
+            (folder, group)
+        })
+        .collect()
 }
 
 fn dest_is_some(folder_name: &str) -> bool {
