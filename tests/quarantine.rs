@@ -164,6 +164,10 @@ fn retry_release_and_discard_while_the_daemon_runs() {
     );
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
     assert!(stdout(&out).contains("negative rule"), "{}", stdout(&out));
+    assert!(
+        !stdout(&out).contains("PATIENT"),
+        "only `show` names the patient"
+    );
     assert_eq!(install.spool_files("690000880").len(), 1);
     let db = rusqlite::Connection::open(install_root.join("state/ledger.sqlite")).unwrap();
     let (state, rule, sampled, due): (String, String, i64, i64) = db

@@ -426,8 +426,11 @@ fn released_text(config: &Config, r: &release::Released, tz: &TimeZone) -> Strin
         r.rule,
         rfc3339(r.purge_at, tz)
     );
-    for f in &r.files {
-        text.push_str(&format!("\n  {}", f.display()));
+    // Folders only: file names carry the patient's name, which only `show` prints.
+    let mut folders: Vec<&Path> = r.files.iter().filter_map(|f| f.parent()).collect();
+    folders.dedup();
+    for folder in folders {
+        text.push_str(&format!("\n  into {}", folder.display()));
     }
     if let Some(old) = r.replaced {
         text.push_str(&format!("\n  it replaces certificate {old} (a re-send)"));
