@@ -5,7 +5,7 @@
 //! that is once its files and ledger rows are durable.
 
 use std::collections::{HashMap, HashSet};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use jiff::Timestamp;
@@ -104,16 +104,9 @@ impl Drainer {
     ) -> Result<T, DrainError> {
         let ledger = Arc::clone(&self.ledger);
         let state = self.state_dir.clone();
-        tokio::task::spawn_blocking(move || {
-            let _work = WorkLock::take(&state)
-                .map_err(|e| DrainError::Task(format!("work lock in {}: {e}", state.display())))?;
-            let mut ledger = ledger
-                .lock()
-                .map_err(|_| DrainError::Task("poisoned".into()))?;
-            f(&mut ledger)
-        })
-        .await
-        .map_err(|e| DrainError::Task(e.to_string()))?
+        tokio::task::spawn_blocking(move || locked(&ledger, &state, f))
+            .await
+            .map_err(|e| DrainError::Task(e.to_string()))?
     }
 
     /// The shell's view of the configuration, for the blocking pool.
@@ -139,20 +132,17 @@ impl Drainer {
         let state = self.state_dir.clone();
         let parts = self.setting_parts(key);
         tokio::task::spawn_blocking(move || {
-            let _work = WorkLock::take(&state)
-                .map_err(|e| DrainError::Task(format!("work lock in {}: {e}", state.display())))?;
-            let mut ledger = ledger
-                .lock()
-                .map_err(|_| DrainError::Task("poisoned".into()))?;
-            let report = delivery::deliver_batch_after_acks(
-                &mut ledger,
-                &parts.setting(),
-                batch,
-                &acked,
-                Timestamp::now(),
-            )?;
-            crate::audit::flush(&mut ledger, &state)?;
-            Ok(report)
+            locked(&ledger, &state, |ledger| {
+                let report = delivery::deliver_batch_after_acks(
+                    ledger,
+                    &parts.setting(),
+                    batch,
+                    &acked,
+                    Timestamp::now(),
+                )?;
+                crate::audit::flush(ledger, &state)?;
+                Ok(report)
+            })
         })
     }
 
@@ -467,4 +457,18 @@ fn batches(listed: Vec<Listed>, suspects: &HashSet<String>) -> Vec<Vec<Listed>> 
         out.push(current);
     }
     out
+}
+
+/// Runs `f` on the ledger holding the work lock (blocking: for the blocking pool).
+fn locked<T>(
+    ledger: &Mutex<Ledger>,
+    state: &Path,
+    f: impl FnOnce(&mut Ledger) -> Result<T, DrainError>,
+) -> Result<T, DrainError> {
+    let _work = WorkLock::take(state)
+        .map_err(|e| DrainError::Task(format!("work lock in {}: {e}", state.display())))?;
+    let mut ledger = ledger
+        .lock()
+        .map_err(|_| DrainError::Task("poisoned".into()))?;
+    f(&mut ledger)
 }

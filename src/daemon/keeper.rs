@@ -86,28 +86,25 @@ impl Keeper {
         let full = std::mem::take(&mut self.full_reconcile) || rescan;
         let last = self.last;
         let max_jump = config.purge.max_clock_jump;
-        let (ledger2, dir, tz2) = (Arc::clone(ledger), state_dir.to_path_buf(), tz.clone());
-        let local = tokio::task::spawn_blocking(move || -> Result<Local, String> {
-            let _work = WorkLock::take(&dir).map_err(|e| e.to_string())?;
-            let mut l = ledger2.lock().map_err(|_| "ledger poisoned".to_string())?;
+        let tz2 = tz.clone();
+        let local = with_ledger(ledger, state_dir, move |l, dir| {
             let mut taken =
-                handover::record_paths(&mut l, &paths, now, &tz2).map_err(|e| e.to_string())?;
+                handover::record_paths(l, &paths, now, &tz2).map_err(|e| e.to_string())?;
             taken += if full {
-                handover::reconcile_all(&mut l, now, &tz2)
+                handover::reconcile_all(l, now, &tz2)
             } else {
-                handover::reconcile(&mut l, now, &tz2, RECONCILE_SLICE)
+                handover::reconcile(l, now, &tz2, RECONCILE_SLICE)
             }
             .map_err(|e| e.to_string())?;
-            let gate = purge::clock_gate(&mut l, last, now, mono, max_jump, &tz2)
-                .map_err(|e| e.to_string())?;
+            let gate =
+                purge::clock_gate(l, last, now, mono, max_jump, &tz2).map_err(|e| e.to_string())?;
             if let Gate::Held(reason) = gate {
-                crate::audit::flush(&mut l, &dir).map_err(|e| e.to_string())?;
+                crate::audit::flush(l, dir).map_err(|e| e.to_string())?;
                 return Ok(Local::Held(reason));
             }
-            let pass =
-                purge::local_pass(&mut l, &tz2, now, PASS_LIMIT).map_err(|e| e.to_string())?;
-            purge::passed(&mut l, now).map_err(|e| e.to_string())?;
-            crate::audit::flush(&mut l, &dir).map_err(|e| e.to_string())?;
+            let pass = purge::local_pass(l, &tz2, now, PASS_LIMIT).map_err(|e| e.to_string())?;
+            purge::passed(l, now).map_err(|e| e.to_string())?;
+            crate::audit::flush(l, dir).map_err(|e| e.to_string())?;
             let server = l
                 .due_server_copies(now.as_second(), SERVER_COPIES_PER_PASS)
                 .map_err(|e| e.to_string())?;
@@ -123,22 +120,18 @@ impl Keeper {
         })
         .await;
         let (purged, taken, server, moves) = match local {
-            Ok(Ok(Local::Done {
+            Ok(Local::Done {
                 purged,
                 taken,
                 server,
                 moves,
-            })) => (purged, taken, server, moves),
-            Ok(Ok(Local::Held(reason))) => {
+            }) => (purged, taken, server, moves),
+            Ok(Local::Held(reason)) => {
                 tracing::error!(
                     "ALERT: purging held for clock safety: {reason}; once the clock is right, \
                      run `mss-dispatch purge --confirm-clock`"
                 );
                 status(&format!("PURGE HELD: {reason}"));
-                return;
-            }
-            Ok(Err(e)) => {
-                tracing::error!(error = %e, "purge pass failed; retried at the next one");
                 return;
             }
             Err(e) => {
@@ -173,22 +166,19 @@ impl Keeper {
         let results = src.purge_copies(&server).await;
         let failed = results.iter().filter(|r| r.is_err()).count();
         let pairs: Vec<_> = server.into_iter().zip(results).collect();
-        let (ledger2, dir, tz2) = (Arc::clone(ledger), state_dir.to_path_buf(), tz.clone());
-        let recorded = tokio::task::spawn_blocking(move || -> Result<usize, String> {
-            let _work = WorkLock::take(&dir).map_err(|e| e.to_string())?;
-            let mut l = ledger2.lock().map_err(|_| "ledger poisoned".to_string())?;
-            let n = purge::record_server_results(&mut l, &pairs, Timestamp::now(), &tz2)
+        let tz2 = tz.clone();
+        let recorded = with_ledger(ledger, state_dir, move |l, dir| {
+            let n = purge::record_server_results(l, &pairs, Timestamp::now(), &tz2)
                 .map_err(|e| e.to_string())?;
-            crate::audit::flush(&mut l, &dir).map_err(|e| e.to_string())?;
+            crate::audit::flush(l, dir).map_err(|e| e.to_string())?;
             Ok(n)
         })
         .await;
         match recorded {
-            Ok(Ok(n)) if n > 0 || failed > 0 => {
+            Ok(n) if n > 0 || failed > 0 => {
                 tracing::info!(deleted = n, failed, "server copies");
             }
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => tracing::error!(error = %e, "recording server copies failed"),
+            Ok(_) => {}
             Err(e) => tracing::error!(error = %e, "recording server copies failed"),
         }
     }
@@ -211,17 +201,30 @@ impl Keeper {
         .await
         .moved;
         let failed = results.iter().filter(|(_, r)| r.is_err()).count();
-        let (ledger2, dir) = (Arc::clone(ledger), state_dir.to_path_buf());
-        let recorded = tokio::task::spawn_blocking(move || -> Result<usize, String> {
-            let _work = WorkLock::take(&dir).map_err(|e| e.to_string())?;
-            let mut l = ledger2.lock().map_err(|_| "ledger poisoned".to_string())?;
-            purge::record_moves(&mut l, &results).map_err(|e| e.to_string())
+        let recorded = with_ledger(ledger, state_dir, move |l, _| {
+            purge::record_moves(l, &results).map_err(|e| e.to_string())
         })
         .await;
         match recorded {
-            Ok(Ok(n)) => tracing::info!(moved = n, failed, "released server copies"),
-            Ok(Err(e)) => tracing::error!(error = %e, "recording moved server copies failed"),
+            Ok(n) => tracing::info!(moved = n, failed, "released server copies"),
             Err(e) => tracing::error!(error = %e, "recording moved server copies failed"),
         }
     }
+}
+
+/// Runs `f` on the ledger (and the state directory) in the blocking pool, holding the work
+/// lock.
+async fn with_ledger<T: Send + 'static>(
+    ledger: &Arc<Mutex<Ledger>>,
+    state_dir: &std::path::Path,
+    f: impl FnOnce(&mut Ledger, &std::path::Path) -> Result<T, String> + Send + 'static,
+) -> Result<T, String> {
+    let (ledger, dir) = (Arc::clone(ledger), state_dir.to_path_buf());
+    tokio::task::spawn_blocking(move || {
+        let _work = WorkLock::take(&dir).map_err(|e| e.to_string())?;
+        let mut l = ledger.lock().map_err(|_| "ledger poisoned".to_string())?;
+        f(&mut l, &dir)
+    })
+    .await
+    .map_err(|e| e.to_string())?
 }
