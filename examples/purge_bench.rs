@@ -61,6 +61,60 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
+/// Inserts delivered certificates, each with one published spool copy.
+struct Loader<'t> {
+    tx: &'t rusqlite::Transaction<'t>,
+    cert: rusqlite::Statement<'t>,
+    copy: rusqlite::Statement<'t>,
+}
+
+/// One certificate to insert: its rule, times, content hash, pseudonym and dossier.
+struct Row<'a> {
+    rule: &'a str,
+    sampled_at: i64,
+    purge_at: i64,
+    sha: [u8; 32],
+    hmac: String,
+    dossier: String,
+}
+
+impl<'t> Loader<'t> {
+    fn new(tx: &'t rusqlite::Transaction<'t>) -> rusqlite::Result<Loader<'t>> {
+        Ok(Loader {
+            cert: tx.prepare(
+                "INSERT INTO certificate (state, site, result, rule, received_at, sampled_at,
+                     purge_at, content_sha256, dossier_hmac, dossier, nom, prenom)
+                 VALUES ('delivered', '690000880', ?1, ?1, ?2, ?2, ?3, ?4, ?5, ?6,
+                     'NOM', 'Prenom')",
+            )?,
+            copy: tx.prepare(
+                "INSERT INTO copy (certificate, kind, path, temp, sha256, state)
+                 VALUES (?1, 'spool', ?2, ?3, ?4, 'published')",
+            )?,
+            tx,
+        })
+    }
+
+    fn add(&mut self, row: &Row, path: &Path) -> rusqlite::Result<()> {
+        self.cert.execute(params![
+            row.rule,
+            row.sampled_at,
+            row.purge_at,
+            &row.sha[..],
+            row.hmac,
+            row.dossier
+        ])?;
+        let id = self.tx.last_insert_rowid();
+        self.copy.execute(params![
+            id,
+            path.to_string_lossy(),
+            format!("{}.part", path.display()),
+            &row.sha[..]
+        ])?;
+        Ok(())
+    }
+}
+
 /// `held` certificates not due for a long time, each with one published spool copy whose file
 /// exists (hard links to one file per folder: the reconcile slice finds them, as it would in
 /// a spool).
@@ -69,28 +123,11 @@ fn fill(dir: &Path, held: usize) -> Result<(), Box<dyn std::error::Error>> {
     db.pragma_update(None, "synchronous", "OFF")?;
     let tx = db.transaction()?;
     {
-        let mut cert = tx.prepare(
-            "INSERT INTO certificate (state, site, result, rule, received_at, sampled_at,
-                 purge_at, content_sha256, dossier_hmac, dossier, nom, prenom)
-             VALUES ('delivered', '690000880', 'positive', 'positive', ?1, ?1, ?2, ?3, ?4, ?5,
-                 'NOM', 'Prenom')",
-        )?;
-        let mut copy = tx.prepare(
-            "INSERT INTO copy (certificate, kind, path, temp, sha256, state)
-             VALUES (?1, 'spool', ?2, ?3, ?4, 'published')",
-        )?;
+        let mut loader = Loader::new(&tx)?;
         let future = Timestamp::now().as_second() + 180 * 86_400;
         for i in 0..held {
             let mut sha = [0u8; 32];
             sha[..8].copy_from_slice(&(i as u64).to_le_bytes());
-            cert.execute(params![
-                future - 86_400,
-                future + (i % 1000) as i64,
-                &sha[..],
-                format!("h{i}"),
-                format!("D{i}")
-            ])?;
-            let id = tx.last_insert_rowid();
             let day = dir.join(format!("spool/held/{:04}", i / 10_000));
             let original = day.join("held.pdf");
             if i % 10_000 == 0 {
@@ -99,12 +136,15 @@ fn fill(dir: &Path, held: usize) -> Result<(), Box<dyn std::error::Error>> {
             }
             let path = day.join(format!("NOM_Prenom_D{i}.pdf"));
             std::fs::hard_link(&original, &path)?;
-            copy.execute(params![
-                id,
-                path.to_string_lossy(),
-                format!("{}.part", path.display()),
-                &sha[..]
-            ])?;
+            let row = Row {
+                rule: "positive",
+                sampled_at: future - 86_400,
+                purge_at: future + (i % 1000) as i64,
+                sha,
+                hmac: format!("h{i}"),
+                dossier: format!("D{i}"),
+            };
+            loader.add(&row, &path)?;
         }
     }
     tx.commit()?;
@@ -120,36 +160,21 @@ fn add_due(dir: &Path, due: usize, round: usize) -> Result<(), Box<dyn std::erro
     let mut db = rusqlite::Connection::open(dir.join("ledger.sqlite"))?;
     let tx = db.transaction()?;
     {
-        let mut cert = tx.prepare(
-            "INSERT INTO certificate (state, site, result, rule, received_at, sampled_at,
-                 purge_at, content_sha256, dossier_hmac, dossier, nom, prenom)
-             VALUES ('delivered', '690000880', 'negative', 'negative', ?1, ?1, ?2, ?3, ?4, ?5,
-                 'NOM', 'Prenom')",
-        )?;
-        let mut copy = tx.prepare(
-            "INSERT INTO copy (certificate, kind, path, temp, sha256, state)
-             VALUES (?1, 'spool', ?2, ?3, ?4, 'published')",
-        )?;
+        let mut loader = Loader::new(&tx)?;
         let past = Timestamp::now().as_second() - 60;
         for i in 0..due {
             let n = round * due + i;
-            let sha = [0xEEu8; 32];
-            cert.execute(params![
-                past - 3 * 86_400,
-                past,
-                &sha[..],
-                format!("due{n}"),
-                format!("X{n}")
-            ])?;
-            let id = tx.last_insert_rowid();
             let path = spool.join(format!("NOM_Prenom_X{n}.pdf"));
             std::fs::write(&path, b"%PDF-1.4 due")?;
-            copy.execute(params![
-                id,
-                path.to_string_lossy(),
-                format!("{}.part", path.display()),
-                &sha[..]
-            ])?;
+            let row = Row {
+                rule: "negative",
+                sampled_at: past - 3 * 86_400,
+                purge_at: past,
+                sha: [0xEE; 32],
+                hmac: format!("due{n}"),
+                dossier: format!("X{n}"),
+            };
+            loader.add(&row, &path)?;
         }
     }
     tx.commit()?;

@@ -12,26 +12,8 @@ use support::*;
 
 const PROCESSED: &str = "SI-DEP.Traites";
 
-struct World {
-    _tmp: tempfile::TempDir,
-    install: Install,
-    dovecot: Dovecot,
-}
-
 fn world(mailbox_extra: &str) -> World {
-    let tmp = workdir();
-    let root = tmp.path().to_path_buf();
-    let pki = Pki::new(&root.join("pki"));
-    let dovecot = Dovecot::start(&root.join("dovecot"), &pki, DovecotOptions::default());
-    let install_root = root.join("install");
-    std::fs::create_dir_all(&install_root).unwrap();
-    let mailbox = login_mailbox(&dovecot, &pki, &install_root) + mailbox_extra;
-    let install = Install::new(&install_root, &mailbox);
-    World {
-        _tmp: tmp,
-        install,
-        dovecot,
-    }
+    World::new(mailbox_extra, "")
 }
 
 /// Loads `n` certificates: every fifth for the SIL site, every tenth unknown (quarantine).

@@ -66,36 +66,30 @@ fn contains(haystack: &[u8], needle: &str) -> bool {
 }
 
 /// A Dovecot holding these certificates (number, FINESS, result), and an installation on it.
-fn world(certificates: &[(u32, &str, &str)]) -> (tempfile::TempDir, Dovecot, Install) {
-    let tmp = workdir();
-    let root = tmp.path().to_path_buf();
-    let pki = Pki::new(&root.join("pki"));
-    let dovecot = Dovecot::start(&root.join("dovecot"), &pki, DovecotOptions::default());
+fn world(certificates: &[(u32, &str, &str)], config_extra: &str) -> World {
+    let w = World::new("", config_extra);
     for (n, finess, result) in certificates {
-        dovecot.deliver(USER, "INBOX", &certificate(*n, finess, result, 3_000));
+        w.dovecot
+            .deliver(USER, "INBOX", &certificate(*n, finess, result, 3_000));
     }
-    let install_root = root.join("install");
-    std::fs::create_dir_all(&install_root).unwrap();
-    let install = Install::new(&install_root, &login_mailbox(&dovecot, &pki, &root));
-    (tmp, dovecot, install)
+    w
 }
 
 #[test]
 fn retry_release_and_discard_while_the_daemon_runs() {
     // 1: a site the table lacks; 2: a result nobody foresaw; 3: to be discarded.
-    let (tmp, dovecot, install) = world(&[
-        (1, "010780054", "Négatif"),
-        (2, "690000880", "Ininterprétable"),
-        (3, "690000880", "Douteux"),
-    ]);
-    let root = tmp.path().to_path_buf();
+    let w = world(
+        &[
+            (1, "010780054", "Négatif"),
+            (2, "690000880", "Ininterprétable"),
+            (3, "690000880", "Douteux"),
+        ],
+        "[retention]\ncheck_interval = \"1s\"\n",
+    );
+    let (dovecot, install) = (&w.dovecot, &w.install);
+    let root = w.tmp.path().to_path_buf();
     let install_root = install.root.clone();
     let config = install.config.clone();
-    std::fs::write(
-        &config,
-        std::fs::read_to_string(&config).unwrap() + "[retention]\ncheck_interval = \"1s\"\n",
-    )
-    .unwrap();
     let log_file = root.join("daemon.log");
     let mut daemon = install.spawn_logged(&log_file);
     assert!(
@@ -287,7 +281,8 @@ fn retry_release_and_discard_while_the_daemon_runs() {
 
 #[test]
 fn a_site_override_and_a_sampling_override_without_a_daemon() {
-    let (_tmp, dovecot, install) = world(&[(7, "010780054", "Positif")]);
+    let w = world(&[(7, "010780054", "Positif")], "");
+    let (dovecot, install) = (&w.dovecot, &w.install);
     let install_root = install.root.clone();
     let out = install.run_once();
     assert!(out.status.success(), "{}", stderr(&out));

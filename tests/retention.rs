@@ -11,30 +11,8 @@ use support::*;
 
 const PROCESSED: &str = "SI-DEP.Traites";
 
-struct World {
-    _tmp: tempfile::TempDir,
-    install: Install,
-    dovecot: Dovecot,
-}
-
 fn world(extra: &str) -> World {
-    let tmp = workdir();
-    let root = tmp.path().to_path_buf();
-    let pki = Pki::new(&root.join("pki"));
-    let dovecot = Dovecot::start(&root.join("dovecot"), &pki, DovecotOptions::default());
-    let install_root = root.join("install");
-    std::fs::create_dir_all(&install_root).unwrap();
-    let mailbox = login_mailbox(&dovecot, &pki, &root);
-    let install = Install::new(&install_root, &mailbox);
-    if !extra.is_empty() {
-        let text = std::fs::read_to_string(&install.config).unwrap() + extra;
-        std::fs::write(&install.config, text).unwrap();
-    }
-    World {
-        _tmp: tmp,
-        install,
-        dovecot,
-    }
+    World::new("", extra)
 }
 
 fn cmd(w: &World, args: &[&str]) -> Output {

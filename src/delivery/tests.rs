@@ -338,24 +338,29 @@ fn both_versions_in_one_batch_deliver_only_the_newer() {
     );
 }
 
-#[test]
-fn a_resend_without_integration_dates_goes_to_a_person() {
-    let f = Fixture::new();
-    let mut ledger = f.ledger();
-    deliver_batch(&mut ledger, &f.set(), vec![corpus("resend_v1")], now()).unwrap();
+/// The re-send of `resend_v1` without its "Date d'intégration" line: which one is newer
+/// cannot be told.
+fn resend_without_integration_date() -> Vec<u8> {
     let Fetched::Whole { raw, .. } = corpus("resend_v2") else {
         unreachable!()
     };
     let text = String::from_utf8(raw).unwrap();
     let start = text.find("Date d'int").unwrap();
     let end = start + text[start..].find('\n').unwrap();
-    let text = format!("{}{}", &text[..start], &text[end..]);
+    format!("{}{}", &text[..start], &text[end..]).into_bytes()
+}
+
+#[test]
+fn a_resend_without_integration_dates_goes_to_a_person() {
+    let f = Fixture::new();
+    let mut ledger = f.ledger();
+    deliver_batch(&mut ledger, &f.set(), vec![corpus("resend_v1")], now()).unwrap();
     let report = deliver_batch(
         &mut ledger,
         &f.set(),
         vec![Fetched::Whole {
             item: "x".into(),
-            raw: text.into_bytes(),
+            raw: resend_without_integration_date(),
         }],
         now(),
     )
@@ -542,13 +547,7 @@ fn an_ambiguous_resend_released_by_name_replaces_the_delivered_one() {
     let mut ledger = f.ledger();
     let first = deliver_batch(&mut ledger, &f.set(), vec![corpus("resend_v1")], now()).unwrap();
     let old = first.delivered[0].0;
-    let Fetched::Whole { raw, .. } = corpus("resend_v2") else {
-        unreachable!()
-    };
-    let text = String::from_utf8(raw).unwrap();
-    let start = text.find("Date d'int").unwrap();
-    let end = start + text[start..].find('\n').unwrap();
-    let raw = format!("{}{}", &text[..start], &text[end..]).into_bytes();
+    let raw = resend_without_integration_date();
     let report = deliver_batch(
         &mut ledger,
         &f.set(),

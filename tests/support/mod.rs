@@ -255,26 +255,42 @@ service anvil {{
             cert = pki.server_cert.display(),
             key = pki.server_key.display(),
         );
-        let starttls_port = free_port();
-        let implicit_port = free_port();
-        let conf = conf
-            .replace("{STARTTLS}", &starttls_port.to_string())
-            .replace("{IMPLICIT}", &implicit_port.to_string());
-        let conf_path = dir.join("dovecot.conf");
-        std::fs::write(&conf_path, conf).unwrap();
-        let mut d = Dovecot {
-            dir: dir.to_path_buf(),
-            conf: conf_path,
-            starttls_port,
-            implicit_port,
-            child: None,
-        };
-        d.spawn();
-        d
+        // A port found free may be taken by another test before Dovecot binds it: then
+        // Dovecot exits at once, and it is started again on other ports.
+        for _ in 0..5 {
+            let starttls_port = free_port();
+            let implicit_port = free_port();
+            let text = conf
+                .replace("{STARTTLS}", &starttls_port.to_string())
+                .replace("{IMPLICIT}", &implicit_port.to_string());
+            let conf_path = dir.join("dovecot.conf");
+            std::fs::write(&conf_path, text).unwrap();
+            let mut d = Dovecot {
+                dir: dir.to_path_buf(),
+                conf: conf_path,
+                starttls_port,
+                implicit_port,
+                child: None,
+            };
+            if d.try_spawn() {
+                return d;
+            }
+        }
+        panic!(
+            "dovecot did not start: {}",
+            std::fs::read_to_string(dir.join("dovecot.log")).unwrap_or_default()
+        );
     }
 
     fn spawn(&mut self) {
-        let child = Command::new("dovecot")
+        if !self.try_spawn() {
+            panic!("dovecot did not start: {}", self.log());
+        }
+    }
+
+    /// Starts Dovecot; false if it exited (a port taken) or did not listen within 15 s.
+    fn try_spawn(&mut self) -> bool {
+        let mut child = Command::new("dovecot")
             .arg("-F")
             .arg("-c")
             .arg(&self.conf)
@@ -282,17 +298,23 @@ service anvil {{
             .stderr(Stdio::null())
             .spawn()
             .expect("dovecot (apt-get install dovecot-imapd)");
-        self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(15);
         while Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+            // Exited first: a listener on these ports would be another test's.
+            if let Ok(Some(_)) = child.try_wait() {
+                return false;
+            }
             if TcpStream::connect(("127.0.0.1", self.implicit_port)).is_ok()
                 && TcpStream::connect(("127.0.0.1", self.starttls_port)).is_ok()
             {
-                return;
+                self.child = Some(child);
+                return true;
             }
-            std::thread::sleep(Duration::from_millis(50));
         }
-        panic!("dovecot did not start: {}", self.log());
+        let _ = child.kill();
+        let _ = child.wait();
+        false
     }
 
     pub fn stop(&mut self) {
@@ -597,6 +619,36 @@ pub fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
 }
 
 /// The `[mailbox]` lines for a Dovecot with LOGIN over STARTTLS.
+/// A Dovecot on loopback and an installation logging in to it over STARTTLS. Fields drop in
+/// order: the daemon's installation, then the server, then the temporary directory.
+pub struct World {
+    pub install: Install,
+    pub dovecot: Dovecot,
+    pub tmp: tempfile::TempDir,
+}
+
+impl World {
+    /// `mailbox_extra` goes into the `[mailbox]` table, `config_extra` at the end of the file.
+    pub fn new(mailbox_extra: &str, config_extra: &str) -> World {
+        let tmp = workdir();
+        let root = tmp.path().to_path_buf();
+        let pki = Pki::new(&root.join("pki"));
+        let dovecot = Dovecot::start(&root.join("dovecot"), &pki, DovecotOptions::default());
+        let install_root = root.join("install");
+        let mailbox = login_mailbox(&dovecot, &pki, &root) + mailbox_extra;
+        let install = Install::new(&install_root, &mailbox);
+        if !config_extra.is_empty() {
+            let text = std::fs::read_to_string(&install.config).unwrap() + config_extra;
+            std::fs::write(&install.config, text).unwrap();
+        }
+        World {
+            install,
+            dovecot,
+            tmp,
+        }
+    }
+}
+
 /// An installation on a Maildir holding the demo's certificates, sampled today.
 pub fn demo_install(root: &Path, extra: &str) -> Install {
     let status = Command::new("python3")
