@@ -338,14 +338,14 @@ fn both_versions_in_one_batch_deliver_only_the_newer() {
     );
 }
 
-/// The re-send of `resend_v1` without its "Date d'intégration" line: which one is newer
+/// The re-send of `resend_v1` without its "Date d’intégration" line: which one is newer
 /// cannot be told.
 fn resend_without_integration_date() -> Vec<u8> {
     let Fetched::Whole { raw, .. } = corpus("resend_v2") else {
         unreachable!()
     };
     let text = String::from_utf8(raw).unwrap();
-    let start = text.find("Date d'int").unwrap();
+    let start = text.find("Date d’int").unwrap();
     let end = start + text[start..].find('\n').unwrap();
     format!("{}{}", &text[..start], &text[end..]).into_bytes()
 }

@@ -1,8 +1,10 @@
 //! The certificate's fields as SI-DEP writes them (SPEC §2): the subject
 //! `[Projet SI-DEP] Certificat de test : FINESS | dossier | Nom | Prénom`, the attachment name
 //! `FINESS_dossier_NOM_Prénom.pdf` and the labelled body lines. Labels are matched whatever
-//! their case, accents, apostrophes and spacing; values end at the line's end or at the next
-//! label, so html bodies whose lines ran together still read. Pure text in, text out.
+//! their case, accents, apostrophes and spacing, but only where a field starts: at the start
+//! of a line (after spaces, a bullet or a table cell), never inside a sentence or a value.
+//! A value is the rest of its line, or the next line when a table put it there. Pure text
+//! in, text out.
 
 use std::sync::LazyLock;
 
@@ -144,62 +146,78 @@ const COLON: &str = r"\s*[:：]";
 const APOS: &str = r"['’‘ʼ`´]";
 
 static LABELS: LazyLock<Vec<(Label, Regex)>> = LazyLock::new(|| {
+    // Anchored: a label counts only where a field starts (see `label_at`).
     let l = |label: Label, pattern: &str| {
-        let re = Regex::new(&format!("(?i){pattern}{COLON}")).expect("static regex");
+        let re = Regex::new(&format!("^(?i){pattern}{COLON}")).expect("static regex");
         (label, re)
     };
     vec![
         l(
             Label::Nom,
-            r"\bnom(?:\s+de\s+naissance|\s+d['’‘ʼ]\s*usage|\s+de\s+famille|\s+du\s+patient)?",
+            r"nom(?:\s+de\s+naissance|\s+d['’‘ʼ]\s*usage|\s+de\s+famille|\s+du\s+patient)?",
         ),
-        l(Label::Prenom, r"\bpr[eéè]noms?(?:\s+du\s+patient)?"),
-        l(Label::Sexe, r"\bsexe"),
-        l(Label::Naissance, r"\bdate\s+de\s+naissance"),
+        l(Label::Prenom, r"pr[eéè]noms?(?:\s+du\s+patient)?"),
+        l(Label::Sexe, r"sexe"),
+        l(Label::Naissance, r"date\s+de\s+naissance"),
         l(
             Label::Ins,
-            r"\b(?:matricule\s+)?(?:identifiant\s+national\s+de\s+sant[eé](?:\s*\(\s*ins\s*\))?|ins\b(?:\s+matricule)?)",
+            r"(?:matricule\s+)?(?:identifiant\s+national\s+de\s+sant[eé](?:\s*\(\s*ins\s*\))?|ins\b(?:\s+matricule)?)",
         ),
-        l(Label::Test, r"\btest\s+r[eé]alis[eé]"),
+        l(Label::Test, r"test\s+r[eé]alis[eé]"),
         l(
             Label::Structure,
-            r"\bidentifiant\s+de\s+la\s+structure[^:：\n]{0,60}",
+            r"identifiant\s+de\s+la\s+structure[^:：\n]{0,60}",
         ),
-        l(Label::Prelevement, r"\bdate\s+d[eu]\s+pr[eé]l[eèé]vement"),
+        l(Label::Prelevement, r"date\s+d[eu]\s+pr[eé]l[eèé]vement"),
         l(
             Label::Integration,
-            &format!(r"\bdate\s+d{APOS}?\s*int[eé]gration[^:：\n]{{0,80}}"),
+            &format!(r"date\s+d{APOS}?\s*int[eé]gration[^:：\n]{{0,80}}"),
         ),
-        l(Label::Resultat, r"\br[eé]sultats?(?:\s+du\s+test)?"),
+        l(Label::Resultat, r"r[eé]sultats?(?:\s+du\s+test)?"),
     ]
+});
+
+/// What may stand before a label at the start of a line: spaces (no-break ones too), list
+/// bullets and dashes, the `>` of a quoted reply, the bar of a text table, a list number.
+static LEAD: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^[\s•·◦▪▫‣⁃∙●○■□►▸*>|\-–—]*(?:\d{1,2}[.)]\s+)?").expect("static regex")
 });
 
 static LOINC: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"\b(\d{3,7}-\d)\b\s*(.*)$").expect("static regex"));
 
+/// The label a line starts with, and the rest of the line after its colon.
+///
+/// A label counts only where a field starts: at the start of a line, after optional
+/// decoration (`LEAD`), never in the middle of a sentence. SI-DEP's greeting ends with
+/// "… les caractéristiques du patient, du test et le résultat :", and values carry label
+/// words too (a LOINC label "… ; Résultat nominal ; …", a patient named RESULTAT).
+fn label_at(line: &str) -> Option<(Label, &str)> {
+    let start = LEAD.find(line).map_or(0, |m| m.end());
+    let line = &line[start..];
+    LABELS
+        .iter()
+        .find_map(|(label, re)| re.find(line).map(|m| (*label, &line[m.end()..])))
+}
+
+/// A value, or `None` when the text is not one: empty, or a heading of its own (it ends with
+/// a colon, as "Patient concerné :" does).
+fn value_of(text: &str) -> Option<String> {
+    let v = clean(text);
+    (!v.is_empty() && !v.ends_with([':', '：'])).then_some(v)
+}
+
 pub fn body(text: &str) -> BodyFields {
     let text = text.replace("\r\n", "\n").replace('\r', "\n");
-    // First occurrence of each label.
-    let mut found: Vec<(Label, usize, usize)> = LABELS
-        .iter()
-        .filter_map(|(label, re)| re.find(&text).map(|m| (*label, m.start(), m.end())))
-        .collect();
-    found.sort_by_key(|(_, start, _)| *start);
-    // A label found inside an earlier label's span (e.g. "résultat" inside the integration
-    // label) is not a label of its own.
-    let mut kept: Vec<(Label, usize, usize)> = Vec::new();
-    for f in found {
-        if kept.last().is_none_or(|(_, _, end)| f.1 >= *end) {
-            kept.push(f);
-        }
-    }
+    let lines: Vec<&str> = text.split('\n').collect();
     let mut out = BodyFields::default();
-    for (i, (label, _, end)) in kept.iter().enumerate() {
-        let next = kept.get(i + 1).map_or(text.len(), |(_, s, _)| *s);
-        let value = value_after(&text[*end..next]);
-        if value.is_empty() {
+    for (i, line) in lines.iter().enumerate() {
+        let Some((label, rest)) = label_at(line) else {
             continue;
-        }
+        };
+        let Some(value) = value_after(rest, &lines[i + 1..]) else {
+            continue;
+        };
         let slot = match label {
             Label::Nom => &mut out.nom,
             Label::Prenom => &mut out.prenom,
@@ -211,30 +229,37 @@ pub fn body(text: &str) -> BodyFields {
             Label::Integration => &mut out.integrated,
             Label::Resultat => &mut out.result,
             Label::Test => {
-                if let Some(c) = LOINC.captures(&value) {
-                    out.loinc_code = Some(c[1].to_string());
-                    let label = clean(&c[2]);
-                    out.loinc_label = (!label.is_empty()).then_some(label);
-                } else {
-                    out.loinc_label = Some(value);
+                if out.loinc_code.is_none() && out.loinc_label.is_none() {
+                    if let Some(c) = LOINC.captures(&value) {
+                        out.loinc_code = Some(c[1].to_string());
+                        let label = clean(&c[2]);
+                        out.loinc_label = (!label.is_empty()).then_some(label);
+                    } else {
+                        out.loinc_label = Some(value);
+                    }
                 }
                 continue;
             }
         };
-        *slot = Some(value);
+        // The first field that has a value wins.
+        if slot.is_none() {
+            *slot = Some(value);
+        }
     }
     out
 }
 
 /// The value is the rest of the label's line; when that is empty, the next non-empty line
-/// (a label and its value in two table rows).
-fn value_after(span: &str) -> String {
-    let mut lines = span.split('\n');
-    let first = clean(lines.next().unwrap_or(""));
-    if !first.is_empty() {
-        return first;
+/// (a label and its value in two table rows), unless that line starts a field of its own.
+fn value_after(rest: &str, following: &[&str]) -> Option<String> {
+    if !clean(rest).is_empty() {
+        return value_of(rest);
     }
-    lines.map(clean).find(|l| !l.is_empty()).unwrap_or_default()
+    let next = following.iter().find(|l| !clean(l).is_empty())?;
+    if label_at(next).is_some() {
+        return None;
+    }
+    value_of(next)
 }
 
 #[cfg(test)]

@@ -119,14 +119,110 @@ fn body_typography_variants() {
     assert_eq!(b.nom.as_deref(), Some("DUPONT"));
 }
 
+/// The guide's facsimile (`fixtures/facsimile/body.txt`) with its placeholders filled in.
+fn facsimile(values: &[(&str, &str)]) -> String {
+    let mut text = include_str!("../../../fixtures/facsimile/body.txt").to_string();
+    for (k, v) in values {
+        text = text.replace(&format!("{{{k}}}"), v);
+    }
+    text
+}
+
+const FILLED: [(&str, &str); 11] = [
+    ("Nom", "DUPONT"),
+    ("Prénom", "Renée"),
+    ("Sexe", "F"),
+    ("DDN", "01/02/1980"),
+    ("Matricule INS", "295109912611193"),
+    ("Code analyse", "94309-2"),
+    (
+        "Libellé analyse",
+        "SARS-CoV-2 (Covid 19) ARN [Présence] Echantillon respiratoire ; Résultat nominal ; \
+         Amplification génique",
+    ),
+    ("FINESS site/ET", "690000880"),
+    ("Date et heure de prélèvement", "16/07/2021 17:55"),
+    (
+        "Date et heure d’intégration du résultat dans SI-DEP",
+        "17/07/2021 08:02",
+    ),
+    ("Résultat", "Négatif"),
+];
+
 #[test]
-fn body_lines_run_together() {
-    let text = BODY.replace('\n', " ");
-    let b = body(&text);
+fn the_guides_facsimile_reads_field_by_field() {
+    let b = body(&facsimile(&FILLED));
     assert_eq!(b.nom.as_deref(), Some("DUPONT"));
     assert_eq!(b.prenom.as_deref(), Some("Renée"));
-    assert_eq!(b.sampled.as_deref(), Some("16/07/2021 17:55"));
+    assert_eq!(b.sexe.as_deref(), Some("F"));
+    assert_eq!(b.birth_date.as_deref(), Some("01/02/1980"));
+    assert_eq!(b.ins.as_deref(), Some("295109912611193"));
+    assert_eq!(b.loinc_code.as_deref(), Some("94309-2"));
+    assert_eq!(
+        b.loinc_label.as_deref(),
+        Some(
+            "SARS-CoV-2 (Covid 19) ARN [Présence] Echantillon respiratoire ; Résultat nominal ; \
+             Amplification génique"
+        )
+    );
     assert_eq!(b.finess.as_deref(), Some("690000880"));
+    assert_eq!(b.sampled.as_deref(), Some("16/07/2021 17:55"));
+    assert_eq!(b.integrated.as_deref(), Some("17/07/2021 08:02"));
+    assert_eq!(b.result.as_deref(), Some("Négatif"));
+}
+
+/// Regression: the greeting "… du test et le résultat :" was read as the result label, and
+/// "Patient concerné :" as the result, so every real certificate was quarantined.
+#[test]
+fn the_greetings_resultat_is_not_the_result_label() {
+    let text = facsimile(&FILLED);
+    assert!(text.contains("du test et le résultat :\n"));
+    assert_eq!(body(&text).result.as_deref(), Some("Négatif"));
+    // Wrapped so that "résultat :" starts a line of its own, right above the heading.
+    let wrapped = text.replace("et le résultat :", "et le\nrésultat :");
+    assert_eq!(body(&wrapped).result.as_deref(), Some("Négatif"));
+    let tight = wrapped.replace("\n\nPatient concerné", "\nPatient concerné");
+    assert_eq!(body(&tight).result.as_deref(), Some("Négatif"));
+}
+
+#[test]
+fn a_label_inside_a_sentence_or_a_value_is_not_a_label() {
+    // Lines run together: only the first field starts a line.
+    let b = body(&BODY.replace('\n', " "));
+    assert_eq!(b.nom, None);
+    assert_eq!(b.result, None);
+    // Names made of label words.
+    let b = body(&facsimile(
+        &[("Nom", "RESULTAT"), ("Prénom", "DATE")]
+            .into_iter()
+            .chain(FILLED)
+            .collect::<Vec<_>>(),
+    ));
+    assert_eq!(b.nom.as_deref(), Some("RESULTAT"));
+    assert_eq!(b.prenom.as_deref(), Some("DATE"));
+    assert_eq!(b.result.as_deref(), Some("Négatif"));
+    assert_eq!(b.sampled.as_deref(), Some("16/07/2021 17:55"));
+}
+
+#[test]
+fn bullets_table_cells_and_quotes_may_lead_a_label() {
+    let b = body(
+        "  • Nom : MARTIN\n| Prénom : Léa\n> Sexe : F\n- Résultat du test : Positif\n\
+         2) Date de prélèvement : 01/02/2021\n",
+    );
+    assert_eq!(b.nom.as_deref(), Some("MARTIN"));
+    assert_eq!(b.prenom.as_deref(), Some("Léa"));
+    assert_eq!(b.sexe.as_deref(), Some("F"));
+    assert_eq!(b.result.as_deref(), Some("Positif"));
+    assert_eq!(b.sampled.as_deref(), Some("01/02/2021"));
+}
+
+#[test]
+fn a_heading_or_a_label_on_the_next_line_is_not_a_value() {
+    let b = body("Résultat du test :\nPatient concerné :\nNom :\nPrénom : Léa\n");
+    assert_eq!(b.result, None);
+    assert_eq!(b.nom, None);
+    assert_eq!(b.prenom.as_deref(), Some("Léa"));
 }
 
 #[test]
