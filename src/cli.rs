@@ -78,9 +78,11 @@ pub enum Command {
     /// Print the manual page (roff), generated from these definitions.
     #[command(hide = true)]
     Man,
-    /// Show what the daemon would decide for messages (.eml files), touching nothing.
+    /// Show what the daemon would decide for messages (.eml files, or the live mailbox with
+    /// --mailbox), touching nothing.
     #[command(
-        after_help = "Example:\n  mss-dispatch inspect --config /etc/mss-dispatch/config.toml --json fixtures/corpus/*.eml"
+        after_help = "Examples:\n  mss-dispatch inspect --config /etc/mss-dispatch/config.toml --json fixtures/corpus/*.eml\n  \
+        mss-dispatch inspect --config /etc/mss-dispatch/config.toml --mailbox --limit 50"
     )]
     Inspect {
         /// The configuration file (TOML).
@@ -89,8 +91,15 @@ pub enum Command {
         /// One JSON object per line instead of text.
         #[arg(long)]
         json: bool,
+        /// Decide the messages of the configured mailbox instead of files: the folder is
+        /// opened read-only (EXAMINE, BODY.PEEK); no flag, no move, no ledger row, no file.
+        #[arg(long, conflicts_with = "messages")]
+        mailbox: bool,
+        /// With --mailbox: the N oldest messages only.
+        #[arg(long, value_name = "N", requires = "mailbox")]
+        limit: Option<usize>,
         /// RFC 5322 message files.
-        #[arg(value_name = "MESSAGE.eml", required = true)]
+        #[arg(value_name = "MESSAGE.eml", required_unless_present = "mailbox")]
         messages: Vec<PathBuf>,
     },
 }

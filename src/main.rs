@@ -35,7 +35,15 @@ fn main() -> ExitCode {
         Command::Inspect {
             config,
             json,
+            mailbox: true,
+            limit,
+            ..
+        } => commands::inspect::run_mailbox(&config, json, limit),
+        Command::Inspect {
+            config,
+            json,
             messages,
+            ..
         } => commands::inspect::run(&config, json, &messages),
     }
 }

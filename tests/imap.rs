@@ -452,3 +452,148 @@ fn an_unknown_group_is_a_configuration_error() {
         stderr(&out)
     );
 }
+
+/// What a dry run must not change on the server: the folders, every message's UID and flags
+/// in each, and how many are `\Recent`.
+type FolderState = (String, u64, Vec<(u32, String)>);
+
+fn server_state(d: &Dovecot, user: &str) -> Vec<FolderState> {
+    d.folders(user)
+        .into_iter()
+        .map(|f| {
+            let recent = d.status(user, &f, "recent");
+            let flags = d.flags(user, &f);
+            (f, recent, flags)
+        })
+        .collect()
+}
+
+fn inspect_mailbox(install: &Install, extra: &[&str]) -> std::process::Output {
+    std::process::Command::new(bin())
+        .args(["inspect", "--mailbox", "--config"])
+        .arg(&install.config)
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn inspect_mailbox_decides_fifty_messages_and_changes_nothing() {
+    let w = world(DovecotOptions::default());
+    for n in 1..=50u32 {
+        let msg = match n % 10 {
+            0 => plain_mail(n),
+            1 => certificate(n, "010780054", "Négatif", 3000),
+            2 => certificate(n, "690000880", "Ininterprétable", 3000),
+            k if k % 2 == 0 => certificate(n, "690000880", "Négatif", 3000),
+            _ => certificate(n, "750712184", "Positif", 3000),
+        };
+        w.dovecot.deliver(USER, "INBOX", &msg);
+    }
+    // Flags people set: they must stay exactly as they are.
+    w.dovecot.add_flags(USER, "INBOX", "\\Seen", "1:5");
+    w.dovecot.add_flags(USER, "INBOX", "\\Flagged", "7,10");
+    w.dovecot.deliver(USER, "Archives", &plain_mail(99));
+    let install = Install::new(
+        &w.root.join("install"),
+        &login_mailbox(&w.dovecot, &w.pki, &w.root),
+    );
+    let before = server_state(&w.dovecot, USER);
+    let inbox = before.iter().find(|(f, _, _)| f == "INBOX").unwrap();
+    assert_eq!(inbox.1, 50, "the messages start \\Recent: {before:?}");
+    let files = install.files();
+
+    let out = inspect_mailbox(&install, &["--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 50);
+    let count = |key: &str, value: &str| lines.iter().filter(|l| l[key] == value).count();
+    assert_eq!(count("decision", "deliver"), 35);
+    assert_eq!(count("reason", "unknown_site"), 5);
+    assert_eq!(count("reason", "unknown_result"), 5);
+    assert_eq!(count("reason", "sender_not_allowed"), 5);
+    // The file keys and the UID, in UID order.
+    for (i, l) in lines.iter().enumerate() {
+        assert_eq!(l["uid"], i as u64 + 1, "{l}");
+        for key in [
+            "file", "decision", "reason", "site", "dossier", "result", "purge_at",
+        ] {
+            assert!(l.get(key).is_some(), "{key} missing: {l}");
+        }
+    }
+    let delivered = lines.iter().find(|l| l["decision"] == "deliver").unwrap();
+    assert!(
+        delivered["file_name"]
+            .as_str()
+            .unwrap()
+            .starts_with("PATIENT")
+    );
+    // Patient fields on standard output only.
+    let err = stderr(&out);
+    assert!(!err.contains("PATIENT"), "{err}");
+
+    assert_eq!(server_state(&w.dovecot, USER), before);
+    assert_eq!(install.files(), files);
+    assert!(
+        !install.root.join("state").exists(),
+        "the state directory was created"
+    );
+
+    // The text form and --limit.
+    let out = inspect_mailbox(&install, &["--limit", "3"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(text.lines().count(), 3, "{text}");
+    assert!(
+        text.starts_with("UID 1: quarantine (unknown_site"),
+        "{text}"
+    );
+    assert!(text.contains("UID 2: quarantine (unknown_result"), "{text}");
+    assert!(text.contains("UID 3: deliver to 750712184"), "{text}");
+    assert_eq!(server_state(&w.dovecot, USER), before);
+
+    // Negative control: a session that selects the folder does clear \Recent, so the
+    // comparison above can see it.
+    let out = install.run_once();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(w.dovecot.status(USER, "INBOX", "recent"), 0);
+}
+
+#[test]
+fn inspect_mailbox_with_a_client_certificate_and_external() {
+    let w = world(DovecotOptions {
+        client_certs: true,
+        ..Default::default()
+    });
+    w.dovecot.deliver(
+        CERT_USER,
+        "INBOX",
+        &certificate(7, "750712184", "Positif", 4000),
+    );
+    let mailbox = cert_mailbox(
+        &w,
+        w.dovecot.implicit_port,
+        "implicit",
+        &w.pki.client_cert,
+        &w.pki.client_key,
+    );
+    let install = Install::new(&w.root.join("install"), &mailbox);
+    let before = server_state(&w.dovecot, CERT_USER);
+    let out = inspect_mailbox(&install, &["--json"]);
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        stderr(&out),
+        w.dovecot.log()
+    );
+    let line: serde_json::Value =
+        serde_json::from_str(String::from_utf8_lossy(&out.stdout).trim()).unwrap();
+    assert_eq!(line["decision"], "deliver");
+    assert_eq!(line["site"], "750712184");
+    assert_eq!(line["result"], "positive");
+    assert_eq!(server_state(&w.dovecot, CERT_USER), before);
+    assert_eq!(w.dovecot.folders(CERT_USER), ["INBOX"], "no folder created");
+}

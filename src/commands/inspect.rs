@@ -1,17 +1,23 @@
-//! `inspect`: what the daemon would decide for each message file, touching nothing. Patient
-//! fields go to standard output only (the operator asked for them); errors on standard error
-//! name the file, never its content.
+//! `inspect`: what the daemon would decide for each message file, or for each message of the
+//! live mailbox (`--mailbox`, a dry run before going live), touching nothing. Patient fields
+//! go to standard output only (the operator asked for them); errors on standard error name
+//! the file or the mailbox, never a message's content.
 
 use std::path::Path;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
 use serde_json::{Value, json};
 
 use crate::config_file;
+use crate::core::config::Source as SourceConfig;
 use crate::core::retention::rfc3339;
-use crate::core::{Context, Decision, Outcome, decide};
+use crate::core::{Context, Decision, Outcome, Prescreen, decide, decide_oversized, prescreen};
+use crate::source::imap::{ImapSource, tls};
+use crate::source::maildir::MaildirSource;
+use crate::source::{Source, SourceError};
 
 pub fn run(config_path: &Path, json: bool, messages: &[impl AsRef<Path>]) -> ExitCode {
     let config = match config_file::load(config_path) {
@@ -52,6 +58,126 @@ pub fn run(config_path: &Path, json: bool, messages: &[impl AsRef<Path>]) -> Exi
         }
     }
     status
+}
+
+/// Messages whose bodies are read at once from the mailbox.
+const BODY_BATCH: usize = 32;
+
+/// `inspect --mailbox`: connects with the `[mailbox]` settings, opens the folder read-only
+/// and decides each message as the service would (mail that is not ours from its headers
+/// only, as the service does), oldest first, at most `limit`. Nothing is written anywhere: no
+/// flag, no move, no ledger, no file.
+pub fn run_mailbox(config_path: &Path, json: bool, limit: Option<usize>) -> ExitCode {
+    let config = match config_file::load(config_path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return super::config_error();
+        }
+    };
+    let (tz, fallback) = crate::tz::load_paris();
+    if fallback {
+        eprintln!("warning: no tz database (install tzdata); using the built-in Europe/Paris rule");
+    }
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let ctx = Context {
+        config: &config,
+        tz: &tz,
+        received_at: Timestamp::now(),
+    };
+    let print = |item: &str, mailbox: &str, outcome: &Outcome| {
+        let file = format!("{mailbox};UID={item}");
+        if json {
+            let mut line = to_json(&file, outcome, &tz);
+            line["uid"] = item
+                .parse::<u32>()
+                .map_or_else(|_| json!(item), |u| json!(u));
+            println!("{line}");
+        } else {
+            println!("{}", to_text(&format!("UID {item}"), outcome, &tz, &ctx));
+        }
+    };
+    let result = runtime.block_on(async {
+        match &config.source {
+            SourceConfig::Maildir(root) => {
+                let mut src = MaildirSource::new(root, &config.mailbox);
+                dry_run(&mut src, &ctx, limit, &print).await
+            }
+            SourceConfig::Imap(imap) => {
+                let creds = tls::load(imap, Timestamp::now()).map_err(|e| (e, true))?;
+                let mut src = ImapSource::examine(imap, &config.mailbox, Arc::new(creds));
+                let result = dry_run(&mut src, &ctx, limit, &print).await;
+                src.close().await;
+                result
+            }
+        }
+    });
+    match result {
+        Ok(n) => {
+            eprintln!("{n} messages decided; nothing was changed");
+            ExitCode::SUCCESS
+        }
+        Err((e, config_problem)) => {
+            eprintln!("error: {e}");
+            if config_problem {
+                super::config_error()
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+    }
+}
+
+/// Lists, reads and decides the messages of `src`; returns how many were decided.
+async fn dry_run<S: Source>(
+    src: &mut S,
+    ctx: &Context<'_>,
+    limit: Option<usize>,
+    print: &impl Fn(&str, &str, &Outcome),
+) -> Result<usize, (String, bool)> {
+    let failed = |e: SourceError| (e.to_string(), false);
+    src.open().await.map_err(failed)?;
+    let mailbox = src.describe();
+    let mut items = src.list().await.map_err(failed)?;
+    if let Some(limit) = limit {
+        items.truncate(limit);
+    }
+    let listed = src.headers(&items).await.map_err(failed)?;
+    let mut decided = 0;
+    let mut fetch: Vec<String> = Vec::new();
+    let mut outcomes: std::collections::HashMap<String, Outcome> = Default::default();
+    for l in &listed {
+        match prescreen(&l.headers, l.size, ctx) {
+            Prescreen::Ignore(_) | Prescreen::Oversized => {
+                outcomes.insert(l.item.clone(), decide_oversized(&l.headers, ctx));
+            }
+            Prescreen::Fetch => fetch.push(l.item.clone()),
+        }
+    }
+    for chunk in fetch.chunks(BODY_BATCH) {
+        for (item, raw) in src.bodies(chunk).await.map_err(failed)? {
+            outcomes.insert(item, decide(&raw, ctx));
+        }
+    }
+    for item in &items {
+        match outcomes.get(item) {
+            Some(outcome) => {
+                print(item, &mailbox, outcome);
+                decided += 1;
+            }
+            None => eprintln!("UID {item}: gone from the folder while it was read"),
+        }
+    }
+    Ok(decided)
 }
 
 /// The `--json` line; its keys are a contract (extend, never rename).

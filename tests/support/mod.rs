@@ -418,6 +418,26 @@ service anvil {{
         result
     }
 
+    /// A `doveadm mailbox status` field of a folder (`recent`, `unseen`, `messages`, …).
+    pub fn status(&self, user: &str, folder: &str, field: &str) -> u64 {
+        let out = self.doveadm(&["mailbox", "status", "-u", user, field, folder], None);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.rsplit(&format!("{field}="))
+            .next()
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or_else(|| panic!("doveadm mailbox status: {text:?}"))
+    }
+
+    /// Flags added to the messages of a folder whose UIDs are in `uids` (`1,3:5`).
+    pub fn add_flags(&self, user: &str, folder: &str, flags: &str, uids: &str) {
+        self.doveadm(
+            &[
+                "flags", "add", "-u", user, flags, "mailbox", folder, "uid", uids,
+            ],
+            None,
+        );
+    }
+
     pub fn set_flags(&self, user: &str, folder: &str, flags: &str) {
         self.doveadm(
             &["flags", "add", "-u", user, flags, "mailbox", folder, "all"],
@@ -462,14 +482,30 @@ pub fn certificate(n: u32, finess: &str, result: &str, pdf_bytes: usize) -> Vec<
     }
     pdf.extend_from_slice(b"\n%%EOF\n");
     let name = format!("{finess}_{dossier}_{nom}_{prenom}.pdf");
-    let body = format!(
-        "Nom : {nom}\r\nPrénom : {prenom}\r\nSexe : F\r\nDate de naissance : 01/01/1980\r\n\
-         Identifiant de la structure ayant réalisé le test : {finess}\r\n\
-         Date de prélèvement : {sampled}\r\nRésultat du test : {result}\r\n"
-    );
+    let body = facsimile(&[
+        ("{Nom}", &nom),
+        ("{Prénom}", prenom),
+        ("{Sexe}", "F"),
+        ("{DDN}", "01/01/1980"),
+        ("{Matricule INS}", "280017512345603"),
+        ("{Code analyse}", "94309-2"),
+        (
+            "{Libellé analyse}",
+            "SARS-CoV-2 (Covid 19) ARN [Présence] Echantillon respiratoire ; Résultat nominal ; \
+             Amplification génique",
+        ),
+        ("{FINESS site/ET}", finess),
+        ("{Date et heure de prélèvement}", &sampled),
+        (
+            "{Date et heure d’intégration du résultat dans SI-DEP}",
+            &sampled,
+        ),
+        ("{Résultat}", result),
+    ])
+    .replace('\n', "\r\n");
     format!(
         "From: SI-DEP <{SIDEP}>\r\nTo: {USER}@labo.mssante.fr\r\n\
-         Subject: [Projet SI-DEP] Certificat de test : {finess} | {dossier} | {nom} | {prenom}\r\n\
+         Subject: [Projet SI-DEP] Certificat de test :  {finess} | {dossier} | {nom} | {prenom}\r\n\
          Message-ID: <cert-{n}@sidep.test>\r\nDate: Mon, 1 Nov 2021 10:00:00 +0100\r\n\
          MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n\
          --b\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n\
@@ -479,6 +515,16 @@ pub fn certificate(n: u32, finess: &str, result: &str, pdf_bytes: usize) -> Vec<
         base64_lines(&pdf)
     )
     .into_bytes()
+}
+
+/// The body SI-DEP sends, from the guide's facsimile (`fixtures/facsimile/body.txt`), with its
+/// placeholders filled in.
+pub fn facsimile(values: &[(&str, &str)]) -> String {
+    let mut text = include_str!("../../fixtures/facsimile/body.txt").to_string();
+    for (placeholder, value) in values {
+        text = text.replace(placeholder, value);
+    }
+    text
 }
 
 /// The file name the daemon gives certificate `n`.

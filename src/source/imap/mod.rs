@@ -57,6 +57,9 @@ pub struct ImapSource {
     endpoint: String,
     /// Per command (`mailbox.timeout`); a body download gets three times as long.
     limit: Duration,
+    /// Looks without touching (`inspect --mailbox`): the folder is opened with EXAMINE and
+    /// the product's folders are not created.
+    read_only: bool,
 }
 
 impl ImapSource {
@@ -79,6 +82,17 @@ impl ImapSource {
             folders: None,
             endpoint,
             limit: mailbox.timeout,
+            read_only: false,
+        }
+    }
+
+    /// A source that only looks: the folder is opened read-only (`EXAMINE`, RFC 3501 §6.3.2,
+    /// so no flag changes and `\Recent` stays), messages are read with `BODY.PEEK`, no folder
+    /// is created. Acknowledging through it is refused by the server.
+    pub fn examine(imap: &Imap, mailbox: &Mailbox, creds: Arc<Credentials>) -> ImapSource {
+        ImapSource {
+            read_only: true,
+            ..ImapSource::new(imap, mailbox, creds)
         }
     }
 
@@ -107,7 +121,9 @@ impl ImapSource {
                 Ok(v)
             }
             // The server refuses our folders: a configuration matter, not a network one.
-            Ok(Err(async_imap::error::Error::No(text))) if matches!(what, "CREATE" | "SELECT") => {
+            Ok(Err(async_imap::error::Error::No(text)))
+                if matches!(what, "CREATE" | "SELECT" | "EXAMINE") =>
+            {
                 Err(SourceError::Fatal(format!(
                     "{}: {what} refused: {}; check the mailbox folder names",
                     self.endpoint,
@@ -152,13 +168,20 @@ impl ImapSource {
         };
         let mut wanted = vec![folders.quarantine.clone()];
         wanted.extend(folders.processed.clone());
-        for name in wanted {
-            self.ensure_folder(&name).await?;
+        if !self.read_only {
+            for name in wanted {
+                self.ensure_folder(&name).await?;
+            }
         }
         let mut s = self.take()?;
         let inbox = folders.inbox.clone();
-        let r = timeout(self.limit, s.select(&inbox)).await;
-        let selected = self.settle(s, "SELECT", r)?;
+        let selected = if self.read_only {
+            let r = timeout(self.limit, s.examine(&inbox)).await;
+            self.settle(s, "EXAMINE", r)?
+        } else {
+            let r = timeout(self.limit, s.select(&inbox)).await;
+            self.settle(s, "SELECT", r)?
+        };
         self.key.validity = selected.uid_validity.unwrap_or(0).to_string();
         self.folders = Some(folders);
         Ok(())
