@@ -3,7 +3,9 @@
 //! `removed_by_site`) and stops counting the copy as ours. Two sources, since watch events
 //! can be lost (inotify overflows, network file systems): a debounced `notify` watcher on
 //! the folders, and a rolling reconcile that checks a bounded slice of the published copies at
-//! every purge pass, so that a pass still costs about the same whatever is held.
+//! every purge pass, so that a pass still costs about the same whatever is held. A copy is
+//! taken only when its file is nowhere in its tree: a file staff moved into a sub-folder of
+//! their site (`imprimes/`) is still the service's, and still purged at its due time.
 
 use std::path::PathBuf;
 use std::sync::mpsc::{Receiver, channel};
@@ -15,8 +17,9 @@ use notify::{EventKind, RecursiveMode};
 use notify_debouncer_full::{DebounceEventResult, new_debouncer};
 
 use crate::core::config::Config;
-use crate::ledger::{Ledger, LedgerError, LedgerRead};
+use crate::ledger::{CopyRow, Ledger, LedgerError, LedgerRead};
 use crate::purge::record_taken;
+use crate::spool::Finder;
 
 /// Published copies checked per reconcile slice.
 pub const RECONCILE_SLICE: usize = 2000;
@@ -117,6 +120,15 @@ impl Watcher {
     }
 }
 
+/// Whether a published copy's file has left its tree: not at its place, nor anywhere the
+/// site could have moved it in its folder (a file moved into a sub-folder is still there,
+/// and still purged at its due time). Unknown (false) when part of the tree cannot be read.
+fn gone(finder: &mut Finder, copy: &CopyRow) -> bool {
+    finder
+        .locate(copy.kind, &copy.path, &copy.temp, copy.file)
+        .is_ok_and(|l| l.at.is_empty() && l.complete)
+}
+
 /// Records the published copies among `paths` that are indeed gone.
 pub fn record_paths(
     ledger: &mut Ledger,
@@ -124,12 +136,12 @@ pub fn record_paths(
     now: Timestamp,
     tz: &TimeZone,
 ) -> Result<usize, LedgerError> {
+    let mut finder = Finder::default();
     let mut found = Vec::new();
     for p in paths {
-        if p.exists() {
-            continue;
-        }
-        if let Some(hit) = ledger.published_at(p)? {
+        if let Some(hit) = ledger.published_at(p)?
+            && gone(&mut finder, &hit.1)
+        {
             found.push(hit);
         }
     }
@@ -153,11 +165,12 @@ pub fn reconcile(
     } else {
         slice.last().map_or(0, |(_, c)| c.id)
     };
-    let gone: Vec<_> = slice
+    let mut finder = Finder::default();
+    let taken: Vec<_> = slice
         .into_iter()
-        .filter(|(_, c)| !c.path.exists())
+        .filter(|(_, c)| gone(&mut finder, c))
         .collect();
-    let n = record(ledger, gone, now, tz)?;
+    let n = record(ledger, taken, now, tz)?;
     let tx = ledger.tx()?;
     tx.set_meta(CURSOR, &next.to_string())?;
     tx.commit()?;
@@ -172,16 +185,17 @@ pub fn reconcile_all(
 ) -> Result<usize, LedgerError> {
     let mut cursor = 0;
     let mut total = 0;
+    let mut finder = Finder::default();
     loop {
         let slice = ledger.published_after(cursor, RECONCILE_SLICE)?;
         let Some((_, last)) = slice.last() else { break };
         cursor = last.id;
         let full = slice.len() == RECONCILE_SLICE;
-        let gone: Vec<_> = slice
+        let taken: Vec<_> = slice
             .into_iter()
-            .filter(|(_, c)| !c.path.exists())
+            .filter(|(_, c)| gone(&mut finder, c))
             .collect();
-        total += record(ledger, gone, now, tz)?;
+        total += record(ledger, taken, now, tz)?;
         if !full {
             break;
         }

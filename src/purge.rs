@@ -8,7 +8,7 @@
 //! clock is held (`core::clock`).
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use jiff::tz::TimeZone;
@@ -16,10 +16,11 @@ use jiff::{SignedDuration, Timestamp};
 
 use crate::core::audit::Event;
 use crate::core::clock::{self, LastPass, Verdict};
+use crate::core::layout::CopyKind;
 use crate::ledger::{
     CertificateRow, CopyRow, CopyState, Ledger, LedgerError, LedgerRead, LedgerTx, ServerCopyRow,
 };
-use crate::spool::{self, SpoolError};
+use crate::spool::{Dir, Finder, Place, SpoolError};
 
 /// Certificates handled per pass; the next pass takes the rest.
 pub const PASS_LIMIT: usize = 5000;
@@ -41,6 +42,17 @@ pub struct LocalPass {
     pub purged: Vec<(i64, String)>,
     /// Copies found already taken by the SIL or removed by the site.
     pub taken: usize,
+    /// Certificates due whose files could not all be removed: retried at the next pass.
+    pub failing: Vec<Failing>,
+}
+
+/// A due certificate a copy of which could not be removed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failing {
+    pub certificate: i64,
+    pub site: Option<String>,
+    /// The folder the configuration names and what went wrong (never a file name).
+    pub error: String,
 }
 
 /// One due certificate as `purge --dry-run` shows it.
@@ -82,7 +94,10 @@ pub fn local_pass(
 }
 
 /// Removes every local copy of these certificates and their personal fields, and records
-/// each purge with its rule and lateness (a discard makes a certificate due first).
+/// each purge with its rule and lateness (a discard makes a certificate due first). A copy
+/// that cannot be removed (a folder made read-only by its site, a directory where the file
+/// was) keeps its certificate unpurged: it is recorded as failing, retried at every pass, and
+/// reported; the other certificates are purged all the same.
 pub fn purge_certificates(
     ledger: &mut Ledger,
     tz: &TimeZone,
@@ -93,13 +108,19 @@ pub fn purge_certificates(
     if due.is_empty() {
         return Ok(pass);
     }
-    // 1. Copies the SIL or the site took are theirs: recorded as such, not as purged. The
-    //    others are marked before they are removed, so that a crash in between is not taken
-    //    for a hand-over.
+    let mut finder = Finder::default();
+    // 1. Copies the SIL or the site took are theirs: recorded as such, not as purged. A copy
+    //    is taken when its file is nowhere in its tree any more (a file the site moved inside
+    //    its folder is still ours). The others are marked before they are removed, so that a
+    //    crash in between is not taken for a hand-over.
     let tx = ledger.tx()?;
     for cert in due {
         for copy in tx.copies(cert.id)? {
-            if copy.state == CopyState::Published && !copy.path.exists() {
+            if copy.state == CopyState::Published
+                && finder
+                    .locate(copy.kind, &copy.path, &copy.temp, copy.file)
+                    .is_ok_and(|l| l.at.is_empty() && l.complete)
+            {
                 record_taken(&tx, cert, &copy, now, tz)?;
                 pass.taken += 1;
             } else if copy.state != CopyState::Purging {
@@ -109,40 +130,67 @@ pub fn purge_certificates(
     }
     tx.commit()?;
 
-    // 2. Remove the files, then the day folders they leave empty.
-    let mut dirs = BTreeSet::new();
-    let mut day_dirs = BTreeSet::new();
+    // 2. Remove the files, wherever the site moved them in its tree, then the day folders
+    //    they leave empty.
+    let mut days: BTreeSet<(PathBuf, String)> = BTreeSet::new();
+    let mut purgeable = Vec::new();
+    let mut failures: Vec<(i64, String)> = Vec::new();
     for cert in due {
+        let mut failed = None;
         for copy in ledger.copies(cert.id)? {
             if copy.state != CopyState::Purging {
                 continue;
             }
-            for p in [&copy.path, &copy.temp] {
-                if spool::remove_if_present(p)? {
-                    dirs.insert(parent(p));
+            let place = Place::of(copy.kind, &copy.path);
+            let error = match finder.remove(copy.kind, &copy.path, &copy.temp, copy.file) {
+                Ok(r) if r.removed > 0 || r.complete => None,
+                Ok(_) => Some(format!(
+                    "{}: the file is not where it was left, and part of the folder cannot be \
+                     searched",
+                    place.root.display()
+                )),
+                Err(e) => Some(format!(
+                    "{}: {}: {}",
+                    place.root.display(),
+                    e.what,
+                    e.source
+                )),
+            };
+            match error {
+                None if copy.kind == CopyKind::Spool => {
+                    days.extend(place.trail.first().map(|d| (place.root.clone(), d.clone())));
+                }
+                None => {}
+                Some(e) => {
+                    failures.push((copy.id, e.clone()));
+                    failed = Some(e);
                 }
             }
-            if copy.kind == crate::core::layout::CopyKind::Spool {
-                day_dirs.insert(parent(&copy.path));
-            }
+        }
+        match failed {
+            None => purgeable.push(cert),
+            Some(error) => pass.failing.push(Failing {
+                certificate: cert.id,
+                site: cert.site.clone(),
+                error,
+            }),
         }
     }
-    for day in &day_dirs {
+    for (root, day) in &days {
         // Fails, as it should, while other certificates are in it.
-        if std::fs::remove_dir(day).is_ok() {
-            dirs.remove(day);
-            dirs.insert(parent(day));
-        }
-    }
-    for dir in &dirs {
-        if dir.is_dir() {
-            spool::sync_dir(dir)?;
+        if let Ok(root) = Dir::root(root)
+            && root.remove_empty(day)
+        {
+            root.sync()?;
         }
     }
 
-    // 3. Erase the personal fields and record the purge.
+    // 3. Erase the personal fields and record the purge; count the failures.
     let tx = ledger.tx()?;
-    for cert in due {
+    for (copy, error) in &failures {
+        tx.copy_purge_failed(*copy, error)?;
+    }
+    for cert in purgeable {
         tx.scrub(cert.id, now.as_second())?;
         let mut body = cert.facts().body(Event::Purged, now, tz);
         body.rule = Some(cert.rule.clone());
@@ -177,10 +225,6 @@ pub fn record_taken(
     };
     tx.audit(&cert.facts().body(event, now, tz))?;
     Ok(())
-}
-
-fn parent(p: &Path) -> PathBuf {
-    p.parent().unwrap_or(Path::new("/")).to_path_buf()
 }
 
 /// Records where released certificates' server copies went (or why they did not move).

@@ -427,8 +427,19 @@ fn files_and_folders_get_the_site_group_and_modes() {
     let file = install.root.join(&spool[0]);
     let meta = std::fs::metadata(&file).unwrap();
     assert_eq!((meta.mode() & 0o777, meta.gid()), (0o640, gid));
+    // Day and site folders are group-writable by the site (staff delete what they handed
+    // over); the shared parent belongs to the service, passable but not listable.
     let day = std::fs::metadata(file.parent().unwrap()).unwrap();
-    assert_eq!((day.mode() & 0o777, day.gid()), (0o750, gid));
+    assert_eq!((day.mode() & 0o777, day.gid()), (0o770, gid));
+    let site = std::fs::metadata(install.root.join("sites/690000880")).unwrap();
+    assert_eq!((site.mode() & 0o777, site.gid()), (0o770, gid));
+    let shared = std::fs::metadata(install.root.join("sites")).unwrap();
+    assert_eq!(shared.mode() & 0o777, 0o751);
+    assert_ne!(
+        shared.gid(),
+        gid,
+        "a shared parent never gets one site's group"
+    );
 }
 
 #[test]

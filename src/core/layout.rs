@@ -12,6 +12,14 @@ use jiff::tz::TimeZone;
 use super::config::Config;
 use super::decide::{Decision, Outcome};
 
+/// A file's device and inode, recorded when it is written, so that it can be recognised
+/// wherever the site's staff rename or move it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FileId {
+    pub dev: u64,
+    pub ino: u64,
+}
+
 /// What a file written for a certificate is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum CopyKind {

@@ -139,7 +139,7 @@ async fn serve(
         }
     };
 
-    create_site_folders(&config, &groups);
+    delivery::create_site_folders(&config, &groups);
 
     let cancel = CancellationToken::new();
     let reloader: reload::Shared = Default::default();
@@ -246,20 +246,6 @@ async fn open_and_recover(
     .map_err(|e| e.to_string())?
 }
 
-/// Site folders exist from the start, so that they can be watched and opened by staff.
-fn create_site_folders(config: &Config, groups: &HashMap<Finess, u32>) {
-    for site in &config.sites {
-        let access = crate::spool::Access {
-            gid: groups.get(&site.finess).copied(),
-        };
-        for dir in [&site.spool, &site.sil].into_iter().flatten() {
-            if let Err(e) = crate::spool::ensure_dir(dir, access) {
-                tracing::warn!(site = %site.finess, error = %e, "cannot create a site folder");
-            }
-        }
-    }
-}
-
 fn watch_signals(cancel: CancellationToken, reloader: reload::Shared) -> std::io::Result<()> {
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
@@ -313,7 +299,7 @@ impl Control {
         }
         match reload::reload(&self.config_path, &drainer.config) {
             Ok((config, groups)) => {
-                create_site_folders(&config, &groups);
+                delivery::create_site_folders(&config, &groups);
                 let config = Arc::new(config);
                 drainer.config = Arc::clone(&config);
                 drainer.groups = Arc::new(groups);

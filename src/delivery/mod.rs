@@ -18,7 +18,7 @@ mod plan;
 mod recover;
 pub mod release;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use jiff::Timestamp;
@@ -33,7 +33,7 @@ use crate::ledger::{
     CertState, CopyRow, CopyState, Disposition, Ledger, LedgerError, LedgerTx, MailboxKey,
     ServerCopy,
 };
-use crate::spool::{self, Access, Published, SpoolError};
+use crate::spool::{self, Access, Dir, Published, SpoolError, Syncs};
 
 use plan::Prepared;
 pub use recover::recover;
@@ -63,6 +63,44 @@ impl Setting<'_> {
     fn access(&self, site: Option<&Finess>) -> Access {
         Access {
             gid: site.and_then(|s| self.groups.get(s).copied()),
+        }
+    }
+}
+
+/// The folders the configuration names for sites (spools and SIL drop folders), each with
+/// its group: a site's group, or for a SIL folder shared by sites of different groups, none
+/// (the service's own). The quarantine folder is not one of them.
+pub fn site_folders(config: &Config, groups: &HashMap<Finess, u32>) -> Vec<(PathBuf, Access)> {
+    let mut out: Vec<(PathBuf, Option<u32>, bool)> = Vec::new();
+    for site in &config.sites {
+        let gid = groups.get(&site.finess).copied();
+        for dir in [&site.spool, &site.sil].into_iter().flatten() {
+            match out.iter_mut().find(|(d, _, _)| d == dir) {
+                Some((_, g, mixed)) => *mixed |= *g != gid,
+                None => out.push((dir.clone(), gid, false)),
+            }
+        }
+    }
+    out.into_iter()
+        .map(|(dir, gid, mixed)| {
+            (
+                dir,
+                Access {
+                    gid: gid.filter(|_| !mixed),
+                },
+            )
+        })
+        .collect()
+}
+
+/// Creates the site folders (and their missing shared parents) with their modes and groups,
+/// set on their handles; an existing folder this service owns is brought to them.
+pub fn create_site_folders(config: &Config, groups: &HashMap<Finess, u32>) {
+    for (dir, access) in site_folders(config, groups) {
+        let made = Dir::ensure_root(&dir, access, spool::SITE_DIR_MODE)
+            .and_then(|d| d.tidy(access, spool::SITE_DIR_MODE));
+        if let Err(e) = made {
+            tracing::warn!(error = %e, "cannot create a site folder");
         }
     }
 }
@@ -244,7 +282,7 @@ fn plan_prepared(
     Ok(batch)
 }
 
-/// Step 2: write and sync every temporary file, commit them as staged.
+/// Step 2: write and sync every temporary file, commit them as staged with their identity.
 pub fn stage_batch(
     ledger: &mut Ledger,
     set: &Setting,
@@ -254,8 +292,8 @@ pub fn stage_batch(
     let tx = ledger.tx()?;
     for w in batch.work.iter().filter(|w| w.failed.is_none()) {
         for (copy, content) in &w.copies {
-            if content.is_some() {
-                tx.set_copy_state(copy.id, CopyState::Staged)?;
+            if let (Some(_), Some(file)) = (content, copy.file) {
+                tx.set_copy_staged(copy.id, file)?;
             }
         }
     }
@@ -380,66 +418,82 @@ fn stage(set: &Setting, work: &mut [Work]) {
 
 fn stage_one(set: &Setting, w: &mut Work) {
     let access = set.access(w.site.as_ref());
-    let result = w.copies.iter().try_for_each(|(copy, content)| {
+    let result = w.copies.iter_mut().try_for_each(|(copy, content)| {
         let Some(bytes) = content else { return Ok(()) };
-        let dir = copy.path.parent().unwrap_or(Path::new("/"));
         let access = if copy.kind.is_quarantine() {
             Access::default()
         } else {
             access
         };
-        spool::ensure_dir(dir, access)?;
-        spool::stage(&copy.temp, bytes, access)
+        let dir = spool::folder(copy.kind, &copy.path, access)?;
+        copy.file = Some(dir.stage(&spool::file_name(&copy.temp), bytes, access)?);
+        Ok::<(), SpoolError>(())
     });
     if let Err(e) = result {
-        tracing::error!(certificate = w.certificate, error = %e, "delivery failed, will retry");
-        w.failed = Some(e.to_string());
+        fail(w, &e);
     }
+}
+
+/// A certificate whose files could not be written: retried at the next pass. A link or a
+/// file planted where a folder should be is an ALERT naming the folder (never the file).
+fn fail(w: &mut Work, e: &SpoolError) {
+    if e.is_refused() {
+        tracing::error!(
+            certificate = w.certificate,
+            "ALERT: {e}; nothing was written there, the certificate is retried at the next \
+             pass; remove what stands there"
+        );
+    } else {
+        tracing::error!(certificate = w.certificate, error = %e, "delivery failed, will retry");
+    }
+    w.failed = Some(e.to_string());
 }
 
 /// Renames staged copies into place, sidecars first, syncing folders between the ranks.
 fn publish(work: &mut [Work], ledger: &mut Ledger) -> Result<(), DeliveryError> {
     for rank in [0u8, 1] {
-        let mut dirs: BTreeSet<PathBuf> = BTreeSet::new();
+        let mut syncs = Syncs::default();
         for w in work.iter_mut().filter(|w| w.failed.is_none()) {
             for i in 0..w.copies.len() {
                 if w.copies[i].0.kind.publish_rank() != rank {
                     continue;
                 }
                 match publish_copy(w, i, ledger) {
-                    Ok(dir) => {
-                        dirs.insert(dir);
-                    }
-                    Err(e) => {
-                        tracing::error!(certificate = w.certificate, error = %e,
-                            "delivery failed, will retry");
-                        w.failed = Some(e.to_string());
+                    Ok(Some(dir)) => syncs.add(dir)?,
+                    Ok(None) => {}
+                    Err(DeliveryError::Spool(e)) => {
+                        fail(w, &e);
                         break;
                     }
+                    Err(e) => return Err(e),
                 }
             }
         }
-        for dir in dirs {
-            spool::sync_dir(&dir)?;
-        }
+        syncs.run()?;
     }
     Ok(())
 }
 
-/// Publishes copy `i` of `w`, choosing another name if its own was taken meanwhile.
-fn publish_copy(w: &mut Work, i: usize, ledger: &mut Ledger) -> Result<PathBuf, DeliveryError> {
+/// Publishes copy `i` of `w`, choosing another name if its own was taken meanwhile; returns
+/// the folder to sync.
+fn publish_copy(
+    w: &mut Work,
+    i: usize,
+    ledger: &mut Ledger,
+) -> Result<Option<spool::Dir>, DeliveryError> {
     let copy = w.copies[i].0.clone();
-    let dir = copy.path.parent().unwrap_or(Path::new("/")).to_path_buf();
     if copy.state == CopyState::Published {
-        return Ok(dir);
+        return Ok(None);
     }
-    if copy.state == CopyState::Staged && !copy.temp.exists() {
+    let dir = spool::folder(copy.kind, &copy.path, Access::default())?;
+    let temp = spool::file_name(&copy.temp);
+    if copy.state == CopyState::Staged && dir.stat(&temp)?.is_none() {
         // Published by an earlier run (and maybe already taken by the SIL).
-        return Ok(dir);
+        return Ok(Some(dir));
     }
     let mut target = copy.path.clone();
     for _ in 0..100 {
-        match spool::publish(&copy.temp, &target, &copy.sha256)? {
+        match dir.publish(&temp, &spool::file_name(&target), &copy.sha256)? {
             Published::Done | Published::AlreadyThere => {
                 if target != copy.path {
                     let tx = ledger.tx()?;
@@ -448,18 +502,18 @@ fn publish_copy(w: &mut Work, i: usize, ledger: &mut Ledger) -> Result<PathBuf, 
                     w.copies[i].0.path = target.clone();
                     follow_stem(w, i, ledger)?;
                 }
-                return Ok(dir);
+                return Ok(Some(dir));
             }
             Published::NameTaken => {
                 let tx = ledger.tx()?;
-                target = plan::free_name(&tx, &dir, file_name(&copy.path), 2)?;
+                target = plan::free_name(&tx, copy.kind, &copy.path, 2)?;
                 tx.commit()?;
             }
         }
     }
     Err(DeliveryError::Spool(SpoolError {
         what: "no free file name",
-        dir,
+        dir: dir.path().to_path_buf(),
         source: std::io::Error::other("every candidate name is taken"),
     }))
 }
@@ -478,14 +532,22 @@ fn follow_stem(w: &mut Work, i: usize, ledger: &mut Ledger) -> Result<(), Delive
     else {
         return Ok(());
     };
-    let sidecar = w.copies[j].0.path.clone();
+    let sidecar = w.copies[j].0.clone();
     let wanted = pdf.with_file_name(crate::core::layout::sidecar_name(file_name(&pdf)));
-    if wanted == sidecar || !sidecar.exists() {
+    if wanted == sidecar.path {
         return Ok(());
     }
-    if spool::publish(&sidecar, &wanted, &w.copies[j].0.sha256)? == Published::Done {
+    let dir = spool::folder(sidecar.kind, &sidecar.path, Access::default())?;
+    let current = spool::file_name(&sidecar.path);
+    if dir
+        .file_id(&current)?
+        .is_none_or(|id| Some(id) != sidecar.file)
+    {
+        return Ok(());
+    }
+    if dir.publish(&current, &spool::file_name(&wanted), &sidecar.sha256)? == Published::Done {
         let tx = ledger.tx()?;
-        tx.set_copy_path(w.copies[j].0.id, &wanted)?;
+        tx.set_copy_path(sidecar.id, &wanted)?;
         tx.commit()?;
         w.copies[j].0.path = wanted;
     }

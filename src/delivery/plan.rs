@@ -295,6 +295,7 @@ pub(super) fn plan_copies(
                 temp: new.temp,
                 sha256: new.sha256,
                 state: CopyState::Planned,
+                file: None,
             },
             Some(content),
         ));
@@ -426,14 +427,18 @@ pub(super) fn supersede(
             message_id: w.message_id,
         });
     }
+    let mut finder = crate::spool::Finder::default();
     for copy in tx.copies(old.id)? {
-        // Ours to remove; a file the SIL or the site already took is simply not there.
-        for p in [&copy.path, &copy.temp] {
-            if let Err(e) = crate::spool::remove_if_present(p) {
+        // Ours to remove, wherever the site moved it; a file the SIL or the site already took
+        // is simply not there. One that cannot be removed now stays for the purge, which
+        // retries it at every pass and says so.
+        match finder.remove(copy.kind, &copy.path, &copy.temp, copy.file) {
+            Ok(r) if r.complete || r.removed > 0 => tx.set_copy_state(copy.id, CopyState::Gone)?,
+            Ok(_) => {}
+            Err(e) => {
                 tracing::error!(certificate = old.id, error = %e, "cannot remove a superseded file");
             }
         }
-        tx.set_copy_state(copy.id, CopyState::Gone)?;
     }
     tx.supersede(old.id, new, now.as_second())?;
     let mut body = old.facts().body(Event::Superseded, now, set.tz);
@@ -576,7 +581,7 @@ fn choose_names(tx: &LedgerTx, targets: &[Target]) -> Result<Vec<PathBuf>, Ledge
             loop {
                 let json = t.dir.join(with_counter(&t.name, n));
                 let pdf_path = pdf.dir.join(with_counter(&pdf.name, n));
-                if is_free(tx, &json)? && is_free(tx, &pdf_path)? {
+                if is_free(tx, t.kind, &json)? && is_free(tx, pdf.kind, &pdf_path)? {
                     out.push(json);
                     out.push(pdf_path);
                     break;
@@ -585,7 +590,7 @@ fn choose_names(tx: &LedgerTx, targets: &[Target]) -> Result<Vec<PathBuf>, Ledge
             }
             i += 2;
         } else {
-            out.push(free_name(tx, &t.dir, &t.name, 1)?);
+            out.push(free_name(tx, t.kind, &t.dir.join(&t.name), 1)?);
             i += 1;
         }
     }
@@ -593,24 +598,28 @@ fn choose_names(tx: &LedgerTx, targets: &[Target]) -> Result<Vec<PathBuf>, Ledge
 }
 
 /// The first of `NAME`, `NAME (2)`, … (from counter `start`) that no file and no copy holds.
+/// The first free name of `path`'s folder made from its name with a counter from `start`
+/// (`NAME (2).pdf`, …).
 pub(super) fn free_name(
     tx: &LedgerTx,
-    dir: &Path,
-    name: &str,
+    kind: CopyKind,
+    path: &Path,
     start: u32,
 ) -> Result<PathBuf, LedgerError> {
+    let name = crate::spool::file_name(path);
     let mut n = start;
     loop {
-        let candidate = dir.join(with_counter(name, n));
-        if is_free(tx, &candidate)? {
+        let candidate = path.with_file_name(with_counter(&name, n));
+        if is_free(tx, kind, &candidate)? {
             return Ok(candidate);
         }
         n += 1;
     }
 }
 
-fn is_free(tx: &LedgerTx, path: &Path) -> Result<bool, LedgerError> {
-    Ok(!path.exists() && !tx.path_taken(path)?)
+/// No file there (looked at without following links) and no live copy claims it.
+fn is_free(tx: &LedgerTx, kind: CopyKind, path: &Path) -> Result<bool, LedgerError> {
+    Ok(crate::spool::name_free(kind, path) && !tx.path_taken(path)?)
 }
 
 fn sil_pdf_name(tx: &LedgerTx, certificate: i64) -> String {

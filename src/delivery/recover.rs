@@ -1,22 +1,23 @@
 //! Finishing what a crash interrupted, at start-up. A staged copy (its temporary file written
-//! and synced before the ledger said so) is published; a staged copy whose temporary file is
-//! gone was published already; a planned copy's temporary file is removed, to be written again
-//! from the message when it is read once more. A certificate whose copies are all published is
+//! and synced before the ledger said so) is published, in whatever folder of its tree the
+//! site moved it to; a staged copy whose temporary file is gone was published already; a
+//! planned copy's temporary file is removed, wherever it is, to be written again from the
+//! message when it is read once more. A certificate whose copies are all published is
 //! finished, and its message will be acknowledged at the next poll.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::collections::BTreeMap;
+use std::path::Path;
 
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
 
-use super::{DeliveryError, plan};
+use super::DeliveryError;
 use crate::core::audit::Event;
 use crate::ledger::{
     CertState, CertificateRow, CopyRow, CopyState, Disposition, Ledger, LedgerError, LedgerRead,
     LedgerTx,
 };
-use crate::spool::{self, Published};
+use crate::spool::{self, Dir, Finder, Published, Syncs};
 
 /// What `recover` did, for the log.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -36,21 +37,19 @@ pub fn recover(ledger: &mut Ledger, tz: &TimeZone) -> Result<Recovered, Delivery
     for (cert, copy) in rows {
         by_cert.entry(cert).or_default().push(copy);
     }
+    let mut finder = Finder::default();
     for rank in [0u8, 1] {
-        let mut dirs = BTreeSet::new();
+        let mut syncs = Syncs::default();
         for copies in by_cert.values_mut() {
             for copy in copies.iter_mut().filter(|c| c.kind.publish_rank() == rank) {
                 match copy.state {
                     CopyState::Planned => {
-                        if spool::remove_if_present(&copy.temp)? {
-                            done.discarded_temps += 1;
-                        }
+                        done.discarded_temps += discard_temp(&mut finder, copy)?;
                     }
                     CopyState::Staged => {
-                        if copy.temp.exists() {
-                            publish_staged(ledger, copy)?;
+                        if let Some(dir) = publish_staged(ledger, &mut finder, copy)? {
                             done.published += 1;
-                            dirs.insert(parent(&copy.path));
+                            syncs.add(dir)?;
                         }
                         let tx = ledger.tx()?;
                         tx.set_copy_state(copy.id, CopyState::Published)?;
@@ -61,9 +60,8 @@ pub fn recover(ledger: &mut Ledger, tz: &TimeZone) -> Result<Recovered, Delivery
                 }
             }
         }
-        for dir in dirs {
-            spool::sync_dir(&dir)?;
-        }
+        syncs.run()?;
+        finder.clear();
     }
     for (cert, copies) in &by_cert {
         if copies.iter().all(|c| c.state == CopyState::Published) {
@@ -86,6 +84,17 @@ pub fn recover(ledger: &mut Ledger, tz: &TimeZone) -> Result<Recovered, Delivery
     Ok(done)
 }
 
+/// Removes a planned copy's temporary file, wherever in its tree a renamed folder took it
+/// (a crash came before the ledger knew the file's identity: it is found by its name, which
+/// only this service gives). Returns how many were removed.
+pub(super) fn discard_temp(finder: &mut Finder, copy: &CopyRow) -> Result<usize, DeliveryError> {
+    // The temporary name only: the final name may be another certificate's file.
+    let temp_only = copy.temp.with_file_name(spool::file_name(&copy.temp));
+    Ok(finder
+        .remove(copy.kind, &temp_only, &copy.temp, None)?
+        .removed)
+}
+
 /// The retention-log records of a delivery finished by recovery.
 fn record_finished(
     tx: &LedgerTx,
@@ -102,27 +111,42 @@ fn record_finished(
     super::record_delivered(tx, &facts, copies.iter(), now, tz)
 }
 
-fn publish_staged(ledger: &mut Ledger, copy: &mut CopyRow) -> Result<(), DeliveryError> {
-    loop {
-        match spool::publish(&copy.temp, &copy.path, &copy.sha256)? {
-            Published::Done | Published::AlreadyThere => return Ok(()),
-            Published::NameTaken => {
-                let dir = parent(&copy.path);
-                let name = copy
-                    .path
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default();
-                let tx = ledger.tx()?;
-                let next = plan::free_name(&tx, &dir, &name, 2)?;
-                tx.set_copy_path(copy.id, &next)?;
-                tx.commit()?;
-                copy.path = next;
+/// Publishes a staged copy whose temporary file is still there, in the folder it is in now
+/// (staff may have renamed that folder); returns the folder to sync. A staged copy whose
+/// temporary file is gone was published already (or taken since).
+fn publish_staged(
+    ledger: &mut Ledger,
+    finder: &mut Finder,
+    copy: &mut CopyRow,
+) -> Result<Option<Dir>, DeliveryError> {
+    let temp = spool::file_name(&copy.temp);
+    let found = finder.locate(copy.kind, &copy.path, &copy.temp, copy.file)?;
+    let Some((dir, _, _)) = found.at.into_iter().find(|(_, name, _)| *name == temp) else {
+        return Ok(None);
+    };
+    let here = dir.path() == copy.path.parent().unwrap_or(Path::new("/"));
+    let name = spool::file_name(&copy.path);
+    for n in 1..=100 {
+        let candidate = crate::core::filename::with_counter(&name, n);
+        match dir.publish(&temp, &candidate, &copy.sha256)? {
+            Published::Done | Published::AlreadyThere => {
+                // Where the folder is the recorded one, the name is recorded; in a folder the
+                // site renamed, the copy is found again by its identity.
+                if here && candidate != name {
+                    let next = copy.path.with_file_name(&candidate);
+                    let tx = ledger.tx()?;
+                    tx.set_copy_path(copy.id, &next)?;
+                    tx.commit()?;
+                    copy.path = next;
+                }
+                return Ok(Some(dir));
             }
+            Published::NameTaken => {}
         }
     }
-}
-
-fn parent(path: &Path) -> PathBuf {
-    path.parent().unwrap_or(Path::new("/")).to_path_buf()
+    Err(DeliveryError::Spool(spool::SpoolError {
+        what: "no free file name",
+        dir: dir.path().to_path_buf(),
+        source: std::io::Error::other("every candidate name is taken"),
+    }))
 }

@@ -296,22 +296,11 @@ fn describe(o: &Overrides, tz: &jiff::tz::TimeZone) -> Option<String> {
     (!parts.is_empty()).then(|| parts.join(", "))
 }
 
-/// Removes copies' files and forgets them.
+/// Removes copies' files (wherever their tree holds them) and forgets them.
 fn remove_copies(ledger: &mut Ledger, copies: &[CopyRow]) -> Result<(), DeliveryError> {
-    let mut dirs = std::collections::BTreeSet::new();
+    let mut finder = spool::Finder::default();
     for copy in copies {
-        for p in [&copy.path, &copy.temp] {
-            if spool::remove_if_present(p)? {
-                dirs.insert(
-                    p.parent()
-                        .unwrap_or(std::path::Path::new("/"))
-                        .to_path_buf(),
-                );
-            }
-        }
-    }
-    for dir in dirs {
-        spool::sync_dir(&dir)?;
+        finder.remove(copy.kind, &copy.path, &copy.temp, copy.file)?;
     }
     let tx = ledger.tx()?;
     for copy in copies {
@@ -332,13 +321,14 @@ pub fn undo_abandoned(
     if rows.is_empty() {
         return Ok(0);
     }
+    let mut finder = spool::Finder::default();
     for (_, copy) in &rows {
-        let renamed = copy.state == CopyState::Staged
-            && std::fs::read(&copy.path).is_ok_and(|b| spool::sha256(&b) == copy.sha256);
-        if renamed {
-            spool::remove_if_present(&copy.path)?;
+        if copy.state == CopyState::Staged {
+            // Its file, under its temporary or (renamed already) its final name.
+            finder.remove(copy.kind, &copy.path, &copy.temp, copy.file)?;
+        } else {
+            super::recover::discard_temp(&mut finder, copy)?;
         }
-        spool::remove_if_present(&copy.temp)?;
     }
     let tx = ledger.tx()?;
     for (_, copy) in &rows {

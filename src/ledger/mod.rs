@@ -13,12 +13,22 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 
+pub use crate::core::layout::FileId;
 pub use quarantine::{QuarantineRead, QuarantinedRow, Recorded, Release, ServerCopyInfo};
 pub use types::*;
 
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
+
+/// Version 2: each copy records the identity (device, inode) of the file it wrote, so that it
+/// is found again wherever staff move it, and counts the failed attempts to remove it.
+const UPGRADE_1_TO_2: &str = "
+    ALTER TABLE copy ADD COLUMN dev INTEGER;
+    ALTER TABLE copy ADD COLUMN ino INTEGER;
+    ALTER TABLE copy ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE copy ADD COLUMN last_error TEXT;
+";
 
 #[derive(Debug, thiserror::Error)]
 #[error("ledger {path}: {source}")]
@@ -66,29 +76,46 @@ impl Ledger {
         }
     }
 
+    /// Brings the schema to this program's version. Creation and upgrades run in an
+    /// immediate transaction that reads the version again: two processes starting at once
+    /// never both create it.
     fn migrate(&mut self) -> Result<()> {
-        let version: i64 = self
-            .conn
-            .pragma_query_value(None, "user_version", |r| r.get(0))
-            .map_err(|e| self.err(e))?;
-        if version == 0 {
-            let tx = self.conn.transaction().map_err(|e| LedgerError {
-                path: self.path.clone(),
-                source: e,
-            })?;
-            tx.execute_batch(include_str!("schema.sql"))
-                .and_then(|()| tx.pragma_update(None, "user_version", SCHEMA_VERSION))
-                .and_then(|()| tx.commit())
-                .map_err(|e| LedgerError {
-                    path: self.path.clone(),
-                    source: e,
-                })?;
-        } else if version > SCHEMA_VERSION {
+        let version = self.version()?;
+        if version == SCHEMA_VERSION {
+            return Ok(());
+        }
+        if version > SCHEMA_VERSION {
             return Err(self.err(rusqlite::Error::InvalidParameterName(format!(
                 "schema version {version} is newer than this program ({SCHEMA_VERSION})"
             ))));
         }
-        Ok(())
+        let path = self.path.clone();
+        let err = |source| LedgerError {
+            path: path.clone(),
+            source,
+        };
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(err)?;
+        let version: i64 = tx
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(err)?;
+        let steps = match version {
+            0 => include_str!("schema.sql"),
+            1 => UPGRADE_1_TO_2,
+            _ => "",
+        };
+        tx.execute_batch(steps)
+            .and_then(|()| tx.pragma_update(None, "user_version", SCHEMA_VERSION))
+            .and_then(|()| tx.commit())
+            .map_err(err)
+    }
+
+    fn version(&self) -> Result<i64> {
+        self.conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(|e| self.err(e))
     }
 
     /// Writes the write-ahead log back into the database and empties it, so that values just
@@ -211,10 +238,10 @@ pub trait LedgerRead {
     fn copies(&self, certificate: i64) -> Result<Vec<CopyRow>> {
         let mut stmt = self
             .conn()
-            .prepare_cached(
-                "SELECT id, kind, path, temp, sha256, state FROM copy
-                 WHERE certificate = ?1 AND state <> 'gone' ORDER BY id",
-            )
+            .prepare_cached(&format!(
+                "SELECT {COPY_COLUMNS} FROM copy
+                     WHERE certificate = ?1 AND state <> 'gone' ORDER BY id"
+            ))
             .map_err(|e| self.read_err(e))?;
         stmt.query_map(params![certificate], copy_row)
             .and_then(|rows| rows.collect())
@@ -226,27 +253,16 @@ pub trait LedgerRead {
         let mut stmt = self
             .conn()
             .prepare(
-                "SELECT c.certificate, c.id, c.kind, c.path, c.temp, c.sha256, c.state
+                "SELECT c.certificate, c.id, c.kind, c.path, c.temp, c.sha256, c.state, c.dev,
+                     c.ino
                  FROM copy c JOIN certificate t ON t.id = c.certificate
                  WHERE t.state IN ('delivering', 'quarantining') AND c.state <> 'gone'
                  ORDER BY c.certificate, c.id",
             )
             .map_err(|e| self.read_err(e))?;
-        stmt.query_map([], |r| {
-            Ok((
-                r.get(0)?,
-                CopyRow {
-                    id: r.get(1)?,
-                    kind: CopyKind::parse(&r.get::<_, String>(2)?),
-                    path: PathBuf::from(r.get::<_, String>(3)?),
-                    temp: PathBuf::from(r.get::<_, String>(4)?),
-                    sha256: blob32(r.get::<_, Vec<u8>>(5)?),
-                    state: CopyState::parse(&r.get::<_, String>(6)?),
-                },
-            ))
-        })
-        .and_then(|rows| rows.collect())
-        .map_err(|e| self.read_err(e))
+        stmt.query_map([], |r| Ok((r.get(0)?, copy_row_at(r, 1)?)))
+            .and_then(|rows| rows.collect())
+            .map_err(|e| self.read_err(e))
     }
 
     /// Certificates due at `now` and not purged yet, the most overdue first. Served by the
@@ -282,8 +298,10 @@ pub trait LedgerRead {
     fn published_at(&self, path: &Path) -> Result<Option<(i64, CopyRow)>> {
         self.conn()
             .query_row(
-                "SELECT certificate, id, kind, path, temp, sha256, state FROM copy
-                 WHERE path = ?1 AND state = 'published'",
+                &format!(
+                    "SELECT certificate, {COPY_COLUMNS} FROM copy
+                     WHERE path = ?1 AND state = 'published'"
+                ),
                 params![path.to_string_lossy()],
                 |r| Ok((r.get(0)?, copy_row_at(r, 1)?)),
             )
@@ -295,10 +313,10 @@ pub trait LedgerRead {
     fn published_after(&self, cursor: i64, limit: usize) -> Result<Vec<(i64, CopyRow)>> {
         let mut stmt = self
             .conn()
-            .prepare_cached(
-                "SELECT certificate, id, kind, path, temp, sha256, state FROM copy
-                 WHERE id > ?1 AND state = 'published' ORDER BY id LIMIT ?2",
-            )
+            .prepare_cached(&format!(
+                "SELECT certificate, {COPY_COLUMNS} FROM copy
+                 WHERE id > ?1 AND state = 'published' ORDER BY id LIMIT ?2"
+            ))
             .map_err(|e| self.read_err(e))?;
         stmt.query_map(params![cursor, limit as i64], |r| {
             Ok((r.get(0)?, copy_row_at(r, 1)?))
@@ -469,6 +487,28 @@ impl LedgerTx<'_> {
             .execute(
                 "UPDATE copy SET state = ?2 WHERE id = ?1",
                 params![id, state.as_str()],
+            )
+            .map(drop)
+            .map_err(|e| self.err(e))
+    }
+
+    /// A copy's temporary file is written and synced; `file` is its identity.
+    pub fn set_copy_staged(&self, id: i64, file: FileId) -> Result<()> {
+        self.tx
+            .execute(
+                "UPDATE copy SET state = 'staged', dev = ?2, ino = ?3 WHERE id = ?1",
+                params![id, file.dev as i64, file.ino as i64],
+            )
+            .map(drop)
+            .map_err(|e| self.err(e))
+    }
+
+    /// A copy could not be removed at its due time: counted, with why (no file name).
+    pub fn copy_purge_failed(&self, id: i64, error: &str) -> Result<()> {
+        self.tx
+            .execute(
+                "UPDATE copy SET attempts = attempts + 1, last_error = ?2 WHERE id = ?1",
+                params![id, error],
             )
             .map(drop)
             .map_err(|e| self.err(e))
@@ -683,6 +723,9 @@ impl LedgerTx<'_> {
     }
 }
 
+/// The columns `copy_row_at` reads, in order (prefix them with a table alias as needed).
+pub(crate) const COPY_COLUMNS: &str = "id, kind, path, temp, sha256, state, dev, ino";
+
 /// The columns `certificate_row` reads, in order.
 pub(crate) const CERTIFICATE_COLUMNS: &str = "id, state, received_at, site, result, rule, \
      sampled_at, integrated_at, purge_at, purged_at, dossier_hmac";
@@ -730,8 +773,10 @@ fn copy_row(r: &rusqlite::Row) -> rusqlite::Result<CopyRow> {
     copy_row_at(r, 0)
 }
 
-/// A copy read from columns `at..at + 6` (id, kind, path, temp, sha256, state).
+/// A copy read from columns `at..at + 8` (`COPY_COLUMNS`).
 pub(crate) fn copy_row_at(r: &rusqlite::Row, at: usize) -> rusqlite::Result<CopyRow> {
+    let dev: Option<i64> = r.get(at + 6)?;
+    let ino: Option<i64> = r.get(at + 7)?;
     Ok(CopyRow {
         id: r.get(at)?,
         kind: CopyKind::parse(&r.get::<_, String>(at + 1)?),
@@ -739,6 +784,11 @@ pub(crate) fn copy_row_at(r: &rusqlite::Row, at: usize) -> rusqlite::Result<Copy
         temp: PathBuf::from(r.get::<_, String>(at + 3)?),
         sha256: blob32(r.get::<_, Vec<u8>>(at + 4)?),
         state: CopyState::parse(&r.get::<_, String>(at + 5)?),
+        // Stored as SQLite integers (signed): the bits round-trip.
+        file: dev.zip(ino).map(|(dev, ino)| FileId {
+            dev: dev as u64,
+            ino: ino as u64,
+        }),
     })
 }
 

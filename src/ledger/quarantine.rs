@@ -155,7 +155,8 @@ pub trait QuarantineRead: LedgerRead {
         let mut stmt = self
             .conn()
             .prepare(
-                "SELECT c.certificate, c.id, c.kind, c.path, c.temp, c.sha256, c.state
+                "SELECT c.certificate, c.id, c.kind, c.path, c.temp, c.sha256, c.state, c.dev,
+                     c.ino
                  FROM copy c JOIN certificate t ON t.id = c.certificate
                  WHERE t.state = 'quarantined' AND c.state IN ('planned', 'staged')
                    AND (?1 IS NULL OR c.certificate = ?1)

@@ -1,4 +1,4 @@
--- mss-dispatch ledger, schema version 1.
+-- mss-dispatch ledger, schema version 2 (a new ledger; `UPGRADE_1_TO_2` in mod.rs upgrades one).
 -- Times are Unix seconds (UTC). Personal fields (dossier, names, birth date, INS, and the
 -- paths of delivered files, which carry names) are erased when a certificate is purged.
 
@@ -49,7 +49,11 @@ CREATE TABLE copy (
     path        TEXT NOT NULL,
     temp        TEXT NOT NULL,
     sha256      BLOB NOT NULL,
-    state       TEXT NOT NULL          -- planned | staged | published | gone
+    state       TEXT NOT NULL,         -- planned | staged | published | purging | gone
+    dev         INTEGER,               -- the file written (device, inode), once staged: found
+    ino         INTEGER,               --   again wherever the site's staff move it
+    attempts    INTEGER NOT NULL DEFAULT 0,  -- failed removals at its due time
+    last_error  TEXT                   -- why the last removal failed (no file name)
 );
 CREATE INDEX copy_certificate ON copy (certificate);
 CREATE UNIQUE INDEX copy_live_path ON copy (path) WHERE state <> 'gone';

@@ -138,6 +138,8 @@ pub struct CopyRow {
     pub temp: PathBuf,
     pub sha256: [u8; 32],
     pub state: CopyState,
+    /// The file written, once staged (unknown for copies recorded by version 1).
+    pub file: Option<crate::core::layout::FileId>,
 }
 
 #[derive(Debug, Clone, Default)]

@@ -1,0 +1,461 @@
+//! Durable, atomic, never-clobbering file writes into spool, SIL and quarantine folders, and
+//! finding those files again, all through directory handles (`tree`): those folders are
+//! written by people too (DESIGN invariant 8).
+//!
+//! A file is first written to a temporary name in its target folder (`Dir::stage`: created
+//! `0640`, group set, written, `fsync`ed, its device and inode returned), then renamed into
+//! place with `RENAME_NOREPLACE` (`Dir::publish`), and the folder is `fsync`ed. After
+//! `publish` the temporary name no longer exists: a crash recovery can tell "published" from
+//! "not yet". A file is found again by its identity wherever the site's staff moved it in
+//! their tree (`Finder`). Errors never carry the file name, which holds the patient's name:
+//! only the folder.
+
+pub mod tree;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use crate::core::layout::CopyKind;
+pub use tree::{Dir, FileId, Index, Published};
+
+pub const FILE_MODE: u32 = 0o640;
+/// Site and SIL folders, and the day folders in them: the site's group may delete or move
+/// what it was handed. No setgid bit (the unit's `RestrictSUIDSGID=yes` forbids it): the
+/// service sets the group on every folder and file it makes.
+pub const SITE_DIR_MODE: u32 = 0o770;
+/// The quarantine folder: the service and its operators only.
+pub const PRIVATE_DIR_MODE: u32 = 0o750;
+/// A missing parent shared between sites (a common spool root): the service's own group,
+/// passable by everyone, listable by no site.
+pub const PARENT_MODE: u32 = 0o751;
+/// Temporary files of this service start with this.
+pub const TEMP_PREFIX: &str = ".mss-dispatch.";
+
+/// The group applied to what is created for a site.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Access {
+    pub gid: Option<u32>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{what} in {dir}: {source}")]
+pub struct SpoolError {
+    pub what: &'static str,
+    pub dir: PathBuf,
+    #[source]
+    pub source: std::io::Error,
+}
+
+impl SpoolError {
+    /// A link or a file planted where a folder should be.
+    pub fn is_refused(&self) -> bool {
+        self.source.kind() == std::io::ErrorKind::InvalidInput
+    }
+}
+
+/// Where a copy lives: the folder the configuration names (its root), the folders below it,
+/// and its name. A spool copy sits in a day folder of its site's folder; SIL and quarantine
+/// copies sit in their folder itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Place {
+    pub root: PathBuf,
+    pub trail: Vec<String>,
+    pub name: String,
+}
+
+impl Place {
+    pub fn of(kind: CopyKind, path: &Path) -> Place {
+        let name = file_name(path);
+        let parent = path.parent().unwrap_or(Path::new("/"));
+        match kind {
+            CopyKind::Spool => Place {
+                root: parent.parent().unwrap_or(Path::new("/")).to_path_buf(),
+                trail: vec![file_name(parent)],
+                name,
+            },
+            _ => Place {
+                root: parent.to_path_buf(),
+                trail: Vec::new(),
+                name,
+            },
+        }
+    }
+
+    /// Whether staff may have moved copies anywhere below the root (a site's own tree).
+    fn deep(kind: CopyKind) -> bool {
+        kind == CopyKind::Spool
+    }
+}
+
+pub fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// The mode of the folders made for a kind of copy.
+pub fn dir_mode(kind: CopyKind) -> u32 {
+    if kind.is_quarantine() {
+        PRIVATE_DIR_MODE
+    } else {
+        SITE_DIR_MODE
+    }
+}
+
+/// Opens the folder a copy goes into, creating it (and its root) with the group and mode of
+/// its kind where it is missing.
+pub fn folder(kind: CopyKind, path: &Path, access: Access) -> Result<Dir, SpoolError> {
+    let place = Place::of(kind, path);
+    let mode = dir_mode(kind);
+    let root = Dir::ensure_root(&place.root, access, mode)?;
+    tree::descend(&root, &place.trail, Some((access, mode)))
+}
+
+/// Whether nothing stands at a copy's path (looked at without following links; a folder that
+/// cannot be reached holds nothing this service would write over).
+pub fn name_free(kind: CopyKind, path: &Path) -> bool {
+    let place = Place::of(kind, path);
+    let Ok(root) = Dir::root(&place.root) else {
+        return true;
+    };
+    let Ok(dir) = tree::descend(&root, &place.trail, None) else {
+        return true;
+    };
+    !matches!(dir.stat(&place.name), Ok(Some(_)) | Err(_))
+}
+
+/// Where a copy was found again.
+#[derive(Debug, Default)]
+pub struct Located {
+    /// Each name the file has in its tree, in its folder, with the identity seen there.
+    pub at: Vec<(Dir, String, FileId)>,
+    /// Every folder of the tree was searched: not found means gone.
+    pub complete: bool,
+}
+
+/// Finds copies again, wherever the staff of a site moved them in its tree: at their
+/// recorded place first, else by their identity in an index of the tree built once per pass.
+#[derive(Default)]
+pub struct Finder {
+    indexes: HashMap<PathBuf, Index>,
+}
+
+impl Finder {
+    /// The file a copy wrote (`id`, recorded when it was staged) under its final or its
+    /// temporary name. Without an identity (a copy recorded by an older version, or never
+    /// staged), only a regular file this service owns at its recorded path or temporary
+    /// name counts, and a temporary file found by name anywhere in the tree.
+    pub fn locate(
+        &mut self,
+        kind: CopyKind,
+        path: &Path,
+        temp: &Path,
+        id: Option<FileId>,
+    ) -> Result<Located, SpoolError> {
+        let place = Place::of(kind, path);
+        let temp_name = file_name(temp);
+        let root = match Dir::root(&place.root) {
+            Ok(r) => r,
+            // The whole folder is gone: so is the copy.
+            Err(e) if e.source.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(Located {
+                    at: Vec::new(),
+                    complete: true,
+                });
+            }
+            Err(e) => return Err(e),
+        };
+        let mut found = Located::default();
+        if let Ok(dir) = tree::descend(&root, &place.trail, None) {
+            for (i, name) in [&place.name, &temp_name].into_iter().enumerate() {
+                if name.is_empty() || (i == 1 && *name == place.name) {
+                    continue;
+                }
+                let Some(st) = dir.stat(name)? else { continue };
+                let Some(seen) = dir.file_id(name)? else {
+                    continue;
+                };
+                let ours = match id {
+                    Some(id) => seen == id,
+                    None => st.st_uid == nix::unistd::geteuid().as_raw(),
+                };
+                if ours {
+                    found.at.push((dir.dup()?, name.clone(), seen));
+                }
+            }
+        }
+        if !found.at.is_empty() {
+            found.complete = true;
+            return Ok(found);
+        }
+        let index = match self.indexes.get(&place.root) {
+            Some(i) => i,
+            None => {
+                let built = Index::build(&root, Place::deep(kind))?;
+                self.indexes.entry(place.root.clone()).or_insert(built)
+            }
+        };
+        found.complete = !index.partial;
+        let hits: Vec<(Vec<String>, String)> = match id {
+            Some(id) => index.find(id).to_vec(),
+            None => Vec::new(),
+        };
+        let temps: Vec<(Vec<String>, String)> = if temp_name.is_empty() {
+            Vec::new()
+        } else {
+            index
+                .temps(&temp_name)
+                .iter()
+                .map(|t| (t.clone(), temp_name.clone()))
+                .collect()
+        };
+        for (trail, name) in hits.into_iter().chain(temps) {
+            let Ok(dir) = tree::descend(&root, &trail, None) else {
+                found.complete = false;
+                continue;
+            };
+            let Some(seen) = dir.file_id(&name)? else {
+                continue;
+            };
+            if id.is_none_or(|id| id == seen || name == temp_name) {
+                found.at.push((dir, name, seen));
+            }
+        }
+        Ok(found)
+    }
+
+    /// Removes every name of a copy's file in its tree (and its temporary file). `complete`
+    /// is false when part of the tree could not be searched: a copy not removed may be there.
+    pub fn remove(
+        &mut self,
+        kind: CopyKind,
+        path: &Path,
+        temp: &Path,
+        id: Option<FileId>,
+    ) -> Result<Removal, SpoolError> {
+        let found = self.locate(kind, path, temp, id)?;
+        let mut removal = Removal {
+            removed: 0,
+            complete: found.complete,
+        };
+        let mut syncs = Syncs::default();
+        for (dir, name, seen) in found.at {
+            if dir.remove(&name, Some(seen))? {
+                removal.removed += 1;
+                syncs.add(dir)?;
+            }
+        }
+        syncs.run()?;
+        Ok(removal)
+    }
+
+    /// Forgets the indexes (files moved since they were built).
+    pub fn clear(&mut self) {
+        self.indexes.clear();
+    }
+}
+
+/// What `Finder::remove` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Removal {
+    /// Names removed.
+    pub removed: usize,
+    /// The whole tree was searched.
+    pub complete: bool,
+}
+
+/// Folders to sync once each, after a batch of renames in them.
+#[derive(Default)]
+pub struct Syncs {
+    dirs: HashMap<FileId, Dir>,
+}
+
+impl Syncs {
+    pub fn add(&mut self, dir: Dir) -> Result<(), SpoolError> {
+        let id = dir.id()?;
+        self.dirs.entry(id).or_insert(dir);
+        Ok(())
+    }
+
+    pub fn run(self) -> Result<(), SpoolError> {
+        for dir in self.dirs.into_values() {
+            dir.sync()?;
+        }
+        Ok(())
+    }
+}
+
+pub fn sha256(bytes: &[u8]) -> [u8; 32] {
+    Sha256::digest(bytes).into()
+}
+
+/// The hash of several slices one after another.
+pub fn sha256_parts(parts: &[&[u8]]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update(p);
+    }
+    h.finalize().into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::MetadataExt;
+
+    #[test]
+    fn stage_then_publish_never_clobbers() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = Dir::root(tmp.path()).unwrap();
+        let id = dir.stage(".x.part", b"one", Access::default()).unwrap();
+        let meta = std::fs::metadata(tmp.path().join(".x.part")).unwrap();
+        assert_eq!(meta.mode() & 0o777, FILE_MODE);
+        assert_eq!((meta.dev(), meta.ino()), (id.dev, id.ino));
+        assert_eq!(
+            dir.publish(".x.part", "x.pdf", &sha256(b"one")).unwrap(),
+            Published::Done
+        );
+        assert!(!tmp.path().join(".x.part").exists());
+        assert_eq!(std::fs::read(tmp.path().join("x.pdf")).unwrap(), b"one");
+        assert_eq!(dir.file_id("x.pdf").unwrap(), Some(id));
+
+        // Same content again: recognised, temp cleaned.
+        dir.stage(".x.part", b"one", Access::default()).unwrap();
+        assert_eq!(
+            dir.publish(".x.part", "x.pdf", &sha256(b"one")).unwrap(),
+            Published::AlreadyThere
+        );
+        assert!(!tmp.path().join(".x.part").exists());
+
+        // Other content: the existing file is kept.
+        dir.stage(".x.part", b"two", Access::default()).unwrap();
+        assert_eq!(
+            dir.publish(".x.part", "x.pdf", &sha256(b"two")).unwrap(),
+            Published::NameTaken
+        );
+        assert_eq!(std::fs::read(tmp.path().join("x.pdf")).unwrap(), b"one");
+        assert!(tmp.path().join(".x.part").exists());
+    }
+
+    #[test]
+    fn site_folders_are_0770_and_shared_parents_0751() {
+        let tmp = tempfile::tempdir().unwrap();
+        let file = tmp.path().join("spool/sites/690000880/2021-10-29/X.pdf");
+        folder(CopyKind::Spool, &file, Access::default()).unwrap();
+        let mode = |p: &str| std::fs::metadata(tmp.path().join(p)).unwrap().mode() & 0o7777;
+        assert_eq!(mode("spool"), PARENT_MODE);
+        assert_eq!(mode("spool/sites"), PARENT_MODE);
+        assert_eq!(mode("spool/sites/690000880"), SITE_DIR_MODE);
+        assert_eq!(mode("spool/sites/690000880/2021-10-29"), SITE_DIR_MODE);
+        folder(
+            CopyKind::QuarantineEml,
+            &tmp.path().join("quarantine/1.eml"),
+            Access::default(),
+        )
+        .unwrap();
+        assert_eq!(mode("quarantine"), PRIVATE_DIR_MODE);
+    }
+
+    #[test]
+    fn errors_name_the_folder_not_the_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = Dir::root(tmp.path()).unwrap();
+        std::fs::create_dir(tmp.path().join("DUPONT_Jean_1.pdf")).unwrap();
+        let e = dir
+            .stage("DUPONT_Jean_1.pdf", b"x", Access::default())
+            .unwrap_err();
+        let text = e.to_string();
+        assert!(text.contains(&tmp.path().display().to_string()), "{text}");
+        assert!(!text.contains("DUPONT"), "{text}");
+    }
+
+    /// Regression: a day folder swapped for a link made the service write, and set modes and
+    /// groups, outside the site's tree.
+    #[test]
+    fn a_link_or_a_file_where_a_day_folder_should_be_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let site = tmp.path().join("site");
+        let elsewhere = tmp.path().join("state");
+        std::fs::create_dir_all(&site).unwrap();
+        std::fs::create_dir_all(&elsewhere).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, site.join("2021-10-29")).unwrap();
+        std::fs::write(site.join("2021-10-30"), b"").unwrap();
+        for day in ["2021-10-29", "2021-10-30"] {
+            let e = folder(
+                CopyKind::Spool,
+                &site.join(day).join("X.pdf"),
+                Access::default(),
+            )
+            .unwrap_err();
+            assert!(e.is_refused(), "{e}");
+            assert!(e.to_string().contains(&site.display().to_string()), "{e}");
+        }
+        let mode = std::fs::metadata(&elsewhere).unwrap().mode() & 0o7777;
+        assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0);
+        assert_ne!(mode, SITE_DIR_MODE);
+    }
+
+    #[test]
+    fn a_link_at_a_file_name_is_never_written_through_nor_removed_as_ours() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = Dir::root(tmp.path()).unwrap();
+        let secret = tmp.path().join("secret");
+        std::fs::write(&secret, b"keep").unwrap();
+        std::os::unix::fs::symlink(&secret, tmp.path().join("X.pdf")).unwrap();
+        // Staging over a link replaces the link, never the file it points to.
+        dir.stage("X.pdf", b"new", Access::default()).unwrap();
+        assert_eq!(std::fs::read(&secret).unwrap(), b"keep");
+        std::fs::remove_file(tmp.path().join("X.pdf")).unwrap();
+        std::os::unix::fs::symlink(&secret, tmp.path().join("X.pdf")).unwrap();
+        assert!(!dir.remove("X.pdf", None).unwrap());
+        assert_eq!(dir.sha256("X.pdf").unwrap(), None);
+        assert_eq!(std::fs::read(&secret).unwrap(), b"keep");
+    }
+
+    #[test]
+    fn a_moved_copy_is_found_by_its_identity_inside_its_site_only() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("site/2021-10-29/X.pdf");
+        let temp = tmp
+            .path()
+            .join("site/2021-10-29/.mss-dispatch.1.spool.part");
+        let dir = folder(CopyKind::Spool, &path, Access::default()).unwrap();
+        let id = dir
+            .stage(".mss-dispatch.1.spool.part", b"pdf", Access::default())
+            .unwrap();
+        dir.publish(".mss-dispatch.1.spool.part", "X.pdf", &sha256(b"pdf"))
+            .unwrap();
+        // Staff move it into a folder of their own, and rename the day folder.
+        std::fs::create_dir_all(tmp.path().join("site/imprimes/a")).unwrap();
+        std::fs::rename(&path, tmp.path().join("site/imprimes/a/renamed.pdf")).unwrap();
+        std::fs::rename(
+            tmp.path().join("site/2021-10-29"),
+            tmp.path().join("site/old"),
+        )
+        .unwrap();
+        // A file with the old name elsewhere is not it.
+        std::fs::create_dir_all(tmp.path().join("site/2021-10-29")).unwrap();
+        std::fs::write(&path, b"pdf").unwrap();
+        let mut finder = Finder::default();
+        let found = finder
+            .locate(CopyKind::Spool, &path, &temp, Some(id))
+            .unwrap();
+        assert!(found.complete);
+        assert_eq!(found.at.len(), 1);
+        assert_eq!(found.at[0].1, "renamed.pdf");
+        let mut finder = Finder::default();
+        let removal = finder
+            .remove(CopyKind::Spool, &path, &temp, Some(id))
+            .unwrap();
+        assert_eq!(removal.removed, 1);
+        assert!(!tmp.path().join("site/imprimes/a/renamed.pdf").exists());
+        assert!(path.exists(), "the other file of that name stays");
+        let mut finder = Finder::default();
+        let found = finder
+            .locate(CopyKind::Spool, &path, &temp, Some(id))
+            .unwrap();
+        assert!(found.at.is_empty() && found.complete);
+    }
+}

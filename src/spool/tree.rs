@@ -1,0 +1,495 @@
+//! Folders written by people, walked through directory handles (DESIGN invariant 8).
+//!
+//! A *root* is a folder the configuration names: a site's spool folder, a SIL drop folder or
+//! the quarantine folder. Its path is the administrator's and is opened as written (symbolic
+//! links in it are the administrator's choice). Everything below a root is treated as
+//! written by someone else: each level is opened relative to its parent's handle with
+//! `O_NOFOLLOW | O_DIRECTORY`, files are created with `O_EXCL | O_NOFOLLOW`, renamed with
+//! `renameat2(RENAME_NOREPLACE)` and removed with `unlinkat` in the handle of their folder,
+//! and modes and groups are set with `fchmod`/`fchown` on the open handle, never by path. A
+//! symbolic link or a file where a folder should be is refused; nothing is ever followed
+//! out of the tree.
+//!
+//! The `*at` calls come from `nix`, already a dependency of the project (the same calls
+//! `cap-std` or `rustix` would make); no `openat2` is needed, since no path of more than one
+//! component below a root is ever resolved by the kernel in one call.
+
+use std::fs::File;
+use std::io::{ErrorKind, Read, Write};
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::fcntl::{OFlag, RenameFlags, openat, renameat2};
+use nix::sys::stat::{FileStat, Mode, SFlag, fchmod, fstat, fstatat, mkdirat};
+use nix::unistd::{Gid, UnlinkatFlags, fchown, linkat, unlinkat};
+use sha2::{Digest, Sha256};
+
+use super::{Access, SpoolError};
+
+pub use crate::core::layout::FileId;
+
+fn id_of(st: &FileStat) -> FileId {
+    FileId {
+        dev: st.st_dev,
+        ino: st.st_ino,
+    }
+}
+
+fn io(what: &'static str, dir: &Path) -> impl FnOnce(Errno) -> SpoolError + use<> {
+    let dir = dir.to_path_buf();
+    move |e| SpoolError {
+        what,
+        dir,
+        source: std::io::Error::from(e),
+    }
+}
+
+fn is_dir(st: &FileStat) -> bool {
+    SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR
+}
+
+fn is_file(st: &FileStat) -> bool {
+    SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFREG
+}
+
+fn euid() -> u32 {
+    nix::unistd::geteuid().as_raw()
+}
+
+/// A file name, refused if it could name anything but an entry of one folder.
+fn entry(name: &str, dir: &Path) -> Result<(), SpoolError> {
+    if name.is_empty() || name == "." || name == ".." || name.contains('/') || name.contains('\0') {
+        return Err(SpoolError {
+            what: "not a file name",
+            dir: dir.to_path_buf(),
+            source: std::io::Error::from(ErrorKind::InvalidInput),
+        });
+    }
+    Ok(())
+}
+
+const DIR_FLAGS: OFlag = OFlag::O_RDONLY
+    .union(OFlag::O_DIRECTORY)
+    .union(OFlag::O_NOFOLLOW)
+    .union(OFlag::O_CLOEXEC);
+
+/// An open folder: a root, or a folder below one reached without following links.
+#[derive(Debug)]
+pub struct Dir {
+    fd: OwnedFd,
+    /// For messages only: never used to reach the folder again.
+    path: PathBuf,
+}
+
+impl Dir {
+    /// Opens a root by its configured path.
+    pub fn root(path: &Path) -> Result<Dir, SpoolError> {
+        let fd = nix::fcntl::open(
+            path,
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(io("cannot open the folder", path))?;
+        Ok(Dir {
+            fd,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Opens a root, creating it (and missing parents) when it does not exist: missing
+    /// parents are shared between sites and get the service's own group and mode `0751`
+    /// (staff may pass through, not list); the root gets `dir_mode` and the group of
+    /// `access`, set on its handle.
+    pub fn ensure_root(path: &Path, access: Access, dir_mode: u32) -> Result<Dir, SpoolError> {
+        match Dir::root(path) {
+            Ok(d) => return Ok(d),
+            Err(e) if e.source.kind() == ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+            return Err(io("cannot create the folder", path)(Errno::EINVAL));
+        };
+        let name = name.to_string_lossy().into_owned();
+        let parent = Dir::ensure_root(parent, Access::default(), super::PARENT_MODE)?;
+        parent.subdir(&name, Some((access, dir_mode)))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// A second handle on the same folder.
+    pub fn dup(&self) -> Result<Dir, SpoolError> {
+        let fd = openat(&self.fd, ".", DIR_FLAGS, Mode::empty())
+            .map_err(io("cannot open the folder", &self.path))?;
+        Ok(Dir {
+            fd,
+            path: self.path.clone(),
+        })
+    }
+
+    /// The folder's own identity.
+    pub fn id(&self) -> Result<FileId, SpoolError> {
+        fstat(&self.fd)
+            .map(|st| id_of(&st))
+            .map_err(io("cannot read the folder", &self.path))
+    }
+
+    /// Opens the folder `name` of this one, never through a link. With `create`, a missing
+    /// folder is made with that group and mode (set on its handle); a folder this service
+    /// owns is brought to them.
+    pub fn subdir(&self, name: &str, create: Option<(Access, u32)>) -> Result<Dir, SpoolError> {
+        entry(name, &self.path)?;
+        let path = self.path.join(name);
+        if let Some((_, mode)) = create {
+            match mkdirat(&self.fd, name, Mode::from_bits_truncate(mode)) {
+                Ok(()) | Err(Errno::EEXIST) => {}
+                Err(e) => return Err(io("cannot create a folder", &self.path)(e)),
+            }
+        }
+        let fd = match openat(&self.fd, name, DIR_FLAGS, Mode::empty()) {
+            Ok(fd) => fd,
+            // A link, or a file, where a folder should be: never followed, never written.
+            Err(Errno::ELOOP | Errno::ENOTDIR) => {
+                return Err(SpoolError {
+                    what: "a link or a file stands where a folder should be; refused",
+                    dir: self.path.clone(),
+                    source: std::io::Error::from(ErrorKind::InvalidInput),
+                });
+            }
+            Err(e) => return Err(io("cannot open a folder", &self.path)(e)),
+        };
+        let dir = Dir { fd, path };
+        if let Some((access, mode)) = create {
+            dir.tidy(access, mode)?;
+        }
+        Ok(dir)
+    }
+
+    /// Brings a folder this service owns to `mode` and the group of `access`, on its handle.
+    /// A folder someone else made is left as it is.
+    pub fn tidy(&self, access: Access, mode: u32) -> Result<(), SpoolError> {
+        let st = fstat(&self.fd).map_err(io("cannot read a folder", &self.path))?;
+        if st.st_uid != euid() {
+            return Ok(());
+        }
+        if st.st_mode & 0o7777 != mode {
+            fchmod(&self.fd, Mode::from_bits_truncate(mode))
+                .map_err(io("cannot set a folder's mode", &self.path))?;
+        }
+        if let Some(gid) = access.gid
+            && st.st_gid != gid
+        {
+            fchown(&self.fd, None, Some(Gid::from_raw(gid)))
+                .map_err(io("cannot set a folder's group", &self.path))?;
+        }
+        Ok(())
+    }
+
+    /// What stands at `name`, without following a link.
+    pub fn stat(&self, name: &str) -> Result<Option<FileStat>, SpoolError> {
+        entry(name, &self.path)?;
+        match fstatat(&self.fd, name, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW) {
+            Ok(st) => Ok(Some(st)),
+            Err(Errno::ENOENT) => Ok(None),
+            Err(e) => Err(io("cannot read a folder", &self.path)(e)),
+        }
+    }
+
+    /// The identity of the regular file at `name`, if one is there.
+    pub fn file_id(&self, name: &str) -> Result<Option<FileId>, SpoolError> {
+        Ok(self.stat(name)?.filter(is_file).map(|st| id_of(&st)))
+    }
+
+    /// Writes `bytes` under `name` (replacing a stale file of that name left by an
+    /// interrupted run), durable, with mode `0640` and the group, both set before the bytes
+    /// are written. Returns the file's identity.
+    pub fn stage(&self, name: &str, bytes: &[u8], access: Access) -> Result<FileId, SpoolError> {
+        entry(name, &self.path)?;
+        let create = || {
+            openat(
+                &self.fd,
+                name,
+                OFlag::O_WRONLY
+                    | OFlag::O_CREAT
+                    | OFlag::O_EXCL
+                    | OFlag::O_NOFOLLOW
+                    | OFlag::O_CLOEXEC,
+                Mode::from_bits_truncate(super::FILE_MODE),
+            )
+        };
+        let fd = match create() {
+            Ok(fd) => fd,
+            // Left by an interrupted run (or put there by someone): its content is not
+            // trusted. Only a name is removed, never what it points to.
+            Err(Errno::EEXIST) => {
+                unlinkat(&self.fd, name, UnlinkatFlags::NoRemoveDir)
+                    .map_err(io("cannot remove a stale temporary file", &self.path))?;
+                create().map_err(io("cannot create a file", &self.path))?
+            }
+            Err(e) => return Err(io("cannot create a file", &self.path)(e)),
+        };
+        fchmod(&fd, Mode::from_bits_truncate(super::FILE_MODE))
+            .map_err(io("cannot set a file's mode", &self.path))?;
+        if let Some(gid) = access.gid {
+            fchown(&fd, None, Some(Gid::from_raw(gid)))
+                .map_err(io("cannot set a file's group", &self.path))?;
+        }
+        let st = fstat(&fd).map_err(io("cannot read a file", &self.path))?;
+        let mut file = File::from(fd);
+        let e = |what| {
+            let dir = self.path.clone();
+            move |source| SpoolError { what, dir, source }
+        };
+        file.write_all(bytes).map_err(e("cannot write a file"))?;
+        file.sync_all().map_err(e("cannot sync a file"))?;
+        Ok(id_of(&st))
+    }
+
+    /// Renames `from` to `to` in this folder unless `to` exists.
+    pub fn publish(
+        &self,
+        from: &str,
+        to: &str,
+        sha256: &[u8; 32],
+    ) -> Result<Published, SpoolError> {
+        entry(from, &self.path)?;
+        entry(to, &self.path)?;
+        match renameat2(&self.fd, from, &self.fd, to, RenameFlags::RENAME_NOREPLACE) {
+            Ok(()) => Ok(Published::Done),
+            Err(Errno::EEXIST) => self.taken(from, to, sha256),
+            // File systems without RENAME_NOREPLACE (some network mounts): link, then unlink.
+            Err(Errno::EINVAL | Errno::ENOSYS | Errno::EOPNOTSUPP) => {
+                match linkat(&self.fd, from, &self.fd, to, nix::fcntl::AtFlags::empty()) {
+                    Ok(()) => {
+                        unlinkat(&self.fd, from, UnlinkatFlags::NoRemoveDir)
+                            .map_err(io("cannot remove a temporary file", &self.path))?;
+                        Ok(Published::Done)
+                    }
+                    Err(Errno::EEXIST) => self.taken(from, to, sha256),
+                    Err(e) => Err(io("cannot move a file into place", &self.path)(e)),
+                }
+            }
+            Err(e) => Err(io("cannot move a file into place", &self.path)(e)),
+        }
+    }
+
+    /// `to` exists: the same content (an earlier run got this far; `from` is removed), or
+    /// another file that keeps its name.
+    fn taken(&self, from: &str, to: &str, sha256: &[u8; 32]) -> Result<Published, SpoolError> {
+        if self.sha256(to)?.as_ref() == Some(sha256) {
+            let _ = unlinkat(&self.fd, from, UnlinkatFlags::NoRemoveDir);
+            Ok(Published::AlreadyThere)
+        } else {
+            Ok(Published::NameTaken)
+        }
+    }
+
+    /// The hash of the regular file at `name`, never read through a link.
+    pub fn sha256(&self, name: &str) -> Result<Option<[u8; 32]>, SpoolError> {
+        let Some(mut file) = self.open_file(name)? else {
+            return Ok(None);
+        };
+        let mut hasher = Sha256::new();
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = file.read(&mut buf).map_err(|source| SpoolError {
+                what: "cannot read a file",
+                dir: self.path.clone(),
+                source,
+            })?;
+            if n == 0 {
+                return Ok(Some(hasher.finalize().into()));
+            }
+            hasher.update(&buf[..n]);
+        }
+    }
+
+    /// The content of the regular file at `name`, never read through a link.
+    pub fn read(&self, name: &str) -> Result<Option<Vec<u8>>, SpoolError> {
+        let Some(mut file) = self.open_file(name)? else {
+            return Ok(None);
+        };
+        let mut out = Vec::new();
+        file.read_to_end(&mut out).map_err(|source| SpoolError {
+            what: "cannot read a file",
+            dir: self.path.clone(),
+            source,
+        })?;
+        Ok(Some(out))
+    }
+
+    fn open_file(&self, name: &str) -> Result<Option<File>, SpoolError> {
+        entry(name, &self.path)?;
+        let fd = match openat(
+            &self.fd,
+            name,
+            OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        ) {
+            Ok(fd) => fd,
+            Err(Errno::ENOENT | Errno::ELOOP) => return Ok(None),
+            Err(e) => return Err(io("cannot read a file", &self.path)(e)),
+        };
+        let st = fstat(&fd).map_err(io("cannot read a file", &self.path))?;
+        Ok(is_file(&st).then(|| File::from(fd)))
+    }
+
+    /// Removes the name `name` if it is the file `id` (or, without an identity, a regular
+    /// file this service owns). Returns whether it removed it.
+    pub fn remove(&self, name: &str, id: Option<FileId>) -> Result<bool, SpoolError> {
+        let Some(st) = self.stat(name)? else {
+            return Ok(false);
+        };
+        let ours = match id {
+            Some(id) => is_file(&st) && id_of(&st) == id,
+            None => is_file(&st) && st.st_uid == euid(),
+        };
+        if !ours {
+            return Ok(false);
+        }
+        match unlinkat(&self.fd, name, UnlinkatFlags::NoRemoveDir) {
+            Ok(()) => Ok(true),
+            Err(Errno::ENOENT) => Ok(false),
+            Err(e) => Err(io("cannot remove a file", &self.path)(e)),
+        }
+    }
+
+    /// Removes the folder `name` of this one if it is empty (and is a folder).
+    pub fn remove_empty(&self, name: &str) -> bool {
+        entry(name, &self.path).is_ok()
+            && unlinkat(&self.fd, name, UnlinkatFlags::RemoveDir).is_ok()
+    }
+
+    /// Makes the folder's entries durable.
+    pub fn sync(&self) -> Result<(), SpoolError> {
+        nix::unistd::fsync(&self.fd).map_err(io("cannot sync a folder", &self.path))
+    }
+
+    /// Every entry of the folder but `.` and `..`, with its type when the file system says.
+    pub fn entries(&self) -> Result<Vec<(String, Option<nix::dir::Type>)>, SpoolError> {
+        let fd = nix::fcntl::openat(&self.fd, ".", DIR_FLAGS, Mode::empty())
+            .map_err(io("cannot list a folder", &self.path))?;
+        let mut list =
+            nix::dir::Dir::from_fd(fd).map_err(io("cannot list a folder", &self.path))?;
+        let mut out = Vec::new();
+        for e in list.iter() {
+            let e = e.map_err(io("cannot list a folder", &self.path))?;
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name != "." && name != ".." {
+                out.push((name, e.file_type()));
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// What `publish` found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Published {
+    /// Renamed into place.
+    Done,
+    /// The same content was already there (an earlier run got this far); temp removed.
+    AlreadyThere,
+    /// Another file holds the name: the caller must choose another.
+    NameTaken,
+}
+
+/// Folders visited at most when a tree is searched.
+const MAX_DEPTH: usize = 12;
+/// Entries looked at at most when a tree is searched.
+const MAX_ENTRIES: usize = 500_000;
+
+/// Every regular file of a tree, by identity, with the folders leading to it: built once per
+/// pass for a tree in which some file was not where it was left.
+#[derive(Debug, Default)]
+pub struct Index {
+    files: std::collections::HashMap<FileId, Vec<(Vec<String>, String)>>,
+    /// This service's temporary files (`.mss-dispatch.*`), by name.
+    temps: std::collections::HashMap<String, Vec<Vec<String>>>,
+    /// The search stopped at a limit: a file not found may still be there.
+    pub partial: bool,
+}
+
+impl Index {
+    /// Walks the tree below `root` (its sub-folders too when `deep`), never through a link.
+    pub fn build(root: &Dir, deep: bool) -> Result<Index, SpoolError> {
+        let mut index = Index::default();
+        let mut seen = 0usize;
+        index.walk(root, &mut Vec::new(), deep, &mut seen)?;
+        Ok(index)
+    }
+
+    fn walk(
+        &mut self,
+        dir: &Dir,
+        trail: &mut Vec<String>,
+        deep: bool,
+        seen: &mut usize,
+    ) -> Result<(), SpoolError> {
+        for (name, kind) in dir.entries()? {
+            *seen += 1;
+            if *seen > MAX_ENTRIES {
+                self.partial = true;
+                return Ok(());
+            }
+            if matches!(kind, Some(nix::dir::Type::Symlink)) {
+                continue;
+            }
+            let Some(st) = dir.stat(&name)? else { continue };
+            if is_file(&st) {
+                if name.starts_with(super::TEMP_PREFIX) && st.st_uid == euid() {
+                    self.temps
+                        .entry(name.clone())
+                        .or_default()
+                        .push(trail.clone());
+                }
+                self.files
+                    .entry(id_of(&st))
+                    .or_default()
+                    .push((trail.clone(), name));
+            } else if is_dir(&st) && deep {
+                if trail.len() >= MAX_DEPTH {
+                    self.partial = true;
+                    continue;
+                }
+                // A folder that cannot be opened (staff made it unreadable) hides what is in
+                // it: the search is partial, not failed.
+                match dir.subdir(&name, None) {
+                    Ok(sub) => {
+                        trail.push(name);
+                        self.walk(&sub, trail, deep, seen)?;
+                        trail.pop();
+                    }
+                    Err(_) => self.partial = true,
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Where the file `id` is in the tree: the folders from the root, and its name.
+    pub fn find(&self, id: FileId) -> &[(Vec<String>, String)] {
+        self.files.get(&id).map_or(&[], Vec::as_slice)
+    }
+
+    /// The folders holding a temporary file of this service named `name`.
+    pub fn temps(&self, name: &str) -> &[Vec<String>] {
+        self.temps.get(name).map_or(&[], Vec::as_slice)
+    }
+}
+
+/// Opens the folders `trail` below `root`, never through a link; with `create`, missing ones
+/// are made with that group and mode.
+pub fn descend(
+    root: &Dir,
+    trail: &[String],
+    create: Option<(Access, u32)>,
+) -> Result<Dir, SpoolError> {
+    let mut dir = root.dup()?;
+    for name in trail {
+        dir = dir.subdir(name, create)?;
+    }
+    Ok(dir)
+}
