@@ -5,9 +5,30 @@
 
 use std::io::IsTerminal;
 
+use tracing::{Level, Metadata};
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::{FilterFn, filter_fn};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
+
+/// Other crates' logs are capped, whatever `RUST_LOG` asks for: at `trace` the IMAP library
+/// writes the `LOGIN` line (the password) and whole messages, and the file watcher the names
+/// of the files it sees (patients' names) from `debug` on. Ours are not capped: they carry
+/// no patient data at any level.
+fn protocol_bytes(meta: &Metadata) -> bool {
+    let target = meta.target();
+    let crate_name = target.split("::").next().unwrap_or(target);
+    match crate_name {
+        "mss_dispatch" => false,
+        "notify" | "notify_debouncer_full" | "file_id" => *meta.level() > Level::INFO,
+        _ => *meta.level() > Level::DEBUG,
+    }
+}
+
+/// The cap, as a filter every event goes through.
+pub fn cap() -> FilterFn<impl Fn(&Metadata) -> bool> {
+    filter_fn(|meta| !protocol_bytes(meta))
+}
 
 pub fn init() {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
@@ -16,12 +37,14 @@ pub fn init() {
     {
         let _ = tracing_subscriber::registry()
             .with(filter)
+            .with(cap())
             .with(journald.with_syslog_identifier("mss-dispatch".into()))
             .try_init();
         return;
     }
     let _ = tracing_subscriber::registry()
         .with(filter)
+        .with(cap())
         .with(
             tracing_subscriber::fmt::layer()
                 .with_writer(std::io::stderr)
@@ -29,4 +52,45 @@ pub fn init() {
                 .with_target(false),
         )
         .try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn protocol_libraries_are_capped_at_debug_and_ours_are_not() {
+        use tracing::callsite::Identifier;
+        use tracing::field::FieldSet;
+        use tracing::metadata::Kind;
+        struct Site;
+        impl tracing::callsite::Callsite for Site {
+            fn set_interest(&self, _: tracing::subscriber::Interest) {}
+            fn metadata(&self) -> &Metadata<'_> {
+                unimplemented!()
+            }
+        }
+        static SITE: Site = Site;
+        let meta = |target: &'static str, level| {
+            Metadata::new(
+                "e",
+                target,
+                level,
+                None,
+                None,
+                None,
+                FieldSet::new(&[], Identifier(&SITE)),
+                Kind::EVENT,
+            )
+        };
+        assert!(protocol_bytes(&meta(
+            "async_imap::imap_stream",
+            Level::TRACE
+        )));
+        assert!(protocol_bytes(&meta("imap_proto", Level::TRACE)));
+        assert!(!protocol_bytes(&meta("async_imap::client", Level::DEBUG)));
+        assert!(protocol_bytes(&meta("notify::inotify", Level::DEBUG)));
+        assert!(!protocol_bytes(&meta("notify::inotify", Level::INFO)));
+        assert!(!protocol_bytes(&meta("mss_dispatch::daemon", Level::TRACE)));
+    }
 }

@@ -97,6 +97,9 @@ pub struct Counts {
     pub ignored_total: i64,
     /// Certificates held now (not purged), per rule.
     pub held: BTreeMap<String, i64>,
+    /// Copies due whose removal failed at the last attempts, and the last error of one.
+    pub purge_failing: i64,
+    pub purge_failing_error: Option<String>,
 }
 
 pub fn counts(ledger: &Ledger, now: i64) -> Result<Counts, LedgerError> {
@@ -122,6 +125,14 @@ pub fn counts(ledger: &Ledger, now: i64) -> Result<Counts, LedgerError> {
              WHERE purged_at IS NULL AND purge_at <= ?1",
             [now + 86_400],
             |r| Ok((r.get(0)?, r.get::<_, Option<i64>>(1)?)),
+        )
+        .map_err(err)?;
+    let (purge_failing, purge_failing_error) = c
+        .query_row(
+            "SELECT count(*), max(last_error) FROM copy
+             WHERE state = 'purging' AND attempts > 0",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .map_err(err)?;
     let next_purge_at = match next {
@@ -182,6 +193,8 @@ pub fn counts(ledger: &Ledger, now: i64) -> Result<Counts, LedgerError> {
             "SELECT rule, count(*) FROM certificate WHERE purged_at IS NULL GROUP BY rule",
             &[],
         )?,
+        purge_failing,
+        purge_failing_error,
     })
 }
 
@@ -262,6 +275,12 @@ pub fn prometheus(counts: &Counts, daemon: &DaemonState) -> String {
             vec![(String::new(), expiry)],
         );
     }
+    metric(
+        "purge_failing",
+        "gauge",
+        "Files due whose removal failed (retried at every pass).",
+        vec![(String::new(), counts.purge_failing)],
+    );
     metric(
         "clock_hold",
         "gauge",

@@ -87,10 +87,11 @@ sil = "{r}/sil"
     }
 }
 
+/// Every file below `dir`, relative to `root`; links are listed, never followed.
 pub fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
     for e in std::fs::read_dir(dir).unwrap() {
         let p = e.unwrap().path();
-        if p.is_dir() {
+        if std::fs::symlink_metadata(&p).unwrap().is_dir() {
             walk(root, &p, out);
         } else {
             out.push(p.strip_prefix(root).unwrap().display().to_string());

@@ -188,3 +188,63 @@ fn usage_errors_exit_2() {
     assert_eq!(o.status.code(), Some(0));
     assert!(stdout(&o).starts_with("mss-dispatch "));
 }
+
+/// A configuration whose mailbox files are all in `dir`: a CA, a key and a password file.
+fn files_config(dir: &Path, ca: &str, key_mode: u32, pass_mode: u32) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    std::fs::write(dir.join("ca.pem"), ca).unwrap();
+    std::fs::write(dir.join("client.pem"), cert.cert.pem()).unwrap();
+    std::fs::write(dir.join("client.key"), cert.signing_key.serialize_pem()).unwrap();
+    std::fs::write(dir.join("pass"), "x\n").unwrap();
+    for (name, mode) in [("client.key", key_mode), ("pass", pass_mode)] {
+        std::fs::set_permissions(dir.join(name), std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+    let d = dir.display();
+    let text = format!(
+        "[mailbox]\nhost = \"imap.example.mssante.fr\"\nca_file = \"{d}/ca.pem\"\n\
+         client_cert = \"{d}/client.pem\"\nclient_key = \"{d}/client.key\"\nauth = \"login\"\n\
+         username = \"lbm\"\npassword_file = \"{d}/pass\"\n\
+         [state]\ndir = \"{d}/state\"\n[quarantine]\ndir = \"{d}/q\"\n\
+         [[site]]\nfiness = \"690000880\"\nname = \"Lyon\"\nspool = \"{d}/sites/690000880\"\n"
+    );
+    let file = dir.join("mss.toml");
+    std::fs::write(&file, text).unwrap();
+    file
+}
+
+/// Regression: a world-readable password file was accepted, and `check-config` said "valid"
+/// where `run` then refused the CA.
+#[test]
+fn check_config_reads_the_mailbox_files_as_run_does_and_refuses_loose_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = rcgen::generate_simple_self_signed(vec!["ca".into()])
+        .unwrap()
+        .cert
+        .pem();
+    let file = files_config(dir.path(), &ca, 0o600, 0o600);
+    let ok = run(&["check-config", "--config", file.to_str().unwrap()]);
+    assert_eq!(ok.status.code(), Some(0), "{}", stderr(&ok));
+
+    for (key_mode, pass_mode, key) in [
+        (0o644, 0o600, "client_key"),
+        (0o600, 0o604, "password_file"),
+    ] {
+        let file = files_config(dir.path(), &ca, key_mode, pass_mode);
+        for args in [
+            vec!["check-config", "--config", file.to_str().unwrap()],
+            vec!["run", "--once", "--config", file.to_str().unwrap()],
+        ] {
+            let o = run(&args);
+            assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+            let err = stderr(&o);
+            assert!(err.contains(&format!("mailbox.{key}")), "{err}");
+            assert!(err.contains("open to every user"), "{err}");
+        }
+    }
+
+    let file = files_config(dir.path(), "not a certificate\n", 0o600, 0o600);
+    let o = run(&["check-config", "--config", file.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("mailbox.ca_file"), "{}", stderr(&o));
+}

@@ -22,7 +22,7 @@ fn world(messages: Vec<Vec<u8>>, faults: Faults) -> World {
     let install_root = root.join("install");
     std::fs::create_dir_all(&install_root).unwrap();
     let pass = install_root.join("imap-password");
-    std::fs::write(&pass, "x\n").unwrap();
+    write_secret(&pass, "x\n");
     let mailbox = format!(
         "host = \"localhost\"\nport = {}\ntls = \"implicit\"\nca_file = \"{}\"\nauth = \"login\"\n\
          username = \"lbm\"\npassword_file = \"{}\"\ntimeout = \"2s\"\npoll_interval = \"1s\"\n",

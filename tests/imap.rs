@@ -375,7 +375,7 @@ fn plain_with_the_password_from_the_systemd_credential() {
         .deliver(USER, "INBOX", &certificate(9, "690000880", "Négatif", 4000));
     let creds = w.root.join("credentials");
     std::fs::create_dir_all(&creds).unwrap();
-    std::fs::write(creds.join("imap-password"), format!("{PASSWORD}\n")).unwrap();
+    write_secret(&creds.join("imap-password"), format!("{PASSWORD}\n"));
     let mailbox = format!(
         "host = \"localhost\"\nport = {}\ntls = \"implicit\"\nca_file = \"{}\"\nauth = \"plain\"\n\
          username = \"{USER}\"\n",
@@ -607,4 +607,50 @@ fn inspect_mailbox_with_a_client_certificate_and_external() {
     assert_eq!(line["result"], "positive");
     assert_eq!(server_state(&w.dovecot, CERT_USER), before);
     assert_eq!(w.dovecot.folders(CERT_USER), ["INBOX"], "no folder created");
+}
+
+/// Regression: at `RUST_LOG=trace` the IMAP library wrote the `LOGIN` line (the password) and
+/// whole messages to the log.
+#[test]
+fn a_delivery_at_trace_level_logs_no_secret_and_no_patient_data() {
+    let w = world(DovecotOptions::default());
+    for n in 1..=3 {
+        w.dovecot
+            .deliver(USER, "INBOX", &certificate(n, "690000880", "Négatif", 3000));
+    }
+    w.dovecot
+        .deliver(USER, "INBOX", &certificate(4, "010780054", "Positif", 3000));
+    let install = Install::new(
+        &w.root.join("install"),
+        &login_mailbox(&w.dovecot, &w.pki, &w.root),
+    );
+    for filter in [
+        "trace",
+        "trace,async_imap=trace,imap_proto=trace,rustls=trace",
+    ] {
+        let out = std::process::Command::new(bin())
+            .args(["run", "--once", "--config"])
+            .arg(&install.config)
+            .env("RUST_LOG", filter)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        let log = format!("{}{}", stderr(&out), String::from_utf8_lossy(&out.stdout));
+        assert!(log.contains(" DEBUG "), "verbose logs expected: {log}");
+        for secret in [
+            PASSWORD,
+            "PATIENT1",
+            "PATIENT4",
+            "280017512345603",
+            "D000001",
+            "D000004",
+            "01/01/1980",
+        ] {
+            assert!(
+                !log.contains(secret),
+                "{secret} in the log at {filter}:\n{log}"
+            );
+        }
+    }
+    assert_eq!(install.spool_files("690000880").len(), 3);
 }

@@ -134,7 +134,7 @@ fn a_hung_imap_call_starves_the_watchdog() {
     );
     let root = tmp.path().join("install");
     std::fs::create_dir_all(&root).unwrap();
-    std::fs::write(root.join("pass"), "x\n").unwrap();
+    write_secret(&root.join("pass"), "x\n");
     let install = Install::new(
         &root,
         &format!(

@@ -3,13 +3,36 @@
 use std::path::Path;
 use std::process::ExitCode;
 
+use jiff::Timestamp;
+
 use crate::config_file::{self, LoadError};
+use crate::core::config::Source;
+use crate::source::imap::tls;
 
 pub fn run(path: &Path) -> ExitCode {
     match config_file::load(path) {
         Ok(config) => {
-            for w in config_file::environment_warnings(&config, path) {
+            let warnings = config_file::environment_warnings(&config, path);
+            for w in &warnings {
                 eprintln!("warning: {w}");
+            }
+            // The files that are here are read exactly as `run` reads them.
+            if let Source::Imap(imap) = &config.source
+                && warnings.is_empty()
+            {
+                let errors = tls::check(imap, Timestamp::now());
+                if !errors.is_empty() {
+                    eprintln!(
+                        "{} error{} in the files {} names:",
+                        errors.len(),
+                        if errors.len() == 1 { "" } else { "s" },
+                        path.display()
+                    );
+                    for e in errors {
+                        eprintln!("  {}: {e}", path.display());
+                    }
+                    return super::config_error();
+                }
             }
             println!(
                 "{}: configuration is valid ({} site{})",

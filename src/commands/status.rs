@@ -61,6 +61,8 @@ pub fn run(config_path: &Path, as_json: bool) -> ExitCode {
             "client_certificate_expires_at": expiry.map(time),
             "last_purge_pass": counts.last_purge_pass.map(time),
             "clock_hold": counts.clock_hold,
+            "purge_failing": counts.purge_failing,
+            "purge_failing_error": counts.purge_failing_error,
         });
         println!(
             "{}",
@@ -158,6 +160,13 @@ fn text(
             .unwrap_or_default(),
         c.server_copies_pending
     ));
+    if c.purge_failing > 0 {
+        line(format!(
+            "PURGE FAILING: {} files due could not be removed, retried at every pass: {}",
+            c.purge_failing,
+            c.purge_failing_error.as_deref().unwrap_or("")
+        ));
+    }
     line(format!(
         "last pass:   {}",
         c.last_purge_pass

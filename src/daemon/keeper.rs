@@ -28,7 +28,14 @@ pub struct Keeper {
     watcher: Option<Watcher>,
     /// Everything is reconciled once at start, then slice by slice.
     full_reconcile: bool,
+    /// Due certificates that could not be purged at the last pass, and when that was last
+    /// said (as soon as it grows, then hourly).
+    failing_seen: usize,
+    failing_alert: Option<Instant>,
 }
+
+/// How often an unresolved purge failure is said again.
+const FAILING_EVERY: Duration = Duration::from_secs(3600);
 
 /// What the blocking part of a pass found.
 enum Local {
@@ -36,6 +43,7 @@ enum Local {
     Done {
         purged: usize,
         taken: usize,
+        failing: Vec<purge::Failing>,
         server: Vec<ServerCopyRow>,
         /// Server copies of released certificates, with the folder they go to.
         moves: Vec<(ServerCopyRow, String)>,
@@ -50,6 +58,8 @@ impl Keeper {
             last: None,
             watcher: Watcher::start(config),
             full_reconcile: true,
+            failing_seen: 0,
+            failing_alert: None,
         }
     }
 
@@ -114,6 +124,7 @@ impl Keeper {
             Ok(Local::Done {
                 purged: pass.purged.len(),
                 taken: taken + pass.taken,
+                failing: pass.failing,
                 server,
                 moves,
             })
@@ -123,9 +134,13 @@ impl Keeper {
             Ok(Local::Done {
                 purged,
                 taken,
+                failing,
                 server,
                 moves,
-            }) => (purged, taken, server, moves),
+            }) => {
+                self.alert_failing(&failing);
+                (purged, taken, server, moves)
+            }
             Ok(Local::Held(reason)) => {
                 tracing::error!(
                     "ALERT: purging held for clock safety: {reason}; once the clock is right, \
@@ -181,6 +196,32 @@ impl Keeper {
             Ok(_) => {}
             Err(e) => tracing::error!(error = %e, "recording server copies failed"),
         }
+    }
+
+    /// Says, as an ALERT, that due certificates could not be purged: as soon as there are more
+    /// of them, then hourly while any is left. Names sites and folders, never a file.
+    fn alert_failing(&mut self, failing: &[purge::Failing]) {
+        let grew = failing.len() > self.failing_seen;
+        self.failing_seen = failing.len();
+        if failing.is_empty()
+            || !(grew
+                || self
+                    .failing_alert
+                    .is_none_or(|t| t.elapsed() >= FAILING_EVERY))
+        {
+            return;
+        }
+        self.failing_alert = Some(Instant::now());
+        let mut sites: Vec<&str> = failing.iter().filter_map(|f| f.site.as_deref()).collect();
+        sites.sort_unstable();
+        sites.dedup();
+        tracing::error!(
+            certificates = failing.len(),
+            sites = %sites.join(","),
+            "ALERT: due certificates could not be purged ({}); retried at every pass; \
+             `mss-dispatch status` lists them",
+            failing[0].error
+        );
     }
 
     /// Moves the server copies of released certificates to their folder.

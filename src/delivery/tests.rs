@@ -585,3 +585,43 @@ fn an_ambiguous_resend_released_by_name_replaces_the_delivered_one() {
         "only the released certificate's files are left"
     );
 }
+
+/// Regression: a site user who pre-created `SITE/DAY -> elsewhere` made the service write
+/// certificates outside the spool (into the state directory, another site's folder).
+#[test]
+fn a_link_where_a_day_folder_should_be_is_refused_and_other_sites_are_delivered() {
+    use std::os::unix::fs::MetadataExt;
+    let f = Fixture::new();
+    let mut ledger = f.ledger();
+    let state = f.root.join("state");
+    let before = std::fs::metadata(&state).unwrap();
+    std::fs::create_dir_all(f.root.join("sites/690000880")).unwrap();
+    std::os::unix::fs::symlink(&state, f.root.join("sites/690000880/2021-10-29")).unwrap();
+    let report = deliver_batch(
+        &mut ledger,
+        &f.set(),
+        vec![corpus("negative_plain"), corpus("corsica_site")],
+        now(),
+    )
+    .unwrap();
+    assert_eq!(report.failed.len(), 1, "{report:?}");
+    assert!(report.failed[0].1.contains("sites/690000880"));
+    assert!(!report.failed[0].1.contains("MARTIN"));
+    assert_eq!(report.delivered.len(), 1);
+    assert!(f.files().iter().any(|p| p.starts_with("sil/")));
+    let after = std::fs::metadata(&state).unwrap();
+    assert_eq!((before.mode(), before.gid()), (after.mode(), after.gid()));
+    assert!(
+        std::fs::read_dir(&state).unwrap().all(|e| !e
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .contains(".part")),
+        "nothing written in the state directory"
+    );
+    // Once the link is gone, the certificate goes through at the next pass.
+    std::fs::remove_file(f.root.join("sites/690000880/2021-10-29")).unwrap();
+    let report =
+        deliver_batch(&mut ledger, &f.set(), vec![corpus("negative_plain")], now()).unwrap();
+    assert_eq!(report.delivered.len(), 1, "{report:?}");
+}

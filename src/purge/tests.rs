@@ -313,3 +313,168 @@ fn server_copies_are_due_with_their_certificate_and_record_their_lateness() {
     assert_eq!(e["lateness_seconds"], 7200);
     assert_eq!(e["folder"], "SI-DEP/Traites");
 }
+
+// ---- the site's staff write in their folder (DESIGN invariant 8)
+
+const LYON_DAY: &str = "sites/690000880/2021-10-29";
+const LYON_FILE: &str = "MARTIN_Camille_2100000.pdf";
+const DUE: &str = "2021-11-01T08:00:30Z";
+
+fn events(f: &Fixture, ledger: &mut Ledger, event: &str) -> usize {
+    log(f, ledger)
+        .iter()
+        .filter(|e| e["event"] == event)
+        .count()
+}
+
+/// Regression: a PDF moved into a sub-folder was logged `removed_by_site`, then `purged`, and
+/// stayed on disk.
+#[test]
+fn a_copy_staff_moved_inside_their_tree_is_still_ours_and_purged_where_it_is() {
+    let f = Fixture::new();
+    let mut ledger = f.ledger();
+    deliver_batch(&mut ledger, &f.set(), vec![corpus("negative_plain")], now()).unwrap();
+    let moved = f.root.join("sites/690000880/imprimes/octobre/patient.pdf");
+    std::fs::create_dir_all(moved.parent().unwrap()).unwrap();
+    std::fs::rename(f.root.join(LYON_DAY).join(LYON_FILE), &moved).unwrap();
+    std::fs::rename(f.root.join(LYON_DAY), f.root.join("sites/690000880/vu")).unwrap();
+
+    let taken = crate::handover::reconcile_all(&mut ledger, now(), &f.tz).unwrap();
+    assert_eq!(taken, 0, "a moved file is not a hand-over");
+    let pass = local_pass(&mut ledger, &f.tz, t(DUE), 100).unwrap();
+    assert_eq!(pass.purged.len(), 1);
+    assert_eq!(pass.taken, 0);
+    assert!(!moved.exists(), "purged where the staff put it");
+    assert_eq!(events(&f, &mut ledger, "removed_by_site"), 0);
+    assert_eq!(events(&f, &mut ledger, "purged"), 1);
+}
+
+/// Regression: after a day folder was renamed and its name linked to another site's folder,
+/// purge deleted the other site's file of the same name and left the real one.
+#[test]
+fn purge_never_follows_a_link_to_another_site() {
+    let f = Fixture::new();
+    let mut ledger = f.ledger();
+    deliver_batch(&mut ledger, &f.set(), vec![corpus("negative_plain")], now()).unwrap();
+    let other = f.root.join("sites/750712184/2021-10-29");
+    std::fs::create_dir_all(&other).unwrap();
+    std::fs::write(other.join(LYON_FILE), b"Paris's own file").unwrap();
+    std::fs::rename(f.root.join(LYON_DAY), f.root.join("sites/690000880/old")).unwrap();
+    std::os::unix::fs::symlink(&other, f.root.join(LYON_DAY)).unwrap();
+
+    let pass = local_pass(&mut ledger, &f.tz, t(DUE), 100).unwrap();
+    assert_eq!(pass.purged.len(), 1);
+    assert_eq!(
+        std::fs::read(other.join(LYON_FILE)).unwrap(),
+        b"Paris's own file"
+    );
+    assert!(!f.root.join("sites/690000880/old").join(LYON_FILE).exists());
+}
+
+/// Regression: one entry that could not be removed stopped purging for every site, silently.
+#[test]
+fn a_copy_that_cannot_be_removed_is_failing_and_the_others_are_purged() {
+    let f = Fixture::new();
+    let mut ledger = f.ledger();
+    deliver_batch(
+        &mut ledger,
+        &f.set(),
+        vec![corpus("negative_plain"), corpus("corsica_site")],
+        now(),
+    )
+    .unwrap();
+    // Staff bury the file deeper than the service searches: it cannot be found.
+    let mut deep = f.root.join("sites/690000880");
+    for i in 0..15 {
+        deep = deep.join(format!("d{i}"));
+    }
+    std::fs::create_dir_all(&deep).unwrap();
+    std::fs::rename(f.root.join(LYON_DAY).join(LYON_FILE), deep.join("x.pdf")).unwrap();
+
+    let pass = local_pass(&mut ledger, &f.tz, t(DUE), 100).unwrap();
+    assert_eq!(pass.failing.len(), 1, "{pass:?}");
+    assert_eq!(pass.failing[0].site.as_deref(), Some("690000880"));
+    assert!(pass.failing[0].error.contains("sites/690000880"));
+    assert!(!pass.failing[0].error.contains("MARTIN"));
+    assert_eq!(
+        pass.purged.len(),
+        1,
+        "the Corsican certificate is purged all the same"
+    );
+    let counts = crate::report::counts(&ledger, t(DUE).as_second()).unwrap();
+    assert_eq!(counts.purge_failing, 1);
+    // Retried at the next pass, where it succeeds once the file is reachable again.
+    std::fs::rename(deep.join("x.pdf"), f.root.join("sites/690000880/x.pdf")).unwrap();
+    let pass = local_pass(&mut ledger, &f.tz, t(DUE), 100).unwrap();
+    assert!(pass.failing.is_empty());
+    assert_eq!(pass.purged.len(), 1);
+    assert!(!f.root.join("sites/690000880/x.pdf").exists());
+    let counts = crate::report::counts(&ledger, t(DUE).as_second()).unwrap();
+    assert_eq!(counts.purge_failing, 0);
+}
+
+/// Regression: day folders renamed during delivery left hidden `.part` files behind.
+#[test]
+fn temporary_files_in_a_renamed_folder_are_published_or_removed_where_they_are() {
+    use crate::delivery::{plan_batch, recover, stage_batch};
+    let f = Fixture::new();
+    let mut ledger = f.ledger();
+    // Staged (written and synced), then the day folder renamed before publication: recovery
+    // publishes it in the renamed folder, and the purge finds it there.
+    let mut batch =
+        plan_batch(&mut ledger, &f.set(), vec![corpus("negative_plain")], now()).unwrap();
+    stage_batch(&mut ledger, &f.set(), &mut batch).unwrap();
+    std::fs::rename(
+        f.root.join(LYON_DAY),
+        f.root.join("sites/690000880/renamed"),
+    )
+    .unwrap();
+    drop(batch);
+    recover(&mut ledger, &f.tz).unwrap();
+    assert!(
+        f.root
+            .join("sites/690000880/renamed")
+            .join(LYON_FILE)
+            .exists()
+    );
+    let pass = local_pass(&mut ledger, &f.tz, t(DUE), 100).unwrap();
+    assert_eq!(pass.purged.len(), 1);
+
+    // Planned only (a crash in the middle of the write): the temporary file is found by its
+    // name in the renamed folder and removed.
+    let mut batch = plan_batch(
+        &mut ledger,
+        &f.set(),
+        vec![corpus("dst_repeated_hour")],
+        now(),
+    )
+    .unwrap();
+    let spool_day = f.root.join("sites/750712184/2021-10-31");
+    stage_batch(&mut ledger, &f.set(), &mut batch).unwrap();
+    let temps: Vec<String> = f
+        .files()
+        .into_iter()
+        .filter(|p| p.ends_with(".part"))
+        .collect();
+    assert!(!temps.is_empty());
+    // Back to "planned": as if the process died before the staged commit.
+    {
+        let tx = ledger.tx().unwrap();
+        tx.conn()
+            .execute(
+                "UPDATE copy SET state = 'planned', dev = NULL, ino = NULL",
+                [],
+            )
+            .unwrap();
+        tx.commit().unwrap();
+    }
+    std::fs::rename(&spool_day, f.root.join("sites/750712184/autre")).unwrap();
+    drop(batch);
+    let done = recover(&mut ledger, &f.tz).unwrap();
+    assert!(done.discarded_temps >= 2, "{done:?}");
+    assert!(
+        f.files().iter().all(|p| !p.contains(".part")),
+        "{:?}",
+        f.files()
+    );
+}

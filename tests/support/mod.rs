@@ -26,6 +26,12 @@ pub fn bin() -> PathBuf {
 }
 
 /// A temporary directory every test user (root, dovecot) can traverse.
+/// Writes a file that holds a secret (a key, a password) `0600`, as the service requires.
+pub fn write_secret(path: &Path, text: impl AsRef<[u8]>) {
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+}
+
 pub fn workdir() -> tempfile::TempDir {
     let dir = tempfile::Builder::new().prefix("mssd-").tempdir().unwrap();
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -78,7 +84,13 @@ impl Pki {
         let write = |name: &str, text: &str| {
             let p = dir.join(name);
             std::fs::write(&p, text).unwrap();
-            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
+            // Keys are private; certificates are readable by Dovecot's processes.
+            let mode = if name.ends_with(".key") || name.ends_with(".pass") {
+                0o600
+            } else {
+                0o644
+            };
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
             p
         };
         let ca_key = KeyPair::generate().unwrap();
@@ -132,7 +144,7 @@ impl Pki {
         store.add_entry("lbm", p12_keystore::KeyStoreEntry::PrivateKeyChain(chain));
         let p12 = store.writer("p12-pass").write().unwrap();
         let client_p12 = dir.join("client.p12");
-        std::fs::write(&client_p12, p12).unwrap();
+        write_secret(&client_p12, p12);
 
         Pki {
             dir: dir.to_path_buf(),
@@ -713,7 +725,7 @@ pub fn demo_install(root: &Path, extra: &str) -> Install {
 
 pub fn login_mailbox(d: &Dovecot, pki: &Pki, root: &Path) -> String {
     let pass = root.join("imap-password");
-    std::fs::write(&pass, format!("{PASSWORD}\n")).unwrap();
+    write_secret(&pass, format!("{PASSWORD}\n"));
     format!(
         "host = \"localhost\"\nport = {}\ntls = \"starttls\"\nca_file = \"{}\"\nauth = \"login\"\n\
          username = \"{USER}\"\npassword_file = \"{}\"\npoll_interval = \"2s\"\n",

@@ -31,6 +31,41 @@ fn fail(key: &str, path: &Path, what: impl std::fmt::Display) -> String {
 
 /// Reads the CA, the client certificate and the password; checks the certificate's dates.
 pub fn load(imap: &Imap, now: Timestamp) -> Result<Credentials, String> {
+    let (tls, client_cert_validity) = load_tls(imap, now)?;
+    let password = match imap.auth {
+        Auth::External => None,
+        Auth::Login | Auth::Plain => Some(read_password(imap.password_file.as_deref())?),
+    };
+    Ok(Credentials {
+        tls,
+        client_cert_validity,
+        password,
+    })
+}
+
+/// What `check-config` checks of the mailbox's files, exactly as `run` reads them: the CA,
+/// the client certificate and key (parsed, dates checked), and the secret files' modes. The
+/// password given by the systemd credential is checked only where the credential is there
+/// (under the unit, as its `ExecStartPre=` runs).
+pub fn check(imap: &Imap, now: Timestamp) -> Vec<String> {
+    let mut errors = Vec::new();
+    if let Err(e) = load_tls(imap, now) {
+        errors.push(e);
+    }
+    if matches!(imap.auth, Auth::Login | Auth::Plain)
+        && (imap.password_file.is_some() || std::env::var_os("CREDENTIALS_DIRECTORY").is_some())
+        && let Err(e) = read_password(imap.password_file.as_deref())
+    {
+        errors.push(e);
+    }
+    errors
+}
+
+/// A validity period: not before, not after.
+type Validity = (Timestamp, Timestamp);
+
+/// The TLS configuration: the trust anchors and the client identity, with its validity.
+fn load_tls(imap: &Imap, now: Timestamp) -> Result<(Arc<ClientConfig>, Option<Validity>), String> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
@@ -92,16 +127,30 @@ pub fn load(imap: &Imap, now: Timestamp) -> Result<Credentials, String> {
             (config, validity)
         }
     };
+    Ok((Arc::new(config), validity))
+}
 
-    let password = match imap.auth {
-        Auth::External => None,
-        Auth::Login | Auth::Plain => Some(read_password(imap.password_file.as_deref())?),
-    };
-    Ok(Credentials {
-        tls: Arc::new(config),
-        client_cert_validity: validity,
-        password,
-    })
+/// A file holding a secret (a private key, a password) must not be open to every user of the
+/// machine, as ssh refuses a loose key: at most `0640` (its group may be the service's).
+pub fn check_private(key: &str, path: &Path) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path)
+        .map_err(|e| fail(key, path, e))?
+        .permissions()
+        .mode();
+    if mode & 0o007 != 0 {
+        return Err(fail(
+            key,
+            path,
+            format!(
+                "holds a secret but is open to every user of this machine (mode {:04o}); \
+                 make it 0600 (or 0640 with the service's group): chmod o-rwx {}",
+                mode & 0o7777,
+                path.display()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 type Identity = (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>);
@@ -119,15 +168,21 @@ fn read_pem(cert_path: &Path, key_path: Option<&Path>) -> Result<Identity, Strin
         ));
     }
     let key_path = key_path.unwrap_or(cert_path);
+    check_private("client_key", key_path)?;
     let key =
         PrivateKeyDer::from_pem_file(key_path).map_err(|e| fail("client_key", key_path, e))?;
     Ok((chain, key))
 }
 
 fn read_pkcs12(path: &Path, password_file: Option<&Path>) -> Result<Identity, String> {
+    // The bundle holds the private key.
+    check_private("client_cert", path)?;
     let data = std::fs::read(path).map_err(|e| fail("client_cert", path, e))?;
     let password = match password_file {
-        Some(p) => read_secret(p).map_err(|e| fail("client_cert_password_file", p, e))?,
+        Some(p) => {
+            check_private("client_cert_password_file", p)?;
+            read_secret(p).map_err(|e| fail("client_cert_password_file", p, e))?
+        }
         None => String::new(),
     };
     let store =
@@ -159,6 +214,7 @@ fn read_pkcs12(path: &Path, password_file: Option<&Path>) -> Result<Identity, St
 /// The password: `password_file`, else `$CREDENTIALS_DIRECTORY/imap-password` (systemd).
 fn read_password(password_file: Option<&Path>) -> Result<String, String> {
     if let Some(p) = password_file {
+        check_private("password_file", p)?;
         return read_secret(p).map_err(|e| fail("password_file", p, e));
     }
     let Some(dir) = std::env::var_os("CREDENTIALS_DIRECTORY") else {
