@@ -40,6 +40,7 @@ pub fn run(path: &Path) -> ExitCode {
                 config.sites.len(),
                 if config.sites.len() == 1 { "" } else { "s" }
             );
+            print!("{}", folders(&config));
             ExitCode::SUCCESS
         }
         Err(e @ LoadError::Read(..)) => {
@@ -59,4 +60,44 @@ pub fn run(path: &Path) -> ExitCode {
             super::config_error()
         }
     }
+}
+
+/// What the service will make of the folders: their group and modes, as staff will see them.
+fn folders(config: &crate::core::config::Config) -> String {
+    use crate::spool::{FILE_MODE, PARENT_MODE, PRIVATE_DIR_MODE, SITE_DIR_MODE};
+    let mut out = String::new();
+    let mut shared: Vec<&std::path::Path> = Vec::new();
+    for site in &config.sites {
+        let group = site.group.as_deref().unwrap_or("the service's own group");
+        for (what, dir) in [("spool", &site.spool), ("sil", &site.sil)] {
+            let Some(dir) = dir else { continue };
+            out.push_str(&format!(
+                "  site {} ({}): {what} {} — folders {:04o} and files {:04o}, group {group}\n",
+                site.finess,
+                site.name,
+                dir.display(),
+                SITE_DIR_MODE,
+                FILE_MODE
+            ));
+            if let Some(parent) = dir.parent()
+                && !shared.contains(&parent)
+            {
+                shared.push(parent);
+            }
+        }
+    }
+    for parent in shared {
+        out.push_str(&format!(
+            "  {}: made {:04o} with the service's group if missing (never a site's)\n",
+            parent.display(),
+            PARENT_MODE
+        ));
+    }
+    out.push_str(&format!(
+        "  quarantine {}: folder {:04o}, files {:04o}, the service's group\n",
+        config.quarantine_dir.display(),
+        PRIVATE_DIR_MODE,
+        FILE_MODE
+    ));
+    out
 }

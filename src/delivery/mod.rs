@@ -434,8 +434,8 @@ fn stage_one(set: &Setting, w: &mut Work) {
     }
 }
 
-/// A certificate whose files could not be written: retried at the next pass. A link or a
-/// file planted where a folder should be is an ALERT naming the folder (never the file).
+/// A certificate whose files could not be written: an ALERT naming the folder (never the
+/// file), and the certificate is retried at the next pass.
 fn fail(w: &mut Work, e: &SpoolError) {
     if e.is_refused() {
         tracing::error!(
@@ -444,7 +444,10 @@ fn fail(w: &mut Work, e: &SpoolError) {
              pass; remove what stands there"
         );
     } else {
-        tracing::error!(certificate = w.certificate, error = %e, "delivery failed, will retry");
+        tracing::error!(
+            certificate = w.certificate,
+            "ALERT: delivery failed: {e}; the certificate is retried at the next pass"
+        );
     }
     w.failed = Some(e.to_string());
 }
@@ -487,8 +490,11 @@ fn publish_copy(
     }
     let dir = spool::folder(copy.kind, &copy.path, Access::default())?;
     let temp = spool::file_name(&copy.temp);
-    if copy.state == CopyState::Staged && dir.stat(&temp)?.is_none() {
-        // Published by an earlier run (and maybe already taken by the SIL).
+    if copy.state == CopyState::Staged && dir.file_id(&temp)?.is_none_or(|id| Some(id) != copy.file)
+    {
+        // Published by an earlier run (and maybe already taken by the SIL), or moved away by
+        // the site's staff: found again by its identity. Whatever stands at the temporary
+        // name now is not ours to rename.
         return Ok(Some(dir));
     }
     let mut target = copy.path.clone();

@@ -403,7 +403,7 @@ const MAX_ENTRIES: usize = 500_000;
 
 /// Every regular file of a tree, by identity, with the folders leading to it: built once per
 /// pass for a tree in which some file was not where it was left.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, PartialEq, Eq)]
 pub struct Index {
     files: std::collections::HashMap<FileId, Vec<(Vec<String>, String)>>,
     /// This service's temporary files (`.mss-dispatch.*`), by name.
@@ -412,9 +412,30 @@ pub struct Index {
     pub partial: bool,
 }
 
+/// Walks of a tree made to see it hold still, at most.
+const WALKS: usize = 4;
+
 impl Index {
     /// Walks the tree below `root` (its sub-folders too when `deep`), never through a link.
+    ///
+    /// People may be moving files while it is walked: a file moved from a folder not yet
+    /// visited into one already visited would be missed, and taken for gone. So the tree is
+    /// walked until two walks in a row see the same tree; if it never holds still, the index
+    /// is partial, and nothing is concluded from what it does not hold.
     pub fn build(root: &Dir, deep: bool) -> Result<Index, SpoolError> {
+        let mut last = Index::walked(root, deep)?;
+        for _ in 1..WALKS {
+            let next = Index::walked(root, deep)?;
+            if next == last {
+                return Ok(next);
+            }
+            last = next;
+        }
+        last.partial = true;
+        Ok(last)
+    }
+
+    fn walked(root: &Dir, deep: bool) -> Result<Index, SpoolError> {
         let mut index = Index::default();
         let mut seen = 0usize;
         index.walk(root, &mut Vec::new(), deep, &mut seen)?;
@@ -437,7 +458,11 @@ impl Index {
             if matches!(kind, Some(nix::dir::Type::Symlink)) {
                 continue;
             }
-            let Some(st) = dir.stat(&name)? else { continue };
+            let Some(st) = dir.stat(&name)? else {
+                // Gone between the listing and now: the tree is moving.
+                self.partial = true;
+                continue;
+            };
             if is_file(&st) {
                 if name.starts_with(super::TEMP_PREFIX) && st.st_uid == euid() {
                     self.temps

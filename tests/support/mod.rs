@@ -475,15 +475,26 @@ pub const SIDEP: &str = "noreply.sidep@enovacom.mssante.fr";
 /// A certificate message for dossier `D{n}` at site `finess`, with a PDF of about `pdf_bytes`
 /// (unique per `n`), sampled yesterday.
 pub fn certificate(n: u32, finess: &str, result: &str, pdf_bytes: usize) -> Vec<u8> {
-    let nom = format!("PATIENT{n}");
-    let prenom = "Test";
-    let dossier = format!("D{n:06}");
     let yesterday = jiff::ZonedDateTime::now()
         .in_tz("Europe/Paris")
         .unwrap()
         .checked_sub(jiff::SignedDuration::from_hours(24))
         .unwrap();
-    let sampled = yesterday.strftime("%d/%m/%Y %H:%M").to_string();
+    certificate_sampled(n, finess, result, pdf_bytes, &yesterday)
+}
+
+/// `certificate`, sampled at `sampled` (to the minute).
+pub fn certificate_sampled(
+    n: u32,
+    finess: &str,
+    result: &str,
+    pdf_bytes: usize,
+    sampled: &jiff::ZonedDateTime,
+) -> Vec<u8> {
+    let nom = format!("PATIENT{n}");
+    let prenom = "Test";
+    let dossier = format!("D{n:06}");
+    let sampled = sampled.strftime("%d/%m/%Y %H:%M").to_string();
     let mut pdf = format!("%PDF-1.4\n% certificate {n}\n").into_bytes();
     let mut x: u64 = 0x9E37_79B9_7F4A_7C15 ^ u64::from(n);
     while pdf.len() < pdf_bytes {
