@@ -108,16 +108,6 @@ fn chown_r(path: &Path, user: &str, group: &str) {
     assert!(out.status.success(), "{}", stderr(&out));
 }
 
-/// A child process killed when dropped.
-struct Running(std::process::Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// Mode, owner, group and (for files) content hash of every entry below `dir`, links listed
 /// as links; what the attack must not change.
 fn fingerprint(dir: &Path) -> BTreeMap<PathBuf, (u32, u32, u32, String)> {
@@ -308,7 +298,7 @@ fn a_hostile_site_user_cannot_reach_outside_their_tree_nor_stop_the_purge() {
     .unwrap();
 
     let log = root.join("daemon.log");
-    let daemon = Running(
+    let daemon = Daemon(
         Command::new("setpriv")
             .arg(format!("--reuid={}", uid(&svc)))
             .arg(format!("--regid={}", gid(&svc_group)))
@@ -346,7 +336,7 @@ fn a_hostile_site_user_cannot_reach_outside_their_tree_nor_stop_the_purge() {
     std::fs::write(&script, ATTACKER).unwrap();
     let stop = root.join("stop-attack");
     let targets = [state.clone(), site_dir(1), decoy.clone()];
-    let mut attack = Running(
+    let mut attack = Daemon(
         Command::new("setpriv")
             .arg(format!("--reuid={}", uid(&attacker)))
             .arg(format!("--regid={}", gid(&groups[0])))

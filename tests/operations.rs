@@ -151,9 +151,14 @@ fn status_reports_the_ledger_and_the_running_daemon() {
     assert_eq!(before["quarantine_total"], 0);
 
     let mut daemon = install.spawn();
+    // The first listing comes before its batch is written: wait for the pass to end.
     assert!(eventually(20, || {
         let s = status_json(&install);
-        s["running"] == true && s["connected"] == true && s["last_poll"].is_string()
+        s["running"] == true
+            && s["connected"] == true
+            && s["last_poll"].is_string()
+            && s["last_purge_pass"].is_string()
+            && s["quarantine_total"] == 3
     }));
     let s = status_json(&install);
     assert_eq!(s["delivered_24h"]["690000880"], 2, "{s:#}");

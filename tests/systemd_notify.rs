@@ -5,7 +5,7 @@
 mod support;
 
 use std::os::unix::net::UnixDatagram;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use support::fake_imap::{FakeImap, Faults};
@@ -28,7 +28,7 @@ fn collect(sock: &UnixDatagram, for_how_long: Duration) -> Vec<(Duration, String
     out
 }
 
-fn spawn_notified(install: &Install, socket: &std::path::Path, watchdog_ms: u64) -> Child {
+fn spawn_notified(install: &Install, socket: &std::path::Path, watchdog_ms: u64) -> Daemon {
     Command::new(bin())
         .args(["run", "--config"])
         .arg(&install.config)
@@ -37,6 +37,7 @@ fn spawn_notified(install: &Install, socket: &std::path::Path, watchdog_ms: u64)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
+        .map(Daemon)
         .unwrap()
 }
 

@@ -587,6 +587,32 @@ fn base64_lines(data: &[u8]) -> String {
 
 // ------------------------------------------------------------------ the daemon
 
+/// A child process of a test, killed when dropped: a test that fails or panics leaves no
+/// daemon behind.
+pub struct Daemon(pub Child);
+
+impl std::ops::Deref for Daemon {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Daemon {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
 /// Folders of a test installation.
 pub struct Install {
     pub root: PathBuf,
@@ -622,7 +648,7 @@ impl Install {
             .unwrap()
     }
 
-    pub fn spawn(&self) -> Child {
+    pub fn spawn(&self) -> Daemon {
         Command::new(bin())
             .args(["run", "--config"])
             .arg(&self.config)
@@ -630,11 +656,12 @@ impl Install {
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
+            .map(Daemon)
             .unwrap()
     }
 
     /// The daemon with its log written to `log`, to be read while it runs.
-    pub fn spawn_logged(&self, log: &Path) -> Child {
+    pub fn spawn_logged(&self, log: &Path) -> Daemon {
         Command::new(bin())
             .args(["run", "--config"])
             .arg(&self.config)
@@ -642,10 +669,11 @@ impl Install {
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(log).unwrap())
             .spawn()
+            .map(Daemon)
             .unwrap()
     }
 
-    pub fn spawn_once(&self) -> Child {
+    pub fn spawn_once(&self) -> Daemon {
         Command::new(bin())
             .args(["run", "--once", "--config"])
             .arg(&self.config)
@@ -653,6 +681,7 @@ impl Install {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
+            .map(Daemon)
             .unwrap()
     }
 
