@@ -1,20 +1,33 @@
 //! The retention log file, `state.dir/retention.log`: hash-chained JSON lines for auditors
-//! (`crate::core::audit` renders and verifies them). Records are first queued in the ledger,
-//! in the same transaction as what they record, then appended here and synced; the chain's
-//! head is kept in the ledger too, so that a truncated log is noticed. Appending is
-//! idempotent: a record whose event id is already in the file is not written again.
+//! (`crate::core::audit` renders and verifies them). Records are first queued in the ledger
+//! (its outbox), in the same transaction as what they record, then appended here and synced;
+//! the chain's head (number and hash of the last record) is kept in the ledger too.
+//!
+//! The ledger and the file are checked against each other at start and before every append
+//! (DESIGN invariant 9): the file's last complete record must be the ledger's head, or be
+//! followed only by the very records of the outbox (written just before a crash, before the
+//! ledger knew). Anything else — a cut, a deleted or a replaced file, an edited last record —
+//! is *broken*: nothing more is appended, the records wait in the outbox, and the break is
+//! reported until an operator acts (`reseal`). The one repair made without a person is a
+//! last line cut in the middle of a write: the cut line is removed, its records are written
+//! again, and the repair is recorded in the log itself.
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use crate::core::audit::{self, Body, Broken, Head, Record};
+use jiff::Timestamp;
+use jiff::tz::TimeZone;
+
+use crate::core::audit::{self, Body, Broken, Chain, Event, Head, Record};
 use crate::ledger::{Ledger, LedgerError, LedgerRead};
 
 pub const FILE_NAME: &str = "retention.log";
 const HEAD_SEQ: &str = "audit_head_seq";
 const HEAD_HASH: &str = "audit_head_hash";
+/// Why the log is broken, while it is (for `status`).
+pub const BROKEN: &str = "audit_broken";
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuditError {
@@ -26,6 +39,9 @@ pub enum AuditError {
     },
     #[error("retention log {path}: {broken}")]
     Broken { path: PathBuf, broken: Broken },
+    /// The ledger and the file disagree; the words say how (no patient data).
+    #[error("retention log {path} broken: {why}")]
+    Mismatch { path: PathBuf, why: String },
     #[error(transparent)]
     Ledger(#[from] LedgerError),
 }
@@ -39,52 +55,44 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> AuditError + use<> {
     move |source| AuditError::Io { path, source }
 }
 
-/// Appends every queued record to the log, syncs it, and forgets them in the ledger.
-/// Returns how many were appended.
-pub fn flush(ledger: &mut Ledger, state_dir: &Path) -> Result<usize, AuditError> {
-    let queued = ledger.outbox()?;
-    let Some(&(last_id, _)) = queued.last() else {
-        return Ok(0);
-    };
-    let path = path(state_dir);
-    let mut head = last_record(&path)?.unwrap_or_else(Head::genesis);
-    let mut text = String::new();
-    let mut appended = 0;
-    for (id, record) in queued {
-        // Already in the file: written before a crash that came before the ledger knew it.
-        if id <= head.id {
-            continue;
-        }
-        let body: Body = serde_json::from_str(&record).unwrap_or_else(|_| Body {
-            detail: Some("unreadable queued record".into()),
-            ..Body::default()
-        });
-        let (line, next) = audit::append(&head, id, body);
-        text.push_str(&line);
-        text.push('\n');
-        head = next;
-        appended += 1;
-    }
-    if !text.is_empty() {
-        let mut file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .mode(0o640)
-            .open(&path)
-            .map_err(io(&path))?;
-        file.write_all(text.as_bytes()).map_err(io(&path))?;
-        file.sync_all().map_err(io(&path))?;
-    }
-    let tx = ledger.tx()?;
-    tx.outbox_done(last_id)?;
-    tx.set_meta(HEAD_SEQ, &head.seq.to_string())?;
-    tx.set_meta(HEAD_HASH, &head.hash)?;
-    tx.commit()?;
-    Ok(appended)
+/// What `flush` did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Flushed {
+    pub appended: usize,
+    /// A last line cut by a crash was removed (and recorded).
+    pub repaired: bool,
+    /// The log is broken: nothing was appended. Why, in words.
+    pub broken: Option<String>,
 }
 
-/// The last record of the log, read from its end.
-fn last_record(path: &Path) -> Result<Option<Head>, AuditError> {
+/// The head the ledger holds: the last record written, as far as it knows.
+pub fn ledger_head(ledger: &impl LedgerRead) -> Result<Head, LedgerError> {
+    let seq = ledger
+        .meta(HEAD_SEQ)?
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let hash = ledger
+        .meta(HEAD_HASH)?
+        .unwrap_or_else(|| audit::GENESIS.to_string());
+    Ok(Head { seq, hash, id: 0 })
+}
+
+/// Why the log is broken, if the ledger says so.
+pub fn broken(ledger: &impl LedgerRead) -> Result<Option<String>, LedgerError> {
+    ledger.meta(BROKEN)
+}
+
+/// The end of the file: its complete lines (the last `want` at most, oldest first) and where
+/// a line cut in the middle starts, if the file does not end with a line break.
+struct Tail {
+    lines: Vec<String>,
+    /// Every complete line is in `lines` (the file was read from its start).
+    whole: bool,
+    /// The offset of a cut last line.
+    torn_at: Option<u64>,
+}
+
+fn read_tail(path: &Path, want: usize) -> Result<Option<Tail>, AuditError> {
     let mut file = match File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -95,82 +103,321 @@ fn last_record(path: &Path) -> Result<Option<Head>, AuditError> {
     loop {
         let start = len.saturating_sub(window);
         file.seek(SeekFrom::Start(start)).map_err(io(path))?;
-        let mut tail = String::new();
-        file.read_to_string(&mut tail).map_err(io(path))?;
-        let trimmed = tail.trim_end_matches('\n');
-        match trimmed.rfind('\n') {
-            Some(pos) => return Ok(head_of(&trimmed[pos + 1..])),
-            None if start == 0 => return Ok(head_of(trimmed)),
-            None => window *= 4,
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes).map_err(io(path))?;
+        // Complete lines end with a line break; what follows the last one is cut.
+        let complete = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |p| p + 1);
+        let torn_at = (complete < bytes.len()).then_some(start + complete as u64);
+        let mut body = &bytes[..complete];
+        if start > 0 {
+            // The first line of the window may be partial: skip it.
+            match body.iter().position(|b| *b == b'\n') {
+                Some(p) => body = &body[p + 1..],
+                None => body = &[],
+            }
         }
+        let lines: Vec<String> = String::from_utf8_lossy(body)
+            .lines()
+            .filter(|l| !l.is_empty())
+            .map(str::to_string)
+            .collect();
+        if start == 0 || lines.len() > want {
+            let skip = lines.len().saturating_sub(want);
+            return Ok(Some(Tail {
+                whole: start == 0 && skip == 0,
+                lines: lines[skip..].to_vec(),
+                torn_at,
+            }));
+        }
+        window *= 4;
     }
 }
 
-fn head_of(line: &str) -> Option<Head> {
-    let record: Record = serde_json::from_str(line).ok()?;
-    Some(Head {
-        seq: record.seq,
-        hash: audit::line_hash(line),
-        id: record.id,
-    })
+fn seq_of(line: &str) -> Option<u64> {
+    serde_json::from_str::<Record>(line).ok().map(|r| r.seq)
 }
 
-/// Verifies the whole chain, and that it ends where the ledger says it does.
-pub fn verify(state_dir: &Path, ledger: Option<&Ledger>) -> Result<Head, AuditError> {
+/// The queued records rendered after `head`, each with the head it makes.
+fn render(head: &Head, queued: &[(i64, String)]) -> Vec<(String, Head)> {
+    let mut at = head.clone();
+    queued
+        .iter()
+        .map(|(id, record)| {
+            let body: Body = serde_json::from_str(record).unwrap_or_else(|_| Body {
+                detail: Some("unreadable queued record".into()),
+                ..Body::default()
+            });
+            let (line, next) = audit::append(&at, *id, body);
+            at = next.clone();
+            (line, next)
+        })
+        .collect()
+}
+
+/// How many of the rendered records the file already holds after the ledger's head (written
+/// before a crash that came before the ledger knew), or why the file and the ledger disagree.
+fn already_written(
+    head: &Head,
+    tail: Option<&Tail>,
+    expected: &[(String, Head)],
+) -> Result<usize, String> {
+    let lines = tail.map_or(&[][..], |t| t.lines.as_slice());
+    let after: &[String] = if head.seq == 0 {
+        if !lines.is_empty() && !tail.is_some_and(|t| t.whole) {
+            return Err("the log holds records the ledger never wrote".into());
+        }
+        lines
+    } else {
+        if lines.is_empty() {
+            return Err(format!(
+                "the log is missing or empty, but the ledger says {} records were written",
+                head.seq
+            ));
+        }
+        let Some(i) = lines.iter().rposition(|l| seq_of(l) == Some(head.seq)) else {
+            let last = lines.last().and_then(|l| seq_of(l)).unwrap_or(0);
+            return Err(if last < head.seq {
+                format!(
+                    "the log ends at record {last} but the ledger says {} were written: \
+                     records were cut, or the file was replaced",
+                    head.seq
+                )
+            } else {
+                format!(
+                    "the log holds records after {} that the ledger does not know",
+                    head.seq
+                )
+            });
+        };
+        if audit::line_hash(&lines[i]) != head.hash {
+            return Err(format!(
+                "record {} of the log is not the record that was written (changed or replaced)",
+                head.seq
+            ));
+        }
+        &lines[i + 1..]
+    };
+    if after.len() > expected.len()
+        || after
+            .iter()
+            .zip(expected)
+            .any(|(line, (want, _))| line != want)
+    {
+        return Err(format!(
+            "the log holds records after {} that are not the ones the service wrote",
+            head.seq
+        ));
+    }
+    Ok(after.len())
+}
+
+/// Appends every queued record to the log and syncs it, after checking that the log ends
+/// where the ledger says; records the new head and forgets the records. A broken log is
+/// reported (`Flushed::broken`, the ledger's `audit_broken`), never appended to.
+pub fn flush(ledger: &mut Ledger, state_dir: &Path) -> Result<Flushed, AuditError> {
+    let path = path(state_dir);
+    let mut flushed = Flushed::default();
+    let mut queued = ledger.outbox()?;
+    let mut tail = read_tail(&path, queued.len() + 1)?;
+    if let Some(at) = tail.as_ref().and_then(|t| t.torn_at) {
+        // A crash in the middle of a write: the cut line's records are still queued.
+        cut(&path, at)?;
+        let tx = ledger.tx()?;
+        tx.audit(&Body {
+            time: crate::core::retention::rfc3339(Timestamp::now(), &crate::tz::paris()),
+            event: Some(Event::LogRepaired),
+            detail: Some(format!(
+                "a last line cut in the middle of a write was removed at byte {at}; its \
+                 records were written again"
+            )),
+            ..Body::default()
+        })?;
+        tx.commit()?;
+        flushed.repaired = true;
+        queued = ledger.outbox()?;
+        tail = read_tail(&path, queued.len() + 1)?;
+    }
+    let head = ledger_head(ledger)?;
+    let expected = render(&head, &queued);
+    let written = match already_written(&head, tail.as_ref(), &expected) {
+        Ok(n) => n,
+        Err(why) => {
+            if ledger.meta(BROKEN)?.as_deref() != Some(why.as_str()) {
+                let tx = ledger.tx()?;
+                tx.set_meta(BROKEN, &why)?;
+                tx.commit()?;
+            }
+            flushed.broken = Some(why);
+            return Ok(flushed);
+        }
+    };
+    let rest = &expected[written..];
+    if !rest.is_empty() {
+        let mut text = String::new();
+        for (line, _) in rest {
+            text.push_str(line);
+            text.push('\n');
+        }
+        let mut file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o640)
+            .open(&path)
+            .map_err(io(&path))?;
+        file.write_all(text.as_bytes()).map_err(io(&path))?;
+        file.sync_all().map_err(io(&path))?;
+        flushed.appended = rest.len();
+    }
+    let tx = ledger.tx()?;
+    if let (Some((last_id, _)), Some((_, new_head))) = (queued.last(), expected.last()) {
+        tx.outbox_done(*last_id)?;
+        tx.set_meta(HEAD_SEQ, &new_head.seq.to_string())?;
+        tx.set_meta(HEAD_HASH, &new_head.hash)?;
+    }
+    tx.delete_meta(BROKEN)?;
+    tx.commit()?;
+    Ok(flushed)
+}
+
+/// Removes a cut last line: the file ends at `at`, synced.
+fn cut(path: &Path, at: u64) -> Result<(), AuditError> {
+    let file = OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(io(path))?;
+    file.set_len(at).map_err(io(path))?;
+    file.sync_all().map_err(io(path))
+}
+
+/// Starts a new segment of a broken log (`audit reseal`): a `resealed` record naming the
+/// break — the records missing, the ledger's head and the file's — chained to the last line
+/// the file holds, so that the gap stays visible forever. The queued records follow it.
+/// A log whose chain breaks inside (an edit, not a cut) is refused: it is evidence, to be
+/// moved aside first.
+pub fn reseal(
+    ledger: &mut Ledger,
+    state_dir: &Path,
+    reason: &str,
+    user: &str,
+    tz: &TimeZone,
+) -> Result<Body, AuditError> {
+    let path = path(state_dir);
+    if let Some(at) = read_tail(&path, 1)?.and_then(|t| t.torn_at) {
+        cut(&path, at)?;
+    }
+    let lines = read_lines(&path)?;
+    let file_head = audit::verify(lines.iter().map(String::as_str))
+        .map_err(|broken| AuditError::Broken {
+            path: path.clone(),
+            broken,
+        })?
+        .head;
+    let ledger_head = ledger_head(ledger)?;
+    let seq = file_head.seq.max(ledger_head.seq) + 1;
+    let body = Body {
+        time: crate::core::retention::rfc3339(Timestamp::now(), tz),
+        event: Some(Event::Resealed),
+        user: Some(user.to_string()),
+        detail: Some(reason.to_string()),
+        gap_from: (ledger_head.seq > file_head.seq).then_some(file_head.seq + 1),
+        gap_to: (ledger_head.seq > file_head.seq).then_some(ledger_head.seq),
+        ledger_head: Some(format!("{} {}", ledger_head.seq, ledger_head.hash)),
+        file_head: Some(format!("{} {}", file_head.seq, file_head.hash)),
+        ..Body::default()
+    };
+    // An event id of its own, never reused, though the record is written here directly.
+    let tx = ledger.tx()?;
+    let id = tx.audit(&body)?;
+    tx.outbox_remove(id)?;
+    tx.commit()?;
+    let before = Head {
+        seq: seq - 1,
+        hash: file_head.hash,
+        id: 0,
+    };
+    let (line, head) = audit::append(&before, id, body.clone());
+    let mut file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o640)
+        .open(&path)
+        .map_err(io(&path))?;
+    file.write_all(format!("{line}\n").as_bytes())
+        .map_err(io(&path))?;
+    file.sync_all().map_err(io(&path))?;
+    let tx = ledger.tx()?;
+    tx.set_meta(HEAD_SEQ, &head.seq.to_string())?;
+    tx.set_meta(HEAD_HASH, &head.hash)?;
+    tx.delete_meta(BROKEN)?;
+    tx.commit()?;
+    Ok(body)
+}
+
+/// Verifies the whole chain, and that it holds the record the ledger says was written last
+/// (`head`, read *before* the file: records the service appends meanwhile only lengthen the
+/// file, so a snapshot taken in that order never raises a false alarm).
+pub fn verify(state_dir: &Path, head: Option<&Head>) -> Result<Chain, AuditError> {
     let path = path(state_dir);
     let lines = read_lines(&path)?;
-    let head =
+    let chain =
         audit::verify(lines.iter().map(String::as_str)).map_err(|broken| AuditError::Broken {
             path: path.clone(),
             broken,
         })?;
-    if let Some(ledger) = ledger {
-        let recorded: u64 = ledger
-            .meta(HEAD_SEQ)?
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
-        if recorded > head.seq {
-            return Err(AuditError::Broken {
-                path,
-                broken: Broken {
-                    line: lines.len() + 1,
-                    seq: Some(head.seq + 1),
-                    why: format!(
-                        "missing: the log ends at record {} but {recorded} were written",
-                        head.seq
-                    ),
-                },
-            });
-        }
-        if recorded == head.seq
-            && recorded > 0
-            && ledger.meta(HEAD_HASH)?.as_deref() != Some(head.hash.as_str())
-        {
-            return Err(AuditError::Broken {
-                path,
-                broken: Broken {
-                    line: lines.len(),
-                    seq: Some(head.seq),
-                    why: "it is not the record that was written last".into(),
-                },
-            });
-        }
+    let Some(head) = head.filter(|h| h.seq > 0) else {
+        return Ok(chain);
+    };
+    let at = lines.iter().rposition(|l| seq_of(l) == Some(head.seq));
+    match at {
+        None if chain.head.seq < head.seq => Err(AuditError::Broken {
+            path,
+            broken: Broken {
+                line: lines.len() + 1,
+                seq: Some(chain.head.seq + 1),
+                why: format!(
+                    "missing: the log ends at record {} but {} were written",
+                    chain.head.seq, head.seq
+                ),
+            },
+        }),
+        Some(i) if audit::line_hash(&lines[i]) == head.hash => Ok(chain),
+        Some(i) => Err(AuditError::Broken {
+            path,
+            broken: Broken {
+                line: i + 1,
+                seq: Some(head.seq),
+                why: "it is not the record that was written".into(),
+            },
+        }),
+        None => Err(AuditError::Broken {
+            path,
+            broken: Broken {
+                line: lines.len(),
+                seq: Some(head.seq),
+                why: "the record the ledger wrote last is not in the log".into(),
+            },
+        }),
     }
-    Ok(head)
 }
 
-/// Every line of the log (none when it does not exist yet).
+/// Every complete line of the log (none when it does not exist yet).
 pub fn read_lines(path: &Path) -> Result<Vec<String>, AuditError> {
     let file = match File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(io(path)(e)),
     };
+    let mut text = Vec::new();
     BufReader::new(file)
+        .read_to_end(&mut text)
+        .map_err(io(path))?;
+    // A last line without its line break was cut by a crash: it is not a record yet.
+    let complete = text.iter().rposition(|b| *b == b'\n').map_or(0, |p| p + 1);
+    Ok(text[..complete]
         .lines()
-        .filter(|l| !matches!(l, Ok(s) if s.is_empty()))
-        .collect::<Result<_, _>>()
-        .map_err(io(path))
+        .map_while(Result::ok)
+        .filter(|l| !l.is_empty())
+        .collect())
 }
 
 /// Makes an existing log readable by its group only (auditors), in case it was created by
@@ -179,5 +426,174 @@ pub fn tighten(state_dir: &Path) {
     let p = path(state_dir);
     if p.exists() {
         let _ = std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o640));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::delivery::deliver_batch;
+    use crate::test_support::{Fixture, corpus, now};
+
+    fn state(f: &Fixture) -> PathBuf {
+        f.root.join("state")
+    }
+
+    /// A ledger with a few records flushed to the log.
+    fn with_log(f: &Fixture) -> Ledger {
+        let mut ledger = f.ledger();
+        deliver_batch(
+            &mut ledger,
+            &f.set(),
+            vec![corpus("negative_plain"), corpus("corsica_site")],
+            now(),
+        )
+        .unwrap();
+        let flushed = flush(&mut ledger, &state(f)).unwrap();
+        assert!(flushed.appended > 0 && flushed.broken.is_none());
+        ledger
+    }
+
+    fn more(f: &Fixture, ledger: &mut Ledger) {
+        deliver_batch(ledger, &f.set(), vec![corpus("unknown_site")], now()).unwrap();
+    }
+
+    fn verified(f: &Fixture, ledger: &Ledger) -> Result<Chain, AuditError> {
+        verify(&state(f), Some(&ledger_head(ledger).unwrap()))
+    }
+
+    /// Regression: a truncated log was silently re-based and then "verified".
+    #[test]
+    fn a_cut_log_is_broken_until_resealed_and_the_gap_stays_visible() {
+        let f = Fixture::new();
+        let mut ledger = with_log(&f);
+        let lines = read_lines(&path(&state(&f))).unwrap();
+        let keep = lines.len() - 2;
+        std::fs::write(path(&state(&f)), lines[..keep].join("\n") + "\n").unwrap();
+        more(&f, &mut ledger);
+        let flushed = flush(&mut ledger, &state(&f)).unwrap();
+        let why = flushed.broken.expect("broken");
+        assert!(why.contains("ends at record"), "{why}");
+        assert_eq!(flushed.appended, 0);
+        assert_eq!(
+            read_lines(&path(&state(&f))).unwrap().len(),
+            keep,
+            "nothing appended"
+        );
+        assert!(
+            !ledger.outbox().unwrap().is_empty(),
+            "records wait in the ledger"
+        );
+        assert_eq!(broken(&ledger).unwrap(), Some(why));
+        assert!(verified(&f, &ledger).is_err());
+
+        let body = reseal(&mut ledger, &state(&f), "restored", "alice", &f.tz).unwrap();
+        assert_eq!(
+            (body.gap_from, body.gap_to),
+            (Some(keep as u64 + 1), Some(lines.len() as u64))
+        );
+        let flushed = flush(&mut ledger, &state(&f)).unwrap();
+        assert!(flushed.appended > 0 && flushed.broken.is_none());
+        assert!(ledger.outbox().unwrap().is_empty());
+        let chain = verified(&f, &ledger).unwrap();
+        assert_eq!(chain.reseals.len(), 1);
+        assert_eq!(
+            chain.reseals[0].gap,
+            Some((keep as u64 + 1, lines.len() as u64))
+        );
+        assert_eq!(broken(&ledger).unwrap(), None);
+    }
+
+    /// Regression: a deleted log restarted at record 1 and was "intact".
+    #[test]
+    fn a_deleted_log_is_broken_not_restarted() {
+        let f = Fixture::new();
+        let mut ledger = with_log(&f);
+        let n = read_lines(&path(&state(&f))).unwrap().len() as u64;
+        std::fs::remove_file(path(&state(&f))).unwrap();
+        more(&f, &mut ledger);
+        let why = flush(&mut ledger, &state(&f)).unwrap().broken.unwrap();
+        assert!(why.contains("missing or empty"), "{why}");
+        assert!(!path(&state(&f)).exists());
+        let body = reseal(&mut ledger, &state(&f), "deleted by mistake", "bob", &f.tz).unwrap();
+        assert_eq!((body.gap_from, body.gap_to), (Some(1), Some(n)));
+        flush(&mut ledger, &state(&f)).unwrap();
+        let chain = verified(&f, &ledger).unwrap();
+        assert_eq!(chain.reseals[0].gap, Some((1, n)));
+        assert!(chain.head.seq > n);
+    }
+
+    /// Regression: a line cut by a crash got a new chain glued onto it.
+    #[test]
+    fn a_torn_last_line_is_cut_written_again_and_recorded() {
+        let f = Fixture::new();
+        let mut ledger = with_log(&f);
+        more(&f, &mut ledger);
+        // The crash: the queued records half written, the ledger not told.
+        let head = ledger_head(&ledger).unwrap();
+        let expected = render(&head, &ledger.outbox().unwrap());
+        let mut file = OpenOptions::new()
+            .append(true)
+            .open(path(&state(&f)))
+            .unwrap();
+        let first = format!("{}\n", expected[0].0);
+        file.write_all(first.as_bytes()).unwrap();
+        file.write_all(&expected[1].0.as_bytes()[..20]).unwrap();
+        drop(file);
+
+        let flushed = flush(&mut ledger, &state(&f)).unwrap();
+        assert!(flushed.repaired, "{flushed:?}");
+        assert!(flushed.broken.is_none(), "{flushed:?}");
+        let lines = read_lines(&path(&state(&f))).unwrap();
+        let chain = verified(&f, &ledger).unwrap();
+        assert_eq!(chain.head.seq as usize, lines.len());
+        assert!(lines.last().unwrap().contains("\"event\":\"log_repaired\""));
+        // Each record once.
+        let ids: Vec<i64> = lines
+            .iter()
+            .map(|l| serde_json::from_str::<Record>(l).unwrap().id)
+            .collect();
+        let mut unique = ids.clone();
+        unique.dedup();
+        assert_eq!(ids, unique);
+    }
+
+    /// A crash after the records were written and synced, before the ledger knew: they are
+    /// recognised as the ones written, not written twice, not taken for a break.
+    #[test]
+    fn records_written_just_before_a_crash_are_recognised() {
+        let f = Fixture::new();
+        let mut ledger = with_log(&f);
+        more(&f, &mut ledger);
+        let head = ledger_head(&ledger).unwrap();
+        let expected = render(&head, &ledger.outbox().unwrap());
+        let text: String = expected.iter().map(|(l, _)| format!("{l}\n")).collect();
+        let mut file = OpenOptions::new()
+            .append(true)
+            .open(path(&state(&f)))
+            .unwrap();
+        file.write_all(text.as_bytes()).unwrap();
+        drop(file);
+        let flushed = flush(&mut ledger, &state(&f)).unwrap();
+        assert_eq!(flushed, Flushed::default());
+        assert!(ledger.outbox().unwrap().is_empty());
+        let chain = verified(&f, &ledger).unwrap();
+        assert_eq!(chain.head.seq, expected.last().unwrap().1.seq);
+    }
+
+    #[test]
+    fn an_edited_last_record_is_broken() {
+        let f = Fixture::new();
+        let mut ledger = with_log(&f);
+        let text = std::fs::read_to_string(path(&state(&f))).unwrap();
+        let last = text.trim_end().rsplit('\n').next().unwrap().to_string();
+        let edited = last
+            .replace("690000880", "750712184")
+            .replace("2A0000154", "750712184");
+        assert_ne!(edited, last);
+        std::fs::write(path(&state(&f)), text.replace(&last, &edited)).unwrap();
+        more(&f, &mut ledger);
+        let why = flush(&mut ledger, &state(&f)).unwrap().broken.unwrap();
+        assert!(why.contains("not the record that was written"), "{why}");
     }
 }

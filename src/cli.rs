@@ -138,6 +138,27 @@ pub enum AuditCommand {
         #[arg(long, short, value_name = "FILE")]
         config: PathBuf,
     },
+    /// Carry on after a real loss: the log was cut, deleted or replaced (the service then
+    /// appends nothing and says "retention log broken"), or the ledger was lost. Starts a new
+    /// segment whose first record names the break, the ledger's head and the file's, so that
+    /// the gap stays visible forever; the records waiting in the ledger follow it.
+    #[command(
+        after_help = "Examples:\n  mss-dispatch audit reseal --config /etc/mss-dispatch/config.toml \\\n      \
+        --reason 'retention.log restored from the backup of 2026-11-01'\n  \
+        mss-dispatch audit reseal --config /etc/mss-dispatch/config.toml --new-ledger \\\n      \
+        --reason 'ledger lost with the disk, no backup'"
+    )]
+    Reseal {
+        /// The configuration file (TOML).
+        #[arg(long, short, value_name = "FILE")]
+        config: PathBuf,
+        /// What happened, in words: kept in the log forever.
+        #[arg(long, value_name = "TEXT")]
+        reason: String,
+        /// The ledger was lost and cannot be restored: start a new one.
+        #[arg(long)]
+        new_ledger: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -10,6 +10,7 @@ pub mod config_file;
 pub mod core;
 pub mod daemon;
 pub mod delivery;
+pub mod failure;
 pub mod handover;
 pub mod ledger;
 pub mod logging;

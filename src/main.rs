@@ -28,6 +28,11 @@ fn main() -> ExitCode {
             format,
         ),
         Command::Audit(AuditCommand::Verify { config }) => commands::audit::verify(&config),
+        Command::Audit(AuditCommand::Reseal {
+            config,
+            reason,
+            new_ledger,
+        }) => commands::audit::reseal(&config, &reason, new_ledger),
         Command::Status { config, json } => commands::status::run(&config, json),
         Command::Quarantine(command) => commands::quarantine::run(command),
         Command::Man => commands::man(),

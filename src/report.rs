@@ -24,6 +24,14 @@ pub struct DaemonState {
     pub last_error: Option<String>,
     pub client_certificate_expires_at: Option<i64>,
     pub updated_at: i64,
+    /// The last local failure (`class in folder: what`), cleared by a pass without one.
+    #[serde(default)]
+    pub local_error: Option<String>,
+    #[serde(default)]
+    pub local_error_class: Option<String>,
+    /// Local failures since the start, per class.
+    #[serde(default)]
+    pub local_failures: BTreeMap<String, u64>,
 }
 
 pub fn daemon_file(state_dir: &Path) -> PathBuf {
@@ -100,6 +108,8 @@ pub struct Counts {
     /// Copies due whose removal failed at the last attempts, and the last error of one.
     pub purge_failing: i64,
     pub purge_failing_error: Option<String>,
+    /// Why the retention log is broken, while it is.
+    pub retention_log_broken: Option<String>,
 }
 
 pub fn counts(ledger: &Ledger, now: i64) -> Result<Counts, LedgerError> {
@@ -195,6 +205,7 @@ pub fn counts(ledger: &Ledger, now: i64) -> Result<Counts, LedgerError> {
         )?,
         purge_failing,
         purge_failing_error,
+        retention_log_broken: crate::audit::broken(ledger)?,
     })
 }
 
@@ -280,6 +291,27 @@ pub fn prometheus(counts: &Counts, daemon: &DaemonState) -> String {
         "gauge",
         "Files due whose removal failed (retried at every pass).",
         vec![(String::new(), counts.purge_failing)],
+    );
+    metric(
+        "retention_log_broken",
+        "gauge",
+        "1 while the retention log is broken (its records wait in the ledger).",
+        vec![(
+            String::new(),
+            i64::from(counts.retention_log_broken.is_some()),
+        )],
+    );
+    metric(
+        "local_failures_total",
+        "counter",
+        "Local failures since the service started, per class.",
+        crate::failure::Class::ALL
+            .iter()
+            .map(|c| {
+                let n = daemon.local_failures.get(c.as_str()).copied().unwrap_or(0);
+                (format!("{{class=\"{}\"}}", c.as_str()), n as i64)
+            })
+            .collect(),
     );
     metric(
         "clock_hold",

@@ -156,24 +156,146 @@ pub fn verify(config_path: &Path) -> ExitCode {
         Err(code) => return code,
     };
     let dir = &config.state_dir;
-    // The ledger knows where the chain ends; without it (a copy of the log alone), the chain
-    // is still checked.
-    let ledger = dir
-        .join("ledger.sqlite")
-        .exists()
-        .then(|| Ledger::open(dir).ok())
-        .flatten();
-    match crate::audit::verify(dir, ledger.as_ref()) {
-        Ok(head) => {
+    // The ledger's head is read before the file: records appended meanwhile only lengthen
+    // it. Without a ledger (a fresh directory) the chain is still checked.
+    let (head, broken) = match Ledger::open_read_only(dir) {
+        Ok(Some(l)) => match (crate::audit::ledger_head(&l), crate::audit::broken(&l)) {
+            (Ok(h), Ok(b)) => (Some(h), b),
+            (Err(e), _) | (_, Err(e)) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+        Ok(None) => (None, None),
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let path = crate::audit::path(dir);
+    match crate::audit::verify(dir, head.as_ref()) {
+        Ok(chain) => {
+            for r in &chain.reseals {
+                println!(
+                    "record {} (line {}): a new segment started{}{}{}",
+                    r.seq,
+                    r.line,
+                    r.user
+                        .as_deref()
+                        .map(|u| format!(" by {u}"))
+                        .unwrap_or_default(),
+                    r.gap
+                        .map(|(a, b)| format!("; records {a} to {b} are missing"))
+                        .unwrap_or_default(),
+                    r.detail
+                        .as_deref()
+                        .map(|d| format!(": {d}"))
+                        .unwrap_or_default()
+                );
+            }
             println!(
-                "{}: {} records, chain intact",
-                crate::audit::path(dir).display(),
-                head.seq
+                "{}: {} records, chain intact{}; head {}",
+                path.display(),
+                chain.head.seq,
+                if chain.reseals.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({} new segments, listed above)", chain.reseals.len())
+                },
+                chain.head.hash
             );
+            if let Some(why) = broken {
+                println!("the service cannot append to it: {why}");
+                return ExitCode::FAILURE;
+            }
             ExitCode::SUCCESS
         }
         Err(e) => {
             println!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `audit reseal`: carries on after a real loss (a cut, deleted or replaced log, or a lost
+/// ledger with `--new-ledger`), with a record that names the break.
+pub fn reseal(config_path: &Path, reason: &str, new_ledger: bool) -> ExitCode {
+    let config = match super::load_as_owner(config_path, super::no_groups) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    if reason.trim().is_empty() {
+        eprintln!("error: --reason: say why, in words: it is kept in the log forever");
+        return super::config_error();
+    }
+    let dir = &config.state_dir;
+    let _work = match crate::state::WorkLock::take(dir) {
+        Ok(w) => w,
+        Err(e) => {
+            eprintln!("error: {}: {e}", dir.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    let exists = crate::ledger::exists(dir);
+    let opened = match (exists, new_ledger) {
+        (true, true) => {
+            eprintln!(
+                "error: {} holds a ledger: --new-ledger is only for a ledger that was lost",
+                crate::ledger::file(dir).display()
+            );
+            return super::config_error();
+        }
+        (false, false) => {
+            eprintln!(
+                "error: there is no ledger in {}; if it was lost and cannot be restored from a \
+                 backup, start a new one with --new-ledger",
+                dir.display()
+            );
+            return super::config_error();
+        }
+        _ => Ledger::open(dir),
+    };
+    let mut ledger = match opened {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let reason = if new_ledger {
+        format!(
+            "{reason} (a new ledger was started: files delivered before it are purged by the \
+             orphan sweep, at the latest at the end of the longest retention)"
+        )
+    } else {
+        reason.to_string()
+    };
+    let user = crate::operator::current_user();
+    let tz = crate::tz::paris();
+    let result = crate::audit::reseal(&mut ledger, dir, &reason, &user, &tz)
+        .and_then(|body| crate::audit::flush(&mut ledger, dir).map(|f| (body, f)));
+    match result {
+        Ok((body, flushed)) => {
+            println!(
+                "{}: a new segment starts{}; {} waiting records written",
+                crate::audit::path(dir).display(),
+                body.gap_from
+                    .zip(body.gap_to)
+                    .map(|(a, b)| format!(" (records {a} to {b} are missing, and said so)"))
+                    .unwrap_or_default(),
+                flushed.appended
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            if matches!(e, crate::audit::AuditError::Broken { .. }) {
+                eprintln!(
+                    "the log's chain breaks inside (an edit, not a cut): keep it as evidence \
+                     (mv {p} {p}.broken), then run reseal again to start a new log",
+                    p = crate::audit::path(dir).display()
+                );
+            }
             ExitCode::FAILURE
         }
     }

@@ -30,7 +30,10 @@ fn act(config: &Config, dry_run: bool, confirm_clock: bool) -> Result<ExitCode, 
     let dir = &config.state_dir;
     let now = Timestamp::now();
     if dry_run {
-        let ledger = Ledger::open(dir).map_err(|e| e.to_string())?;
+        let Some(ledger) = Ledger::open_read_only(dir).map_err(|e| e.to_string())? else {
+            eprintln!("nothing yet: no certificate was ever received here");
+            return Ok(ExitCode::SUCCESS);
+        };
         for due in purge::due(&ledger, now, &tz).map_err(|e| e.to_string())? {
             println!("{}", serde_json::to_string(&due).expect("serialisable"));
         }
@@ -40,7 +43,10 @@ fn act(config: &Config, dry_run: bool, confirm_clock: bool) -> Result<ExitCode, 
         return Ok(ExitCode::SUCCESS);
     }
     let _work = WorkLock::take(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let mut ledger = Ledger::open(dir).map_err(|e| e.to_string())?;
+    let Some(mut ledger) = Ledger::open_existing(dir).map_err(|e| e.to_string())? else {
+        println!("nothing yet: no certificate was ever received here");
+        return Ok(ExitCode::SUCCESS);
+    };
     if confirm_clock {
         let user = crate::operator::current_user();
         let held = purge::confirm_clock(&mut ledger, now, &user, &tz).map_err(|e| e.to_string())?;

@@ -128,13 +128,21 @@ fn parse_sampling(s: &str, tz: &TimeZone) -> Option<Timestamp> {
         .or_else(|| crate::core::dates::parse_instant(s, tz))
 }
 
+/// The ledger, read only (`list`, `show`); none on a fresh state directory.
 fn open(config: &Config) -> Result<Option<Ledger>, String> {
-    if !config.state_dir.join("ledger.sqlite").exists() {
-        return Ok(None);
-    }
-    Ledger::open(&config.state_dir)
-        .map(Some)
-        .map_err(|e| e.to_string())
+    Ledger::open_read_only(&config.state_dir).map_err(|e| e.to_string())
+}
+
+/// The ledger, to act on a certificate: it must exist already.
+fn existing(dir: &Path) -> Result<Ledger, String> {
+    Ledger::open_existing(dir)
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| {
+            format!(
+                "no ledger in {} yet: nothing is in quarantine",
+                dir.display()
+            )
+        })
 }
 
 fn time(t: i64, tz: &TimeZone) -> String {
@@ -349,7 +357,7 @@ fn attempt(
 ) -> Result<Attempt, String> {
     let dir = &config.state_dir;
     let _work = WorkLock::take(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let mut ledger = Ledger::open(dir).map_err(|e| e.to_string())?;
+    let mut ledger = existing(dir)?;
     match release::quarantined(&ledger, id) {
         Ok(_) => {}
         Err(ReleaseError::Refused(why)) => return Ok(Attempt::Stays(why)),
@@ -449,7 +457,7 @@ fn server_step(config: &Config, id: i64) -> Result<String, String> {
         ));
     }
     let (moves, deletions) = {
-        let ledger = Ledger::open(dir).map_err(|e| e.to_string())?;
+        let ledger = existing(dir)?;
         let now = Timestamp::now().as_second();
         let moves: Vec<_> = ledger
             .pending_moves(usize::MAX >> 1)
@@ -470,7 +478,7 @@ fn server_step(config: &Config, id: i64) -> Result<String, String> {
     }
     let done = super::server::run(config, crate::source::Work { moves, deletions });
     let _work = WorkLock::take(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let mut ledger = Ledger::open(dir).map_err(|e| e.to_string())?;
+    let mut ledger = existing(dir)?;
     let tz = crate::tz::paris();
     crate::purge::record_moves(&mut ledger, &done.moved).map_err(|e| e.to_string())?;
     crate::purge::record_server_results(&mut ledger, &done.deleted, Timestamp::now(), &tz)
@@ -507,7 +515,7 @@ fn discard(config: &Config, tz: &TimeZone, id: i64) -> Result<ExitCode, String> 
     let user = crate::operator::current_user();
     {
         let _work = WorkLock::take(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        let mut ledger = Ledger::open(dir).map_err(|e| e.to_string())?;
+        let mut ledger = existing(dir)?;
         let r = release::discard(&mut ledger, tz, id, &user, Timestamp::now());
         crate::audit::flush(&mut ledger, dir).map_err(|e| e.to_string())?;
         match r {

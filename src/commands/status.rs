@@ -22,11 +22,10 @@ pub fn run(config_path: &Path, as_json: bool) -> ExitCode {
     let running = report::daemon_running(&config.state_dir);
     let last = report::read_daemon_state(&config.state_dir);
     // Before the first run there is no ledger yet: nothing delivered, nothing held.
-    let counts = if !config.state_dir.join("ledger.sqlite").exists() {
-        Ok(Counts::default())
-    } else {
-        Ledger::open(&config.state_dir).and_then(|l| report::counts(&l, now))
-    };
+    let counts = Ledger::open_read_only(&config.state_dir).and_then(|l| match l {
+        Some(l) => report::counts(&l, now),
+        None => Ok(Counts::default()),
+    });
     let counts = match counts {
         Ok(c) => c,
         Err(e) => {
@@ -51,7 +50,18 @@ pub fn run(config_path: &Path, as_json: bool) -> ExitCode {
             "mailbox": last.as_ref().map(|d| d.mailbox.clone()),
             "connected": running && d.connected,
             "last_poll": (d.last_poll > 0).then(|| time(d.last_poll)),
-            "last_error": daemon.and_then(|d| d.last_error.clone()),
+            // A local failure first: the server is not the one to blame for it.
+            "last_error": daemon.and_then(|d| d.local_error.clone().or(d.last_error.clone())),
+            "last_error_class": daemon.and_then(|d| {
+                d.local_error_class
+                    .clone()
+                    .or(d.last_error.as_ref().map(|_| "source".to_string()))
+            }),
+            "local_failures": daemon.map(|d| d.local_failures.clone()).unwrap_or_default(),
+            "retention_log": match &counts.retention_log_broken {
+                None => "ok".to_string(),
+                Some(why) => format!("broken: {why}"),
+            },
             "delivered_24h": counts.delivered_24h,
             "quarantine": counts.quarantine,
             "quarantine_total": counts.quarantine.values().sum::<i64>(),
@@ -116,6 +126,9 @@ fn text(
             } else {
                 line("last poll:   none yet".into());
             }
+            if let Some(e) = &d.local_error {
+                line(format!("LOCAL ERROR: {e}"));
+            }
             if let Some(e) = &d.last_error {
                 line(format!("last error:  {e}"));
             }
@@ -173,6 +186,12 @@ fn text(
             .map(time)
             .unwrap_or_else(|| "none yet".into())
     ));
+    if let Some(why) = &c.retention_log_broken {
+        line(format!(
+            "RETENTION LOG BROKEN: {why}; its records wait in the ledger (mss-dispatch audit \
+             verify, then audit reseal)"
+        ));
+    }
     line(match &c.clock_hold {
         None => "clock:       consistent".into(),
         Some(reason) => format!("clock:       PURGING HELD: {reason}"),

@@ -46,6 +46,16 @@ pub enum Event {
     ClockHold,
     /// An operator confirmed the clock (`user`).
     ClockConfirmed,
+    /// The log's last line was cut by a crash in the middle of a write; the cut line was
+    /// removed and its records written again (`detail`).
+    LogRepaired,
+    /// The log did not end where the ledger said, or the ledger was lost: an operator started
+    /// a new segment (`user`, `detail` the reason, `gap_from`/`gap_to` the records missing,
+    /// `ledger_head` and `file_head` what each said last). The break stays visible.
+    Resealed,
+    /// A file in a site, SIL or quarantine folder that the ledger did not know (after a
+    /// ledger loss) was removed at the end of the longest retention (`folder`, `rule`, `due`).
+    OrphanPurged,
 }
 
 impl Event {
@@ -65,6 +75,9 @@ impl Event {
             Event::Discarded => "discarded",
             Event::ClockHold => "clock_hold",
             Event::ClockConfirmed => "clock_confirmed",
+            Event::LogRepaired => "log_repaired",
+            Event::Resealed => "resealed",
+            Event::OrphanPurged => "orphan_purged",
         }
     }
 }
@@ -115,6 +128,17 @@ pub struct Body {
     pub overrides: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// `resealed`: the first and last record numbers missing (none when nothing is missing).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gap_from: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gap_to: Option<u64>,
+    /// `resealed`: the last record the ledger had written, and the last one the file held, as
+    /// `SEQ HASH`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ledger_head: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file_head: Option<String>,
 }
 
 /// What every record says about its certificate.
@@ -209,6 +233,24 @@ pub fn append(head: &Head, id: i64, body: Body) -> (String, Head) {
     (line, next)
 }
 
+/// A new segment an operator started (`resealed`), as verification found it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reseal {
+    pub line: usize,
+    pub seq: u64,
+    /// The records missing before it, if any.
+    pub gap: Option<(u64, u64)>,
+    pub detail: Option<String>,
+    pub user: Option<String>,
+}
+
+/// A verified chain: where it ends, and the segments operators started.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Chain {
+    pub head: Head,
+    pub reseals: Vec<Reseal>,
+}
+
 /// Where the chain breaks.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Broken {
@@ -227,9 +269,12 @@ impl std::fmt::Display for Broken {
     }
 }
 
-/// Checks the chain; returns its head, or the first record that breaks it.
-pub fn verify<'a>(lines: impl IntoIterator<Item = &'a str>) -> Result<Head, Broken> {
+/// Checks the chain; returns its head and the segments operators started, or the first record
+/// that breaks it. A `resealed` record carries the hash of the line before it like any other,
+/// but may skip numbers: the records it says are missing.
+pub fn verify<'a>(lines: impl IntoIterator<Item = &'a str>) -> Result<Chain, Broken> {
     let mut head = Head::genesis();
+    let mut reseals = Vec::new();
     for (n, line) in lines.into_iter().enumerate() {
         let line_no = n + 1;
         let record: Record = serde_json::from_str(line).map_err(|e| Broken {
@@ -237,7 +282,24 @@ pub fn verify<'a>(lines: impl IntoIterator<Item = &'a str>) -> Result<Head, Brok
             seq: None,
             why: format!("not a retention-log record ({e})"),
         })?;
-        if record.seq != head.seq + 1 {
+        if record.body.event == Some(Event::Resealed) && record.seq > head.seq {
+            let gap = (record.seq > head.seq + 1).then(|| (head.seq + 1, record.seq - 1));
+            if record.body.gap_from.zip(record.body.gap_to) != gap {
+                return Err(Broken {
+                    line: line_no,
+                    seq: Some(record.seq),
+                    why: "a new segment whose stated gap is not the records missing before it"
+                        .into(),
+                });
+            }
+            reseals.push(Reseal {
+                line: line_no,
+                seq: record.seq,
+                gap,
+                detail: record.body.detail.clone(),
+                user: record.body.user.clone(),
+            });
+        } else if record.seq != head.seq + 1 {
             return Err(Broken {
                 line: line_no,
                 seq: Some(record.seq),
@@ -263,7 +325,7 @@ pub fn verify<'a>(lines: impl IntoIterator<Item = &'a str>) -> Result<Head, Brok
             id: record.id,
         };
     }
-    Ok(head)
+    Ok(Chain { head, reseals })
 }
 
 #[cfg(test)]
@@ -294,13 +356,13 @@ mod tests {
     #[test]
     fn a_chain_verifies_and_continues() {
         let lines = chain(5);
-        let head = verify(lines.iter().map(String::as_str)).unwrap();
+        let head = verify(lines.iter().map(String::as_str)).unwrap().head;
         assert_eq!(head.seq, 5);
         assert_eq!(head.hash, line_hash(&lines[4]));
         let (next, _) = append(&head, 6, body(Event::Purged, 1));
         let mut more = lines.clone();
         more.push(next);
-        assert_eq!(verify(more.iter().map(String::as_str)).unwrap().seq, 6);
+        assert_eq!(verify(more.iter().map(String::as_str)).unwrap().head.seq, 6);
         assert!(
             lines[0].starts_with(r#"{"seq":1,"prev":"0000"#),
             "{}",
@@ -328,6 +390,52 @@ mod tests {
 
         let e = verify(["not json"]).unwrap_err();
         assert_eq!((e.line, e.seq), (1, None));
+    }
+
+    #[test]
+    fn a_resealed_segment_may_skip_the_records_it_names_and_nothing_else() {
+        let lines = chain(5);
+        let mut cut: Vec<String> = lines[..3].to_vec();
+        let head = verify(cut.iter().map(String::as_str)).unwrap().head;
+        let reseal = |from, to| Body {
+            event: Some(Event::Resealed),
+            gap_from: from,
+            gap_to: to,
+            detail: Some("disk replaced".into()),
+            ..Body::default()
+        };
+        let (line, at) = append(
+            &Head {
+                seq: 5,
+                ..head.clone()
+            },
+            9,
+            reseal(Some(4), Some(5)),
+        );
+        cut.push(line);
+        let (line, _) = append(&at, 10, body(Event::Purged, 1));
+        cut.push(line);
+        let chain = verify(cut.iter().map(String::as_str)).unwrap();
+        assert_eq!(chain.head.seq, 7);
+        assert_eq!(chain.reseals.len(), 1);
+        assert_eq!(chain.reseals[0].gap, Some((4, 5)));
+
+        // A gap it does not state, or a skip by any other record, still breaks the chain.
+        let mut wrong = lines[..3].to_vec();
+        let (line, _) = append(
+            &Head {
+                seq: 5,
+                ..head.clone()
+            },
+            9,
+            reseal(Some(5), Some(5)),
+        );
+        wrong.push(line);
+        assert!(verify(wrong.iter().map(String::as_str)).is_err());
+        let mut skip = lines[..3].to_vec();
+        let (line, _) = append(&Head { seq: 5, ..head }, 9, body(Event::Purged, 1));
+        skip.push(line);
+        assert!(verify(skip.iter().map(String::as_str)).is_err());
     }
 
     #[test]

@@ -18,6 +18,7 @@ use crate::core::config::Config;
 use crate::core::finess::Finess;
 use crate::core::{Context, Prescreen, prescreen};
 use crate::delivery::{self, Ack, AckTarget, BatchReport, DeliveryError, Fetched, Setting};
+use crate::failure::{Class, LocalFailure};
 use crate::ledger::{Disposition, Ledger, LedgerRead, MailboxKey, MessageRow, ServerCopy};
 use crate::source::{Listed, Source, SourceError};
 use crate::state::WorkLock;
@@ -46,6 +47,18 @@ pub enum DrainError {
     Audit(#[from] crate::audit::AuditError),
     #[error("ledger task: {0}")]
     Task(String),
+}
+
+impl DrainError {
+    /// The local failure this is (anything but the source's).
+    pub fn local(&self, state_dir: &Path) -> Option<LocalFailure> {
+        match self {
+            DrainError::Source(_) | DrainError::MessageFetch(_) => None,
+            DrainError::Delivery(e) => Some(e.into()),
+            DrainError::Audit(e) => Some(e.into()),
+            DrainError::Task(e) => Some(LocalFailure::new(Class::Io, state_dir, e)),
+        }
+    }
 }
 
 impl From<crate::ledger::LedgerError> for DrainError {
@@ -80,6 +93,11 @@ pub struct DrainStats {
     /// Messages left in the folder because something failed (they are retried).
     pub failed: usize,
     pub cancelled: bool,
+    /// The first local failure of the pass (a batch whose files could not be written, a
+    /// retention log that could not be written).
+    pub local: Option<LocalFailure>,
+    /// The retention log is broken: why.
+    pub log_broken: Option<String>,
 }
 
 impl DrainStats {
@@ -89,6 +107,9 @@ impl DrainStats {
         self.ignored += r.ignored;
         self.duplicates += r.duplicates;
         self.failed += r.failed.len();
+        if self.local.is_none() {
+            self.local = r.local.clone();
+        }
     }
 
     pub fn complete(&self) -> bool {
@@ -133,14 +154,23 @@ impl Drainer {
         let parts = self.setting_parts(key);
         tokio::task::spawn_blocking(move || {
             locked(&ledger, &state, |ledger| {
-                let report = delivery::deliver_batch_after_acks(
+                let mut report = delivery::deliver_batch_after_acks(
                     ledger,
                     &parts.setting(),
                     batch,
                     &acked,
                     Timestamp::now(),
                 )?;
-                crate::audit::flush(ledger, &state)?;
+                // The batch is delivered whatever becomes of its records: they wait in the
+                // ledger until the log can take them.
+                match crate::audit::flush(ledger, &state) {
+                    Ok(flushed) => report.log_broken = flushed.broken,
+                    Err(e) => {
+                        if report.local.is_none() {
+                            report.local = Some((&e).into());
+                        }
+                    }
+                }
                 Ok(report)
             })
         })
@@ -158,6 +188,9 @@ impl Drainer {
             tracing::error!(uid = %item, %error, "not delivered; will retry");
         }
         self.health.add_quarantined(report.quarantined.len());
+        if report.log_broken.is_some() {
+            stats.log_broken = report.log_broken.clone();
+        }
         stats.add(report);
     }
 

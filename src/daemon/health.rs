@@ -3,6 +3,7 @@
 //! calls `beat` after every step; the watchdog task pings systemd only if the last beat is
 //! recent, so a hung IMAP call (or a stuck disk) lets `WatchdogSec=` fire and restart us.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -10,8 +11,14 @@ use std::time::{Duration, Instant};
 use sd_notify::NotifyState;
 use tokio_util::sync::CancellationToken;
 
+use crate::failure::LocalFailure;
+
 pub struct Health {
     last_error: std::sync::Mutex<Option<String>>,
+    /// The last local failure, cleared by a pass without one; and how many since the start,
+    /// per class.
+    local: std::sync::Mutex<Option<LocalFailure>>,
+    local_counts: std::sync::Mutex<BTreeMap<String, u64>>,
     start: Instant,
     last_beat_ms: AtomicU64,
     connected: AtomicBool,
@@ -24,6 +31,8 @@ impl Health {
     pub fn new() -> Arc<Health> {
         Arc::new(Health {
             last_error: std::sync::Mutex::new(None),
+            local: std::sync::Mutex::new(None),
+            local_counts: std::sync::Mutex::new(BTreeMap::new()),
             start: Instant::now(),
             last_beat_ms: AtomicU64::new(0),
             connected: AtomicBool::new(false),
@@ -61,6 +70,30 @@ impl Health {
 
     pub fn last_error(&self) -> Option<String> {
         self.last_error.lock().ok().and_then(|e| e.clone())
+    }
+
+    /// A local failure happened (counted), or a pass went through without one (`None`).
+    pub fn set_local(&self, failure: Option<&LocalFailure>) {
+        if let Some(f) = failure
+            && let Ok(mut counts) = self.local_counts.lock()
+        {
+            *counts.entry(f.class.as_str().to_string()).or_default() += 1;
+        }
+        if let Ok(mut l) = self.local.lock() {
+            *l = failure.cloned();
+        }
+    }
+
+    pub fn local(&self) -> Option<LocalFailure> {
+        self.local.lock().ok().and_then(|l| l.clone())
+    }
+
+    /// Local failures since the start, per class.
+    pub fn local_counts(&self) -> BTreeMap<String, u64> {
+        self.local_counts
+            .lock()
+            .map(|c| c.clone())
+            .unwrap_or_default()
     }
 
     /// A listing of the folder succeeded at `unix_seconds`.

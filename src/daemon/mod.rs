@@ -25,6 +25,7 @@ use crate::config_file;
 use crate::core::config::{Config, Source as SourceConfig};
 use crate::core::finess::Finess;
 use crate::delivery;
+use crate::failure::{Class, LocalFailure};
 use crate::ledger::Ledger;
 use crate::source::imap::{ImapSource, tls};
 use crate::source::maildir::MaildirSource;
@@ -64,6 +65,11 @@ pub fn run(config_path: &Path, once: bool) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if let Err(e) = ledger_is_there(&config.state_dir) {
+        tracing::error!("{e}");
+        eprintln!("error: {e}");
+        return ExitCode::from(2);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -212,6 +218,43 @@ async fn serve(
     code
 }
 
+/// A state directory that was used (its `secret` or `retention.log` is there) must still hold
+/// its ledger: a new one would forget every certificate delivered until now (their files
+/// would never be purged) and the retention log could not go on. What happened, and what to
+/// do, in words.
+fn ledger_is_there(dir: &Path) -> Result<(), String> {
+    if crate::ledger::exists(dir) {
+        return Ok(());
+    }
+    let used: Vec<String> = ["secret", crate::audit::FILE_NAME]
+        .iter()
+        .filter(|f| std::fs::metadata(dir.join(f)).is_ok_and(|m| m.len() > 0))
+        .map(|f| f.to_string())
+        .collect();
+    if used.is_empty() {
+        return Ok(());
+    }
+    let ledger = crate::ledger::file(dir);
+    let what = match std::fs::metadata(&ledger) {
+        Err(_) => "is missing",
+        Ok(m) if m.len() == 0 => "is empty",
+        Ok(_) => "is not a ledger (corrupted, or another file)",
+    };
+    Err(format!(
+        "the ledger {} {what}, but this state directory was used before ({} {} here). \
+         Starting a new ledger would forget every certificate delivered until now: their \
+         files would never be purged, and the retention log could not go on. Restore the \
+         ledger from a backup (stop the service, copy ledger.sqlite back, start it). If there \
+         is none, start a new ledger deliberately: mss-dispatch audit reseal --new-ledger \
+         --reason '…' --config FILE; the break is recorded in the retention log, and the files \
+         delivered before are found by the orphan sweep and purged at the latest at the end \
+         of the longest retention.",
+        ledger.display(),
+        used.join(" and "),
+        if used.len() == 1 { "is" } else { "are" }
+    ))
+}
+
 async fn open_and_recover(
     state_dir: &Path,
     tz: &jiff::tz::TimeZone,
@@ -327,6 +370,7 @@ async fn main_loop<S: Source>(
 ) -> ExitCode {
     let health = Arc::clone(&drainer.health);
     let mut delays = backoff();
+    let mut local_delays = backoff();
     let mut failures = 0u32;
     let mut ready = false;
     let mut total = DrainStats::default();
@@ -355,15 +399,31 @@ async fn main_loop<S: Source>(
             drainer.drain(src, &key, cancel).await.map_err(|e| match e {
                 drain::DrainError::Source(s) => Failure::Source(s),
                 drain::DrainError::MessageFetch(s) => Failure::OneMessage(s),
-                other => Failure::Source(SourceError::Transient(other.to_string())),
+                other => Failure::Local(
+                    other
+                        .local(&state_dir)
+                        .unwrap_or_else(|| LocalFailure::new(Class::Io, &state_dir, &other)),
+                ),
             })
         }
         .await;
+        let pass = match pass {
+            // Files that could not be written: the pass went on, but it is a local failure.
+            Ok(stats) if stats.local.is_some() && !once => {
+                accumulate(&mut total, &stats);
+                Err(Failure::Local(stats.local.clone().unwrap_or_else(|| {
+                    LocalFailure::new(Class::Io, &state_dir, "unknown")
+                })))
+            }
+            other => other,
+        };
         match pass {
             Ok(stats) => {
                 failures = 0;
                 delays = backoff();
+                local_delays = backoff();
                 health.set_error(None);
+                health.set_local(stats.local.as_ref());
                 accumulate(&mut total, &stats);
                 if stats.listed > 0 || stats.acked > 0 {
                     tracing::info!(
@@ -407,6 +467,48 @@ async fn main_loop<S: Source>(
                 tokio::select! {
                     _ = tokio::time::sleep(Duration::from_secs(1)) => {}
                     _ = cancel.cancelled() => break,
+                }
+                continue;
+            }
+            Err(Failure::Local(f)) => {
+                // The server is not at fault: the session stays; the pass is tried again
+                // after a pause that grows while the failure lasts.
+                health.set_local(Some(&f));
+                failures += 1;
+                if once && failures >= ONCE_ATTEMPTS {
+                    tracing::error!("ALERT: local failure: {f}");
+                    eprintln!("error: {f}");
+                    return ExitCode::FAILURE;
+                }
+                let delay = local_delays.next().unwrap_or(Duration::from_secs(300));
+                tracing::error!(
+                    class = f.class.as_str(),
+                    retry_in = ?delay,
+                    "ALERT: local failure: {f}; retried in {}s",
+                    delay.as_secs()
+                );
+                status(&format!(
+                    "LOCAL FAILURE ({}): retried in {}s",
+                    f.class.as_str(),
+                    delay.as_secs()
+                ));
+                let resume = std::time::Instant::now() + delay;
+                loop {
+                    keeper
+                        .maybe_run(src, false, config, &ledger, &state_dir, &tz)
+                        .await;
+                    let left = resume.saturating_duration_since(std::time::Instant::now());
+                    if left.is_zero() {
+                        break;
+                    }
+                    let nap = left.min(keeper.until_next().max(Duration::from_secs(1)));
+                    tokio::select! {
+                        _ = tokio::time::sleep(nap) => {}
+                        _ = cancel.cancelled() => break,
+                    }
+                }
+                if cancel.is_cancelled() {
+                    break;
                 }
                 continue;
             }
@@ -486,6 +588,8 @@ async fn main_loop<S: Source>(
 enum Failure {
     Source(SourceError),
     OneMessage(SourceError),
+    /// On this machine: no reconnect, a pause, an ALERT.
+    Local(LocalFailure),
 }
 
 fn accumulate(total: &mut DrainStats, s: &DrainStats) {

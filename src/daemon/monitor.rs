@@ -42,9 +42,12 @@ impl Monitor {
         let mut last_cert_alert: Option<Instant> = None;
         let mut last_poll_alert: Option<Instant> = None;
         let mut quarantined_seen = 0u64;
+        let mut broken_seen: Option<String> = None;
+        let mut last_broken_alert: Option<Instant> = None;
         loop {
             let config = Arc::clone(&self.config.borrow());
             let now = Timestamp::now().as_second();
+            let local = self.health.local();
             let state = DaemonState {
                 pid: std::process::id(),
                 started_at,
@@ -54,6 +57,9 @@ impl Monitor {
                 last_error: self.health.last_error(),
                 client_certificate_expires_at: self.cert_expiry,
                 updated_at: now,
+                local_error: local.as_ref().map(ToString::to_string),
+                local_error_class: local.as_ref().map(|l| l.class.as_str().to_string()),
+                local_failures: self.health.local_counts(),
             };
             let dir = self.state_dir.clone();
             let st = state.clone();
@@ -84,6 +90,29 @@ impl Monitor {
                 );
                 last_cert_alert = Some(Instant::now());
             }
+            // The retention log: said as soon as it breaks, then hourly while it is.
+            let dir = self.state_dir.clone();
+            let broken = tokio::task::spawn_blocking(move || {
+                Ledger::open_read_only(&dir)
+                    .ok()
+                    .flatten()
+                    .and_then(|l| crate::audit::broken(&l).ok().flatten())
+            })
+            .await
+            .ok()
+            .flatten();
+            if let Some(why) = &broken
+                && (broken_seen.as_ref() != Some(why)
+                    || last_broken_alert.is_none_or(|t| t.elapsed() >= QUARANTINE_EVERY))
+            {
+                tracing::error!(
+                    "ALERT: retention log broken: {why}; deliveries go on and their records \
+                     wait in the ledger; check it with `mss-dispatch audit verify`, then carry \
+                     on with `mss-dispatch audit reseal --reason …`"
+                );
+                last_broken_alert = Some(Instant::now());
+            }
+            broken_seen = broken;
             let metrics_due = config.metrics.file.is_some()
                 && last_metrics.is_none_or(|t| t.elapsed() >= config.metrics.interval);
             // At start, as soon as a certificate is quarantined, and hourly while any waits.
@@ -94,8 +123,10 @@ impl Monitor {
             if metrics_due || quarantine_due {
                 let dir = self.state_dir.clone();
                 let counts = tokio::task::spawn_blocking(move || {
-                    let ledger = Ledger::open(&dir).map_err(|e| e.to_string())?;
-                    report::counts(&ledger, now).map_err(|e| e.to_string())
+                    match Ledger::open_read_only(&dir).map_err(|e| e.to_string())? {
+                        Some(ledger) => report::counts(&ledger, now).map_err(|e| e.to_string()),
+                        None => Ok(report::Counts::default()),
+                    }
                 })
                 .await;
                 match counts {

@@ -191,6 +191,10 @@ pub struct BatchReport {
     pub expired: Vec<i64>,
     /// Messages left for a later attempt, with the error (no patient data).
     pub failed: Vec<(String, String)>,
+    /// The first local failure behind them (a full disk, a permission, a planted link).
+    pub local: Option<crate::failure::LocalFailure>,
+    /// The retention log is broken (its records wait in the ledger): why.
+    pub log_broken: Option<String>,
 }
 
 /// One certificate in a batch, from planning to publication.
@@ -205,6 +209,7 @@ struct Work {
     /// Each file and, when it is still to be written, its bytes (a PDF is shared, not copied).
     copies: Vec<(CopyRow, Option<Content>)>,
     failed: Option<String>,
+    failure: Option<crate::failure::LocalFailure>,
 }
 
 /// A batch between its steps.
@@ -318,6 +323,9 @@ pub fn publish_batch(
     for w in &work {
         if let Some(e) = &w.failed {
             report.failed.push((w.item.clone(), e.clone()));
+            if report.local.is_none() {
+                report.local = w.failure.clone();
+            }
             continue;
         }
         finish(&tx, set, w, now)?;
@@ -450,6 +458,7 @@ fn fail(w: &mut Work, e: &SpoolError) {
         );
     }
     w.failed = Some(e.to_string());
+    w.failure = Some(e.into());
 }
 
 /// Renames staged copies into place, sidecars first, syncing folders between the ranks.

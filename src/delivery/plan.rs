@@ -393,6 +393,7 @@ fn work_for(
         message_id: outcome.cert.message_id.clone(),
         copies,
         failed: None,
+        failure: None,
     }
 }
 

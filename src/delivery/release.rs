@@ -192,6 +192,7 @@ pub fn release(
         message_id: outcome.cert.message_id.clone(),
         copies,
         failed: None,
+        failure: None,
     }];
 
     // 2. Stage, 3. publish; a failure undoes what was written.

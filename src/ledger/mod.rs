@@ -45,10 +45,27 @@ pub struct Ledger {
     path: PathBuf,
 }
 
+/// The ledger's file in a state directory.
+pub fn file(state_dir: &Path) -> PathBuf {
+    state_dir.join("ledger.sqlite")
+}
+
+/// Whether a state directory holds a ledger with its schema (a missing or emptied file holds
+/// none): what `run` checks before it would start a new one.
+pub fn exists(state_dir: &Path) -> bool {
+    let path = file(state_dir);
+    if std::fs::metadata(&path).map_or(true, |m| m.len() == 0) {
+        return false;
+    }
+    Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .and_then(|c| c.pragma_query_value(None, "user_version", |r| r.get::<_, i64>(0)))
+        .is_ok_and(|v| v > 0)
+}
+
 impl Ledger {
     /// Opens (creating if needed) `ledger.sqlite` in the state directory.
     pub fn open(state_dir: &Path) -> Result<Ledger> {
-        let path = state_dir.join("ledger.sqlite");
+        let path = file(state_dir);
         let err = |source| LedgerError {
             path: path.clone(),
             source,
@@ -67,6 +84,56 @@ impl Ledger {
         ledger.migrate()?;
         set_private(&ledger.path);
         Ok(ledger)
+    }
+
+    /// Opens an existing ledger for reading only (the operator commands that look): never
+    /// creates nor migrates it. `None` when there is none yet (a fresh state directory).
+    pub fn open_read_only(state_dir: &Path) -> Result<Option<Ledger>> {
+        let path = file(state_dir);
+        if !exists(state_dir) {
+            return Ok(None);
+        }
+        let err = |source| LedgerError {
+            path: path.clone(),
+            source,
+        };
+        let conn = Connection::open_with_flags(
+            &path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(err)?;
+        conn.busy_timeout(Duration::from_secs(30)).map_err(err)?;
+        let ledger = Ledger { conn, path };
+        ledger.check_current()?;
+        Ok(Some(ledger))
+    }
+
+    /// Opens an existing ledger to change it (the operator commands that act): never creates
+    /// it. `None` when there is none yet.
+    pub fn open_existing(state_dir: &Path) -> Result<Option<Ledger>> {
+        if !exists(state_dir) {
+            return Ok(None);
+        }
+        let ledger = Ledger::open(state_dir)?;
+        Ok(Some(ledger))
+    }
+
+    /// A ledger of another schema version cannot be read by this program.
+    fn check_current(&self) -> Result<()> {
+        let version = self.version()?;
+        if version == SCHEMA_VERSION {
+            return Ok(());
+        }
+        Err(self.err(rusqlite::Error::InvalidParameterName(
+            if version > SCHEMA_VERSION {
+                format!("schema version {version} is newer than this program ({SCHEMA_VERSION})")
+            } else {
+                format!(
+                    "schema version {version} is older than this program ({SCHEMA_VERSION}); the \
+                 service upgrades it when it starts"
+                )
+            },
+        )))
     }
 
     fn err(&self, source: rusqlite::Error) -> LedgerError {
@@ -638,6 +705,14 @@ impl LedgerTx<'_> {
             )
             .map_err(|e| self.err(e))?;
         Ok(self.tx.last_insert_rowid())
+    }
+
+    /// Forgets one queued record (written to the log by other means).
+    pub fn outbox_remove(&self, id: i64) -> Result<()> {
+        self.tx
+            .execute("DELETE FROM audit_outbox WHERE id = ?1", params![id])
+            .map(drop)
+            .map_err(|e| self.err(e))
     }
 
     /// Forgets the queued records up to `id`, now in the log.
