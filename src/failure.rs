@@ -93,23 +93,25 @@ impl From<&SpoolError> for LocalFailure {
 
 impl From<&LedgerError> for LocalFailure {
     fn from(e: &LedgerError) -> Self {
-        let class = match &e.source {
-            rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::DiskFull => {
-                Class::DiskFull
-            }
-            rusqlite::Error::SqliteFailure(f, _)
-                if matches!(
-                    f.code,
-                    rusqlite::ErrorCode::ReadOnly
-                        | rusqlite::ErrorCode::PermissionDenied
-                        | rusqlite::ErrorCode::CannotOpen
-                ) =>
-            {
-                Class::Permission
-            }
+        use rusqlite::ErrorCode;
+        let class = match e {
+            LedgerError::Sqlite {
+                source: rusqlite::Error::SqliteFailure(f, _),
+                ..
+            } => match f.code {
+                ErrorCode::DiskFull => Class::DiskFull,
+                ErrorCode::ReadOnly | ErrorCode::PermissionDenied | ErrorCode::CannotOpen => {
+                    Class::Permission
+                }
+                _ => Class::Ledger,
+            },
+            LedgerError::Keys { source, .. } => match Class::of_io(source) {
+                Class::Io | Class::Refused => Class::Ledger,
+                other => other,
+            },
             _ => Class::Ledger,
         };
-        let folder = e.path.parent().unwrap_or(Path::new("/"));
+        let folder = e.path().parent().unwrap_or(Path::new("/"));
         LocalFailure::new(class, folder, e)
     }
 }
@@ -150,6 +152,34 @@ impl From<&crate::purge::PurgeError> for LocalFailure {
         match e {
             crate::purge::PurgeError::Ledger(l) => l.into(),
             crate::purge::PurgeError::Spool(s) => s.into(),
+        }
+    }
+}
+
+/// Owned errors convert as their references do.
+macro_rules! by_value {
+    ($($t:ty),*) => {$(
+        impl From<$t> for LocalFailure {
+            fn from(e: $t) -> Self {
+                (&e).into()
+            }
+        }
+    )*};
+}
+by_value!(
+    SpoolError,
+    LedgerError,
+    AuditError,
+    crate::delivery::DeliveryError,
+    crate::purge::PurgeError,
+    crate::orphans::OrphanError
+);
+
+impl From<&crate::orphans::OrphanError> for LocalFailure {
+    fn from(e: &crate::orphans::OrphanError) -> Self {
+        match e {
+            crate::orphans::OrphanError::Ledger(l) => l.into(),
+            crate::orphans::OrphanError::Spool(s) => s.into(),
         }
     }
 }

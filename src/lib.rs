@@ -15,6 +15,7 @@ pub mod handover;
 pub mod ledger;
 pub mod logging;
 pub mod operator;
+pub mod orphans;
 pub mod purge;
 pub mod report;
 pub mod source;

@@ -121,6 +121,13 @@ pub fn secret(state_dir: &Path) -> std::io::Result<[u8; 32]> {
     Ok(out)
 }
 
+/// The installation's secret if there is one (never creates it).
+pub fn existing_secret(state_dir: &Path) -> Option<[u8; 32]> {
+    std::fs::read(state_dir.join("secret"))
+        .ok()
+        .and_then(|b| b.try_into().ok())
+}
+
 /// Exclusive right to change spool files and the ledger, released on drop.
 #[derive(Debug)]
 pub struct WorkLock {

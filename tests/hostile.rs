@@ -483,6 +483,7 @@ fn a_hostile_site_user_cannot_reach_outside_their_tree_nor_stop_the_purge() {
                 "ledger.sqlite",
                 "ledger.sqlite-wal",
                 "ledger.sqlite-shm",
+                "ledger.keys",
                 "secret",
                 "retention.log",
                 "run.lock",

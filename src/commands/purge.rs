@@ -78,6 +78,8 @@ fn act(config: &Config, dry_run: bool, confirm_clock: bool) -> Result<ExitCode, 
     }
     let pass =
         purge::local_pass(&mut ledger, &tz, now, usize::MAX >> 1).map_err(|e| e.to_string())?;
+    let orphans =
+        crate::orphans::sweep(&mut ledger, config, &tz, now).map_err(|e| e.to_string())?;
     purge::passed(&mut ledger, now).map_err(|e| e.to_string())?;
     let server = ledger
         .due_server_copies(now.as_second(), usize::MAX >> 1)
@@ -101,10 +103,21 @@ fn act(config: &Config, dry_run: bool, confirm_clock: bool) -> Result<ExitCode, 
         .map_err(|e| e.to_string())?;
     crate::audit::flush(&mut ledger, dir).map_err(|e| e.to_string())?;
     println!(
-        "purged {} certificate(s); {} server copy(ies) deleted, {} to retry",
+        "purged {} certificate(s){}; {} server copy(ies) deleted, {} to retry",
         pass.purged.len(),
+        if orphans > 0 {
+            format!(" and {orphans} file(s) the ledger did not know")
+        } else {
+            String::new()
+        },
         deleted,
         pending
     );
+    for f in &pass.failing {
+        eprintln!(
+            "certificate {} could not be purged: {}",
+            f.certificate, f.error
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -9,9 +9,10 @@ use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
 
-use super::health::status;
+use super::health::{Health, status};
 use crate::core::clock::LastPass;
 use crate::core::config::Config;
+use crate::failure::{Class, LocalFailure};
 use crate::handover::{self, RECONCILE_SLICE, Watcher};
 use crate::ledger::{Ledger, LedgerRead, QuarantineRead, ServerCopyRow};
 use crate::purge::{self, Gate, PASS_LIMIT};
@@ -32,6 +33,7 @@ pub struct Keeper {
     /// said (as soon as it grows, then hourly).
     failing_seen: usize,
     failing_alert: Option<Instant>,
+    health: Arc<Health>,
 }
 
 /// How often an unresolved purge failure is said again.
@@ -51,7 +53,7 @@ enum Local {
 }
 
 impl Keeper {
-    pub fn new(config: &Config) -> Keeper {
+    pub fn new(config: &Config, health: Arc<Health>) -> Keeper {
         Keeper {
             start: Instant::now(),
             next: Instant::now(),
@@ -60,6 +62,7 @@ impl Keeper {
             full_reconcile: true,
             failing_seen: 0,
             failing_alert: None,
+            health,
         }
     }
 
@@ -97,32 +100,27 @@ impl Keeper {
         let last = self.last;
         let max_jump = config.purge.max_clock_jump;
         let tz2 = tz.clone();
+        let config2 = config.clone();
         let local = with_ledger(ledger, state_dir, move |l, dir| {
-            let mut taken =
-                handover::record_paths(l, &paths, now, &tz2).map_err(|e| e.to_string())?;
+            let mut taken = handover::record_paths(l, &paths, now, &tz2)?;
             taken += if full {
                 handover::reconcile_all(l, now, &tz2)
             } else {
                 handover::reconcile(l, now, &tz2, RECONCILE_SLICE)
-            }
-            .map_err(|e| e.to_string())?;
-            let gate =
-                purge::clock_gate(l, last, now, mono, max_jump, &tz2).map_err(|e| e.to_string())?;
+            }?;
+            let gate = purge::clock_gate(l, last, now, mono, max_jump, &tz2)?;
             if let Gate::Held(reason) = gate {
-                crate::audit::flush(l, dir).map_err(|e| e.to_string())?;
+                crate::audit::flush(l, dir)?;
                 return Ok(Local::Held(reason));
             }
-            let pass = purge::local_pass(l, &tz2, now, PASS_LIMIT).map_err(|e| e.to_string())?;
-            purge::passed(l, now).map_err(|e| e.to_string())?;
-            crate::audit::flush(l, dir).map_err(|e| e.to_string())?;
-            let server = l
-                .due_server_copies(now.as_second(), SERVER_COPIES_PER_PASS)
-                .map_err(|e| e.to_string())?;
-            let moves = l
-                .pending_moves(SERVER_COPIES_PER_PASS)
-                .map_err(|e| e.to_string())?;
+            let pass = purge::local_pass(l, &tz2, now, PASS_LIMIT)?;
+            let orphans = crate::orphans::sweep(l, &config2, &tz2, now)?;
+            purge::passed(l, now)?;
+            crate::audit::flush(l, dir)?;
+            let server = l.due_server_copies(now.as_second(), SERVER_COPIES_PER_PASS)?;
+            let moves = l.pending_moves(SERVER_COPIES_PER_PASS)?;
             Ok(Local::Done {
-                purged: pass.purged.len(),
+                purged: pass.purged.len() + orphans,
                 taken: taken + pass.taken,
                 failing: pass.failing,
                 server,
@@ -150,7 +148,11 @@ impl Keeper {
                 return;
             }
             Err(e) => {
-                tracing::error!(error = %e, "purge pass failed; retried at the next one");
+                tracing::error!(
+                    class = e.class.as_str(),
+                    "ALERT: the purge pass failed: {e}; retried at the next pass"
+                );
+                self.health.set_local(Some(&e));
                 return;
             }
         };
@@ -183,9 +185,8 @@ impl Keeper {
         let pairs: Vec<_> = server.into_iter().zip(results).collect();
         let tz2 = tz.clone();
         let recorded = with_ledger(ledger, state_dir, move |l, dir| {
-            let n = purge::record_server_results(l, &pairs, Timestamp::now(), &tz2)
-                .map_err(|e| e.to_string())?;
-            crate::audit::flush(l, dir).map_err(|e| e.to_string())?;
+            let n = purge::record_server_results(l, &pairs, Timestamp::now(), &tz2)?;
+            crate::audit::flush(l, dir)?;
             Ok(n)
         })
         .await;
@@ -243,7 +244,7 @@ impl Keeper {
         .moved;
         let failed = results.iter().filter(|(_, r)| r.is_err()).count();
         let recorded = with_ledger(ledger, state_dir, move |l, _| {
-            purge::record_moves(l, &results).map_err(|e| e.to_string())
+            Ok(purge::record_moves(l, &results)?)
         })
         .await;
         match recorded {
@@ -258,14 +259,17 @@ impl Keeper {
 async fn with_ledger<T: Send + 'static>(
     ledger: &Arc<Mutex<Ledger>>,
     state_dir: &std::path::Path,
-    f: impl FnOnce(&mut Ledger, &std::path::Path) -> Result<T, String> + Send + 'static,
-) -> Result<T, String> {
+    f: impl FnOnce(&mut Ledger, &std::path::Path) -> Result<T, LocalFailure> + Send + 'static,
+) -> Result<T, LocalFailure> {
     let (ledger, dir) = (Arc::clone(ledger), state_dir.to_path_buf());
+    let io = |e: &dyn std::fmt::Display| LocalFailure::new(Class::Io, state_dir, e);
     tokio::task::spawn_blocking(move || {
-        let _work = WorkLock::take(&dir).map_err(|e| e.to_string())?;
-        let mut l = ledger.lock().map_err(|_| "ledger poisoned".to_string())?;
+        let _work = WorkLock::take(&dir).map_err(|e| LocalFailure::new(Class::Io, &dir, e))?;
+        let mut l = ledger
+            .lock()
+            .map_err(|_| LocalFailure::new(Class::Io, &dir, "ledger poisoned"))?;
         f(&mut l, &dir)
     })
     .await
-    .map_err(|e| e.to_string())?
+    .map_err(|e| io(&e))?
 }

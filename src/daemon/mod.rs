@@ -374,7 +374,7 @@ async fn main_loop<S: Source>(
     let mut failures = 0u32;
     let mut ready = false;
     let mut total = DrainStats::default();
-    let mut keeper = Keeper::new(&drainer.config);
+    let mut keeper = Keeper::new(&drainer.config, Arc::clone(&drainer.health));
     let ledger = Arc::clone(&drainer.ledger);
     let state_dir = drainer.state_dir.clone();
     let tz = drainer.tz.clone();
@@ -407,22 +407,14 @@ async fn main_loop<S: Source>(
             })
         }
         .await;
-        let pass = match pass {
-            // Files that could not be written: the pass went on, but it is a local failure.
-            Ok(stats) if stats.local.is_some() && !once => {
-                accumulate(&mut total, &stats);
-                Err(Failure::Local(stats.local.clone().unwrap_or_else(|| {
-                    LocalFailure::new(Class::Io, &state_dir, "unknown")
-                })))
-            }
-            other => other,
-        };
         match pass {
             Ok(stats) => {
                 failures = 0;
                 delays = backoff();
                 local_delays = backoff();
                 health.set_error(None);
+                // Files that could not be written (each said by an ALERT): the pass went on
+                // for the others, and the failed ones are retried at the next pass.
                 health.set_local(stats.local.as_ref());
                 accumulate(&mut total, &stats);
                 if stats.listed > 0 || stats.acked > 0 {

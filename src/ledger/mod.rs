@@ -6,6 +6,7 @@
 //! before the server is told anything, and `secure_delete`, so that erased personal fields do
 //! not linger in free pages.
 
+pub mod keys;
 mod quarantine;
 mod types;
 
@@ -22,20 +23,65 @@ pub use types::*;
 const SCHEMA_VERSION: i64 = 2;
 
 /// Version 2: each copy records the identity (device, inode) of the file it wrote, so that it
-/// is found again wherever staff move it, and counts the failed attempts to remove it.
+/// is found again wherever staff move it, and counts the failed attempts to remove it; the
+/// personal fields and the paths are sealed with per-certificate keys (`keys`), paths looked
+/// up by their keyed hash. `seal_version_1` then seals what version 1 held in clear.
 const UPGRADE_1_TO_2: &str = "
     ALTER TABLE copy ADD COLUMN dev INTEGER;
     ALTER TABLE copy ADD COLUMN ino INTEGER;
     ALTER TABLE copy ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE copy ADD COLUMN last_error TEXT;
+    ALTER TABLE copy ADD COLUMN path_key TEXT;
+    DROP INDEX copy_live_path;
+    CREATE UNIQUE INDEX copy_live_path ON copy (path_key) WHERE state <> 'gone';
+    CREATE INDEX copy_live_file ON copy (ino) WHERE state <> 'gone';
+    CREATE INDEX copy_live_temp ON copy (temp) WHERE state <> 'gone';
 ";
 
 #[derive(Debug, thiserror::Error)]
-#[error("ledger {path}: {source}")]
-pub struct LedgerError {
-    pub path: PathBuf,
-    #[source]
-    pub source: rusqlite::Error,
+pub enum LedgerError {
+    #[error("ledger {path}: {source}")]
+    Sqlite {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// The key file of the personal fields (`keys`).
+    #[error("ledger keys {path}: {source}")]
+    Keys {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A ledger of another schema version than this program's.
+    #[error(
+        "ledger {path}: schema version {found} is {} than this program's ({expected}){}",
+        if found > expected { "newer" } else { "older" },
+        if found < expected { "; the service upgrades it when it starts" } else { "" }
+    )]
+    Version {
+        path: PathBuf,
+        found: i64,
+        expected: i64,
+    },
+}
+
+impl LedgerError {
+    pub fn sqlite(path: &Path, source: rusqlite::Error) -> LedgerError {
+        LedgerError::Sqlite {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+
+    /// The ledger file (or key file) it concerns.
+    pub fn path(&self) -> &Path {
+        match self {
+            LedgerError::Sqlite { path, .. }
+            | LedgerError::Keys { path, .. }
+            | LedgerError::Version { path, .. } => path,
+        }
+    }
 }
 
 pub type Result<T> = std::result::Result<T, LedgerError>;
@@ -43,6 +89,66 @@ pub type Result<T> = std::result::Result<T, LedgerError>;
 pub struct Ledger {
     conn: Connection,
     path: PathBuf,
+    keys: keys::Keys,
+    secret: [u8; 32],
+}
+
+/// Seals the personal fields and the paths a version-1 ledger held in clear; returns the
+/// keys made, to be written before the upgrade commits.
+fn seal_version_1(tx: &Transaction, secret: &[u8]) -> rusqlite::Result<Vec<(i64, keys::Key)>> {
+    let mut made = Vec::new();
+    let fields = ["dossier", "nom", "prenom", "sexe", "birth_date", "ins"];
+    let rows: Vec<(i64, Vec<Option<String>>)> = tx
+        .prepare(&format!(
+            "SELECT id, {} FROM certificate WHERE purged_at IS NULL",
+            fields.join(", ")
+        ))?
+        .query_map([], |r| {
+            Ok((
+                r.get(0)?,
+                (1..=fields.len())
+                    .map(|i| r.get(i))
+                    .collect::<rusqlite::Result<_>>()?,
+            ))
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    for (id, values) in rows {
+        let key = keys::new_key();
+        made.push((id, key));
+        for (field, value) in fields.iter().zip(values) {
+            tx.execute(
+                &format!("UPDATE certificate SET {field} = ?2 WHERE id = ?1"),
+                params![id, value.map(|v| keys::seal(&key, &v))],
+            )?;
+        }
+    }
+    let copies: Vec<(i64, i64, String)> = tx
+        .prepare("SELECT id, certificate, path FROM copy WHERE state <> 'gone'")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    for (id, certificate, path) in copies {
+        let key = match made.iter().find(|(c, _)| *c == certificate) {
+            Some((_, k)) => *k,
+            None => {
+                let k = keys::new_key();
+                made.push((certificate, k));
+                k
+            }
+        };
+        tx.execute(
+            "UPDATE copy SET path = ?2, path_key = ?3 WHERE id = ?1",
+            params![
+                id,
+                keys::seal(&key, &path),
+                keys::path_key(secret, Path::new(&path))
+            ],
+        )?;
+    }
+    tx.execute(
+        "UPDATE copy SET path = X'', path_key = NULL WHERE state = 'gone'",
+        [],
+    )?;
+    Ok(made)
 }
 
 /// The ledger's file in a state directory.
@@ -66,10 +172,7 @@ impl Ledger {
     /// Opens (creating if needed) `ledger.sqlite` in the state directory.
     pub fn open(state_dir: &Path) -> Result<Ledger> {
         let path = file(state_dir);
-        let err = |source| LedgerError {
-            path: path.clone(),
-            source,
-        };
+        let err = |source| LedgerError::sqlite(&path, source);
         let conn = Connection::open(&path).map_err(err)?;
         conn.busy_timeout(Duration::from_secs(30)).map_err(err)?;
         conn.pragma_update(None, "journal_mode", "WAL")
@@ -80,7 +183,16 @@ impl Ledger {
             .map_err(err)?;
         conn.pragma_update(None, "foreign_keys", "ON")
             .map_err(err)?;
-        let mut ledger = Ledger { conn, path };
+        let keys_err = |p: PathBuf| move |source| LedgerError::Keys { path: p, source };
+        let keys =
+            keys::Keys::open(state_dir, true).map_err(keys_err(state_dir.join(keys::FILE_NAME)))?;
+        let secret = crate::state::secret(state_dir).map_err(keys_err(state_dir.join("secret")))?;
+        let mut ledger = Ledger {
+            conn,
+            path,
+            keys,
+            secret,
+        };
         ledger.migrate()?;
         set_private(&ledger.path);
         Ok(ledger)
@@ -93,17 +205,25 @@ impl Ledger {
         if !exists(state_dir) {
             return Ok(None);
         }
-        let err = |source| LedgerError {
-            path: path.clone(),
-            source,
-        };
+        let err = |source| LedgerError::sqlite(&path, source);
         let conn = Connection::open_with_flags(
             &path,
             rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .map_err(err)?;
         conn.busy_timeout(Duration::from_secs(30)).map_err(err)?;
-        let ledger = Ledger { conn, path };
+        let keys = keys::Keys::open(state_dir, false).map_err(|source| LedgerError::Keys {
+            path: state_dir.join(keys::FILE_NAME),
+            source,
+        })?;
+        // Only lookups by path need the secret, and none is made reading.
+        let secret = crate::state::existing_secret(state_dir).unwrap_or([0; 32]);
+        let ledger = Ledger {
+            conn,
+            path,
+            keys,
+            secret,
+        };
         ledger.check_current()?;
         Ok(Some(ledger))
     }
@@ -124,23 +244,15 @@ impl Ledger {
         if version == SCHEMA_VERSION {
             return Ok(());
         }
-        Err(self.err(rusqlite::Error::InvalidParameterName(
-            if version > SCHEMA_VERSION {
-                format!("schema version {version} is newer than this program ({SCHEMA_VERSION})")
-            } else {
-                format!(
-                    "schema version {version} is older than this program ({SCHEMA_VERSION}); the \
-                 service upgrades it when it starts"
-                )
-            },
-        )))
+        Err(LedgerError::Version {
+            path: self.path.clone(),
+            found: version,
+            expected: SCHEMA_VERSION,
+        })
     }
 
     fn err(&self, source: rusqlite::Error) -> LedgerError {
-        LedgerError {
-            path: self.path.clone(),
-            source,
-        }
+        LedgerError::sqlite(&self.path, source)
     }
 
     /// Brings the schema to this program's version. Creation and upgrades run in an
@@ -152,15 +264,14 @@ impl Ledger {
             return Ok(());
         }
         if version > SCHEMA_VERSION {
-            return Err(self.err(rusqlite::Error::InvalidParameterName(format!(
-                "schema version {version} is newer than this program ({SCHEMA_VERSION})"
-            ))));
+            return Err(LedgerError::Version {
+                path: self.path.clone(),
+                found: version,
+                expected: SCHEMA_VERSION,
+            });
         }
         let path = self.path.clone();
-        let err = |source| LedgerError {
-            path: path.clone(),
-            source,
-        };
+        let err = |source| LedgerError::sqlite(&path, source);
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -173,10 +284,24 @@ impl Ledger {
             1 => UPGRADE_1_TO_2,
             _ => "",
         };
-        tx.execute_batch(steps)
-            .and_then(|()| tx.pragma_update(None, "user_version", SCHEMA_VERSION))
+        tx.execute_batch(steps).map_err(err)?;
+        let sealed = if version == 1 {
+            seal_version_1(&tx, &self.secret).map_err(err)?
+        } else {
+            Vec::new()
+        };
+        self.keys.put(&sealed).map_err(|source| LedgerError::Keys {
+            path: self.keys.path().to_path_buf(),
+            source,
+        })?;
+        tx.pragma_update(None, "user_version", SCHEMA_VERSION)
             .and_then(|()| tx.commit())
-            .map_err(err)
+            .map_err(err)?;
+        if version == 1 {
+            // What version 1 held in clear may linger in free space: rewritten once.
+            self.conn.execute_batch("VACUUM").map_err(err)?;
+        }
+        Ok(())
     }
 
     fn version(&self) -> Result<i64> {
@@ -195,14 +320,21 @@ impl Ledger {
 
     /// Starts a transaction; nothing is durable before `LedgerTx::commit`.
     pub fn tx(&mut self) -> Result<LedgerTx<'_>> {
-        let path = self.path.clone();
-        let tx = self
-            .conn
+        let Ledger {
+            conn,
+            path,
+            keys,
+            secret,
+        } = self;
+        let tx = conn
             .transaction()
-            .map_err(|source| LedgerError { path, source })?;
+            .map_err(|source| LedgerError::sqlite(path, source))?;
         Ok(LedgerTx {
             tx,
-            path: self.path.clone(),
+            path: path.clone(),
+            keys,
+            secret,
+            pending: Default::default(),
         })
     }
 }
@@ -211,12 +343,47 @@ impl Ledger {
 pub trait LedgerRead {
     fn conn(&self) -> &Connection;
     fn ledger_path(&self) -> &Path;
+    /// Certificate `id`'s key (`keys`), if it has one not destroyed.
+    fn key(&self, id: i64) -> Result<Option<keys::Key>>;
+    /// The installation's secret, for the keyed hash of paths.
+    fn path_secret(&self) -> &[u8];
+
+    /// The keyed hash under which a copy's path is looked up.
+    fn path_key(&self, path: &Path) -> String {
+        keys::path_key(self.path_secret(), path)
+    }
+
+    /// Opens a copy's sealed path (empty once its key is destroyed).
+    fn reveal(&self, c: SealedCopy) -> Result<CopyRow> {
+        let key = self.key(c.certificate)?;
+        let mut row = c.row;
+        row.path = keys::open(key.as_ref(), &c.path)
+            .map(PathBuf::from)
+            .unwrap_or_default();
+        Ok(row)
+    }
+
+    /// `reveal`, for copies with their certificate.
+    fn reveal_all(&self, copies: Vec<SealedCopy>) -> Result<Vec<(i64, CopyRow)>> {
+        copies
+            .into_iter()
+            .map(|c| {
+                let certificate = c.certificate;
+                Ok((certificate, self.reveal(c)?))
+            })
+            .collect()
+    }
+
+    /// Opens a certificate's sealed personal field.
+    fn open_field(&self, id: i64, sealed: Option<Vec<u8>>) -> Result<Option<String>> {
+        let Some(sealed) = sealed else {
+            return Ok(None);
+        };
+        Ok(keys::open(self.key(id)?.as_ref(), &sealed))
+    }
 
     fn read_err(&self, source: rusqlite::Error) -> LedgerError {
-        LedgerError {
-            path: self.ledger_path().to_path_buf(),
-            source,
-        }
+        LedgerError::sqlite(self.ledger_path(), source)
     }
 
     /// Every message of `mailbox` seen under this UIDVALIDITY.
@@ -310,26 +477,29 @@ pub trait LedgerRead {
                      WHERE certificate = ?1 AND state <> 'gone' ORDER BY id"
             ))
             .map_err(|e| self.read_err(e))?;
-        stmt.query_map(params![certificate], copy_row)
+        let sealed: Vec<SealedCopy> = stmt
+            .query_map(params![certificate], copy_row)
             .and_then(|rows| rows.collect())
-            .map_err(|e| self.read_err(e))
+            .map_err(|e| self.read_err(e))?;
+        sealed.into_iter().map(|c| self.reveal(c)).collect()
     }
 
     /// Copies left half-done by an interrupted delivery, oldest first.
     fn unfinished_copies(&self) -> Result<Vec<(i64, CopyRow)>> {
         let mut stmt = self
             .conn()
-            .prepare(
-                "SELECT c.certificate, c.id, c.kind, c.path, c.temp, c.sha256, c.state, c.dev,
-                     c.ino
+            .prepare(&format!(
+                "SELECT {C_COPY_COLUMNS}
                  FROM copy c JOIN certificate t ON t.id = c.certificate
                  WHERE t.state IN ('delivering', 'quarantining') AND c.state <> 'gone'
-                 ORDER BY c.certificate, c.id",
-            )
+                 ORDER BY c.certificate, c.id"
+            ))
             .map_err(|e| self.read_err(e))?;
-        stmt.query_map([], |r| Ok((r.get(0)?, copy_row_at(r, 1)?)))
+        let sealed: Vec<SealedCopy> = stmt
+            .query_map([], copy_row)
             .and_then(|rows| rows.collect())
-            .map_err(|e| self.read_err(e))
+            .map_err(|e| self.read_err(e))?;
+        self.reveal_all(sealed)
     }
 
     /// Certificates due at `now` and not purged yet, the most overdue first. Served by the
@@ -363,17 +533,21 @@ pub trait LedgerRead {
 
     /// The published copy at `path`, with its certificate.
     fn published_at(&self, path: &Path) -> Result<Option<(i64, CopyRow)>> {
-        self.conn()
+        let sealed = self
+            .conn()
             .query_row(
                 &format!(
-                    "SELECT certificate, {COPY_COLUMNS} FROM copy
-                     WHERE path = ?1 AND state = 'published'"
+                    "SELECT {COPY_COLUMNS} FROM copy
+                     WHERE path_key = ?1 AND state = 'published'"
                 ),
-                params![path.to_string_lossy()],
-                |r| Ok((r.get(0)?, copy_row_at(r, 1)?)),
+                params![self.path_key(path)],
+                copy_row,
             )
             .optional()
-            .map_err(|e| self.read_err(e))
+            .map_err(|e| self.read_err(e))?;
+        sealed
+            .map(|s| Ok(self.reveal_all(vec![s])?.remove(0)))
+            .transpose()
     }
 
     /// Published copies after `cursor` (by id), for a rolling check that they still exist.
@@ -381,15 +555,37 @@ pub trait LedgerRead {
         let mut stmt = self
             .conn()
             .prepare_cached(&format!(
-                "SELECT certificate, {COPY_COLUMNS} FROM copy
+                "SELECT {COPY_COLUMNS} FROM copy
                  WHERE id > ?1 AND state = 'published' ORDER BY id LIMIT ?2"
             ))
             .map_err(|e| self.read_err(e))?;
-        stmt.query_map(params![cursor, limit as i64], |r| {
-            Ok((r.get(0)?, copy_row_at(r, 1)?))
-        })
-        .and_then(|rows| rows.collect())
-        .map_err(|e| self.read_err(e))
+        let sealed: Vec<SealedCopy> = stmt
+            .query_map(params![cursor, limit as i64], copy_row)
+            .and_then(|rows| rows.collect())
+            .map_err(|e| self.read_err(e))?;
+        self.reveal_all(sealed)
+    }
+
+    /// Whether a live copy owns this file: by its identity, or its recorded path or
+    /// temporary name (copies not staged yet, or recorded by version 1).
+    fn copy_known(&self, file: FileId, path: &Path) -> Result<bool> {
+        self.conn()
+            .query_row(
+                "SELECT 1 FROM copy WHERE state <> 'gone' AND ino = ?2 AND dev = ?1
+                 UNION ALL SELECT 1 FROM copy WHERE state <> 'gone' AND path_key = ?3
+                 UNION ALL SELECT 1 FROM copy WHERE state <> 'gone' AND temp = ?4
+                 LIMIT 1",
+                params![
+                    file.dev as i64,
+                    file.ino as i64,
+                    self.path_key(path),
+                    path.to_string_lossy()
+                ],
+                |_| Ok(()),
+            )
+            .optional()
+            .map(|o| o.is_some())
+            .map_err(|e| self.read_err(e))
     }
 
     /// Retention-log records waiting to be appended, oldest first.
@@ -426,8 +622,8 @@ pub trait LedgerRead {
     fn path_taken(&self, path: &Path) -> Result<bool> {
         self.conn()
             .query_row(
-                "SELECT 1 FROM copy WHERE path = ?1 AND state <> 'gone'",
-                params![path.to_string_lossy()],
+                "SELECT 1 FROM copy WHERE path_key = ?1 AND state <> 'gone'",
+                params![self.path_key(path)],
                 |_| Ok(()),
             )
             .optional()
@@ -444,6 +640,17 @@ impl LedgerRead for Ledger {
     fn ledger_path(&self) -> &Path {
         &self.path
     }
+
+    fn key(&self, id: i64) -> Result<Option<keys::Key>> {
+        self.keys.get(id).map_err(|source| LedgerError::Keys {
+            path: self.keys.path().to_path_buf(),
+            source,
+        })
+    }
+
+    fn path_secret(&self) -> &[u8] {
+        &self.secret
+    }
 }
 
 impl LedgerRead for LedgerTx<'_> {
@@ -454,37 +661,90 @@ impl LedgerRead for LedgerTx<'_> {
     fn ledger_path(&self) -> &Path {
         &self.path
     }
+
+    /// Keys made or destroyed in this transaction first.
+    fn key(&self, id: i64) -> Result<Option<keys::Key>> {
+        if let Some((_, k)) = self.pending.borrow().iter().rev().find(|(i, _)| *i == id) {
+            return Ok((*k != [0; 32]).then_some(*k));
+        }
+        self.keys.get(id).map_err(|source| LedgerError::Keys {
+            path: self.keys.path().to_path_buf(),
+            source,
+        })
+    }
+
+    fn path_secret(&self) -> &[u8] {
+        self.secret
+    }
 }
 
 /// One transaction on the ledger.
 pub struct LedgerTx<'a> {
     tx: Transaction<'a>,
     path: PathBuf,
+    keys: &'a keys::Keys,
+    secret: &'a [u8; 32],
+    /// Keys made (and destroyed: zeros) in this transaction, written and synced just before
+    /// it commits.
+    pending: std::cell::RefCell<Vec<(i64, keys::Key)>>,
 }
 
 impl LedgerTx<'_> {
     fn err(&self, source: rusqlite::Error) -> LedgerError {
-        LedgerError {
-            path: self.path.clone(),
-            source,
-        }
+        LedgerError::sqlite(&self.path, source)
     }
 
     pub fn commit(self) -> Result<()> {
         let path = self.path.clone();
+        // Keys first: a key destroyed before its purge commits makes at worst a certificate
+        // unreadable that is being purged anyway; one written for a row that never commits
+        // is overwritten by the next row of that id.
+        self.keys
+            .put(&self.pending.borrow())
+            .map_err(|source| LedgerError::Keys {
+                path: self.keys.path().to_path_buf(),
+                source,
+            })?;
         self.tx
             .commit()
-            .map_err(|source| LedgerError { path, source })
+            .map_err(|source| LedgerError::sqlite(&path, source))
     }
 
+    /// Certificate `id`'s key, made in this transaction if it has none.
+    fn key_for(&self, id: i64) -> Result<keys::Key> {
+        if let Some(k) = self.key(id)? {
+            return Ok(k);
+        }
+        let k = keys::new_key();
+        self.pending.borrow_mut().push((id, k));
+        Ok(k)
+    }
+
+    /// Destroys certificate `id`'s key, with this transaction.
+    fn destroy_key(&self, id: i64) {
+        self.pending.borrow_mut().push((id, [0; 32]));
+    }
+
+    /// Inserts a certificate; its personal fields are sealed with a key of its own.
     pub fn insert_certificate(&self, c: &NewCertificate) -> Result<i64> {
+        // The id this row gets: the key is made for it before the row exists.
+        let id: i64 = self
+            .tx
+            .query_row(
+                "SELECT coalesce(max(id), 0) + 1 FROM certificate",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.err(e))?;
+        let key = self.key_for(id)?;
+        let seal = |v: &Option<String>| v.as_deref().map(|v| keys::seal(&key, v));
         self.tx
             .execute(
-                "INSERT INTO certificate (state, reason, detail, site, result, rule, received_at,
-                     sampled_at, integrated_at, purge_at, content_sha256, pdf_sha256, message_id,
-                     dossier, nom, prenom, sexe, birth_date, ins, dossier_hmac)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
-                     ?17, ?18, ?19, ?20)",
+                "INSERT INTO certificate (id, state, reason, detail, site, result, rule,
+                     received_at, sampled_at, integrated_at, purge_at, content_sha256, pdf_sha256,
+                     message_id, dossier, nom, prenom, sexe, birth_date, ins, dossier_hmac)
+                 VALUES (?21, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,
+                     ?16, ?17, ?18, ?19, ?20)",
                 params![
                     c.state.as_str(),
                     c.reason,
@@ -499,17 +759,18 @@ impl LedgerTx<'_> {
                     &c.content_sha256[..],
                     c.pdf_sha256.as_ref().map(|h| &h[..]),
                     c.message_id,
-                    c.dossier,
-                    c.nom,
-                    c.prenom,
-                    c.sexe,
-                    c.birth_date,
-                    c.ins,
+                    seal(&c.dossier),
+                    seal(&c.nom),
+                    seal(&c.prenom),
+                    seal(&c.sexe),
+                    seal(&c.birth_date),
+                    seal(&c.ins),
                     c.dossier_hmac,
+                    id,
                 ],
             )
             .map_err(|e| self.err(e))?;
-        Ok(self.tx.last_insert_rowid())
+        Ok(id)
     }
 
     pub fn set_certificate_state(&self, id: i64, state: CertState) -> Result<()> {
@@ -522,15 +783,19 @@ impl LedgerTx<'_> {
             .map_err(|e| self.err(e))
     }
 
+    /// Inserts a copy; its path (which carries names) is sealed with its certificate's key
+    /// and looked up by its keyed hash.
     pub fn insert_copy(&self, certificate: i64, c: &NewCopy) -> Result<i64> {
+        let key = self.key_for(certificate)?;
         self.tx
             .execute(
-                "INSERT INTO copy (certificate, kind, path, temp, sha256, state)
-                 VALUES (?1, ?2, ?3, ?4, ?5, 'planned')",
+                "INSERT INTO copy (certificate, kind, path, path_key, temp, sha256, state)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'planned')",
                 params![
                     certificate,
                     c.kind.as_str(),
-                    c.path.to_string_lossy(),
+                    keys::seal(&key, &c.path.to_string_lossy()),
+                    self.path_key(&c.path),
                     c.temp.to_string_lossy(),
                     &c.sha256[..]
                 ],
@@ -583,10 +848,21 @@ impl LedgerTx<'_> {
 
     /// A copy had to take another name (the planned one was taken meanwhile).
     pub fn set_copy_path(&self, id: i64, path: &Path) -> Result<()> {
+        let certificate: i64 = self
+            .tx
+            .query_row("SELECT certificate FROM copy WHERE id = ?1", [id], |r| {
+                r.get(0)
+            })
+            .map_err(|e| self.err(e))?;
+        let key = self.key_for(certificate)?;
         self.tx
             .execute(
-                "UPDATE copy SET path = ?2 WHERE id = ?1",
-                params![id, path.to_string_lossy()],
+                "UPDATE copy SET path = ?2, path_key = ?3 WHERE id = ?1",
+                params![
+                    id,
+                    keys::seal(&key, &path.to_string_lossy()),
+                    self.path_key(path)
+                ],
             )
             .map(drop)
             .map_err(|e| self.err(e))
@@ -629,15 +905,18 @@ impl LedgerTx<'_> {
     pub fn forget_copy(&self, id: i64) -> Result<()> {
         self.tx
             .execute(
-                "UPDATE copy SET state = 'gone', path = '', temp = '' WHERE id = ?1",
+                "UPDATE copy SET state = 'gone', path = X'', path_key = NULL, temp = ''
+                 WHERE id = ?1",
                 params![id],
             )
             .map(drop)
             .map_err(|e| self.err(e))
     }
 
-    /// Erases a purged certificate's personal fields; only its pseudonymous record stays.
+    /// Erases a purged certificate's personal fields, and destroys their key (whatever SQLite
+    /// may leave behind is then unreadable); only its pseudonymous record stays.
     pub fn scrub(&self, id: i64, purged_at: i64) -> Result<()> {
+        self.destroy_key(id);
         self.tx
             .execute(
                 "UPDATE certificate SET purged_at = ?2, dossier = NULL, nom = NULL, prenom = NULL,
@@ -647,7 +926,8 @@ impl LedgerTx<'_> {
             )
             .and_then(|_| {
                 self.tx.execute(
-                    "UPDATE copy SET state = 'gone', path = '', temp = '' WHERE certificate = ?1",
+                    "UPDATE copy SET state = 'gone', path = X'', path_key = NULL, temp = ''
+                     WHERE certificate = ?1",
                     params![id],
                 )
             })
@@ -798,8 +1078,11 @@ impl LedgerTx<'_> {
     }
 }
 
-/// The columns `copy_row_at` reads, in order (prefix them with a table alias as needed).
-pub(crate) const COPY_COLUMNS: &str = "id, kind, path, temp, sha256, state, dev, ino";
+/// The columns `copy_row_at` reads, in order.
+pub(crate) const COPY_COLUMNS: &str = "id, kind, path, temp, sha256, state, dev, ino, certificate";
+/// The same, of the table aliased `c`.
+pub(crate) const C_COPY_COLUMNS: &str =
+    "c.id, c.kind, c.path, c.temp, c.sha256, c.state, c.dev, c.ino, c.certificate";
 
 /// The columns `certificate_row` reads, in order.
 pub(crate) const CERTIFICATE_COLUMNS: &str = "id, state, received_at, site, result, rule, \
@@ -844,26 +1127,41 @@ fn cert_ref(r: &rusqlite::Row) -> rusqlite::Result<CertificateRef> {
     })
 }
 
-fn copy_row(r: &rusqlite::Row) -> rusqlite::Result<CopyRow> {
+/// A copy as read, its path still sealed (`LedgerRead::reveal` opens it).
+pub struct SealedCopy {
+    row: CopyRow,
+    path: Vec<u8>,
+    certificate: i64,
+}
+
+fn copy_row(r: &rusqlite::Row) -> rusqlite::Result<SealedCopy> {
     copy_row_at(r, 0)
 }
 
-/// A copy read from columns `at..at + 8` (`COPY_COLUMNS`).
-pub(crate) fn copy_row_at(r: &rusqlite::Row, at: usize) -> rusqlite::Result<CopyRow> {
+/// A copy read from columns `at..at + 9` (`COPY_COLUMNS`); `LedgerRead::reveal` opens its path.
+pub(crate) fn copy_row_at(r: &rusqlite::Row, at: usize) -> rusqlite::Result<SealedCopy> {
     let dev: Option<i64> = r.get(at + 6)?;
     let ino: Option<i64> = r.get(at + 7)?;
-    Ok(CopyRow {
-        id: r.get(at)?,
-        kind: CopyKind::parse(&r.get::<_, String>(at + 1)?),
-        path: PathBuf::from(r.get::<_, String>(at + 2)?),
-        temp: PathBuf::from(r.get::<_, String>(at + 3)?),
-        sha256: blob32(r.get::<_, Vec<u8>>(at + 4)?),
-        state: CopyState::parse(&r.get::<_, String>(at + 5)?),
-        // Stored as SQLite integers (signed): the bits round-trip.
-        file: dev.zip(ino).map(|(dev, ino)| FileId {
-            dev: dev as u64,
-            ino: ino as u64,
-        }),
+    let path = match r.get_ref(at + 2)? {
+        rusqlite::types::ValueRef::Blob(b) => b.to_vec(),
+        _ => Vec::new(),
+    };
+    Ok(SealedCopy {
+        row: CopyRow {
+            id: r.get(at)?,
+            kind: CopyKind::parse(&r.get::<_, String>(at + 1)?),
+            path: PathBuf::new(),
+            temp: PathBuf::from(r.get::<_, String>(at + 3)?),
+            sha256: blob32(r.get::<_, Vec<u8>>(at + 4)?),
+            state: CopyState::parse(&r.get::<_, String>(at + 5)?),
+            // Stored as SQLite integers (signed): the bits round-trip.
+            file: dev.zip(ino).map(|(dev, ino)| FileId {
+                dev: dev as u64,
+                ino: ino as u64,
+            }),
+        },
+        path,
+        certificate: r.get(at + 8)?,
     })
 }
 

@@ -4,7 +4,10 @@
 
 use rusqlite::{OptionalExtension, params};
 
-use super::{LedgerRead, LedgerTx, Result, ServerCopyRow, copy_row_at, server_copy_row};
+use super::{
+    C_COPY_COLUMNS, LedgerRead, LedgerTx, Result, SealedCopy, ServerCopyRow, copy_row_at,
+    server_copy_row,
+};
 use crate::ledger::{CertState, CopyRow};
 
 /// A quarantined certificate as `quarantine list` shows it: no personal field.
@@ -83,30 +86,47 @@ pub trait QuarantineRead: LedgerRead {
     }
 
     fn recorded(&self, id: i64) -> Result<Option<Recorded>> {
-        self.conn()
+        type Sealed = Option<Vec<u8>>;
+        let row: Option<(Recorded, [Sealed; 6])> = self
+            .conn()
             .query_row(
                 "SELECT state, reason, detail, message_id, integrated_at, dossier, nom, prenom,
                      sexe, birth_date, ins
                  FROM certificate WHERE id = ?1",
                 params![id],
                 |r| {
-                    Ok(Recorded {
-                        state: r.get(0)?,
-                        reason: r.get(1)?,
-                        detail: r.get(2)?,
-                        message_id: r.get(3)?,
-                        integrated_at: r.get(4)?,
-                        dossier: r.get(5)?,
-                        nom: r.get(6)?,
-                        prenom: r.get(7)?,
-                        sexe: r.get(8)?,
-                        birth_date: r.get(9)?,
-                        ins: r.get(10)?,
-                    })
+                    Ok((
+                        Recorded {
+                            state: r.get(0)?,
+                            reason: r.get(1)?,
+                            detail: r.get(2)?,
+                            message_id: r.get(3)?,
+                            integrated_at: r.get(4)?,
+                            ..Recorded::default()
+                        },
+                        [
+                            r.get(5)?,
+                            r.get(6)?,
+                            r.get(7)?,
+                            r.get(8)?,
+                            r.get(9)?,
+                            r.get(10)?,
+                        ],
+                    ))
                 },
             )
             .optional()
-            .map_err(|e| self.read_err(e))
+            .map_err(|e| self.read_err(e))?;
+        let Some((mut rec, [dossier, nom, prenom, sexe, birth_date, ins])) = row else {
+            return Ok(None);
+        };
+        rec.dossier = self.open_field(id, dossier)?;
+        rec.nom = self.open_field(id, nom)?;
+        rec.prenom = self.open_field(id, prenom)?;
+        rec.sexe = self.open_field(id, sexe)?;
+        rec.birth_date = self.open_field(id, birth_date)?;
+        rec.ins = self.open_field(id, ins)?;
+        Ok(Some(rec))
     }
 
     fn server_copies(&self, certificate: i64) -> Result<Vec<ServerCopyInfo>> {
@@ -154,20 +174,19 @@ pub trait QuarantineRead: LedgerRead {
     fn abandoned_release_copies(&self, certificate: Option<i64>) -> Result<Vec<(i64, CopyRow)>> {
         let mut stmt = self
             .conn()
-            .prepare(
-                "SELECT c.certificate, c.id, c.kind, c.path, c.temp, c.sha256, c.state, c.dev,
-                     c.ino
+            .prepare(&format!(
+                "SELECT {C_COPY_COLUMNS}
                  FROM copy c JOIN certificate t ON t.id = c.certificate
                  WHERE t.state = 'quarantined' AND c.state IN ('planned', 'staged')
                    AND (?1 IS NULL OR c.certificate = ?1)
-                 ORDER BY c.id",
-            )
+                 ORDER BY c.id"
+            ))
             .map_err(|e| self.read_err(e))?;
-        stmt.query_map(params![certificate], |r| {
-            Ok((r.get(0)?, copy_row_at(r, 1)?))
-        })
-        .and_then(|rows| rows.collect())
-        .map_err(|e| self.read_err(e))
+        let sealed: Vec<SealedCopy> = stmt
+            .query_map(params![certificate], |r| copy_row_at(r, 0))
+            .and_then(|rows| rows.collect())
+            .map_err(|e| self.read_err(e))?;
+        self.reveal_all(sealed)
     }
 }
 

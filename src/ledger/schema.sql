@@ -1,6 +1,8 @@
 -- mss-dispatch ledger, schema version 2 (a new ledger; `UPGRADE_1_TO_2` in mod.rs upgrades one).
--- Times are Unix seconds (UTC). Personal fields (dossier, names, birth date, INS, and the
--- paths of delivered files, which carry names) are erased when a certificate is purged.
+-- Times are Unix seconds (UTC). Personal fields (dossier, names, sex, birth date, INS, and the
+-- paths of delivered files, which carry names) are stored sealed (AES-256-GCM) with a key per
+-- certificate kept in `ledger.keys` (keys.rs); they are erased, and the key destroyed, when
+-- the certificate is purged.
 
 CREATE TABLE meta (
     key   TEXT PRIMARY KEY,
@@ -27,12 +29,12 @@ CREATE TABLE certificate (
     pdf_sha256     BLOB,
     message_id     TEXT,
     dossier_hmac   TEXT,               -- keyed pseudonym of site + dossier, kept after the purge
-    dossier        TEXT,
-    nom            TEXT,
-    prenom         TEXT,
-    sexe           TEXT,
-    birth_date     TEXT,
-    ins            TEXT
+    dossier        BLOB,               -- the personal fields, sealed
+    nom            BLOB,
+    prenom         BLOB,
+    sexe           BLOB,
+    birth_date     BLOB,
+    ins            BLOB
 );
 CREATE INDEX certificate_content ON certificate (content_sha256);
 CREATE INDEX certificate_pdf ON certificate (dossier_hmac, pdf_sha256);
@@ -46,8 +48,9 @@ CREATE TABLE copy (
     id          INTEGER PRIMARY KEY,
     certificate INTEGER NOT NULL REFERENCES certificate (id),
     kind        TEXT NOT NULL,         -- spool | sil_json | sil_pdf | quarantine_eml | quarantine_json
-    path        TEXT NOT NULL,
-    temp        TEXT NOT NULL,
+    path        BLOB NOT NULL,         -- sealed (it carries the patient's name)
+    path_key    TEXT,                  -- its keyed hash, to look it up
+    temp        TEXT NOT NULL,         -- the temporary name: no personal data
     sha256      BLOB NOT NULL,
     state       TEXT NOT NULL,         -- planned | staged | published | purging | gone
     dev         INTEGER,               -- the file written (device, inode), once staged: found
@@ -56,7 +59,10 @@ CREATE TABLE copy (
     last_error  TEXT                   -- why the last removal failed (no file name)
 );
 CREATE INDEX copy_certificate ON copy (certificate);
-CREATE UNIQUE INDEX copy_live_path ON copy (path) WHERE state <> 'gone';
+CREATE UNIQUE INDEX copy_live_path ON copy (path_key) WHERE state <> 'gone';
+-- The orphan sweep asks whether a file is a live copy's: by its inode, or by its temp name.
+CREATE INDEX copy_live_file ON copy (ino) WHERE state <> 'gone';
+CREATE INDEX copy_live_temp ON copy (temp) WHERE state <> 'gone';
 
 -- Every message seen at the source, keyed by mailbox, UIDVALIDITY and UID (or Maildir name).
 CREATE TABLE message (

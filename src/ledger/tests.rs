@@ -116,3 +116,54 @@ fn reopening_keeps_the_data_and_the_file_is_private() {
         .mode();
     assert_eq!(mode & 0o777, 0o600);
 }
+
+/// A version-1 ledger (personal fields and paths in clear) is upgraded: sealed, readable as
+/// before through the ledger, and no longer in clear anywhere in its file.
+#[test]
+fn a_version_1_ledger_is_sealed_by_the_upgrade() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let conn = Connection::open(dir.path().join("ledger.sqlite")).unwrap();
+        conn.pragma_update(None, "journal_mode", "WAL").unwrap();
+        conn.execute_batch(include_str!("schema_v1.sql")).unwrap();
+        conn.execute(
+            "INSERT INTO certificate (id, state, rule, received_at, purge_at, content_sha256,
+                 dossier, nom, prenom, ins, dossier_hmac)
+             VALUES (1, 'delivered', 'negative', 1, 2, X'00', 'D77', 'ZZOLDNAME', 'Lea',
+                 '295109912611193', 'h')",
+            [],
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO copy (certificate, kind, path, temp, sha256, state)
+             VALUES (1, 'spool', '/spool/2021-10-29/ZZOLDNAME_Lea_D77.pdf', '/spool/.t', X'00',
+                 'published')",
+            [],
+        )
+        .unwrap();
+        conn.pragma_update(None, "user_version", 1).unwrap();
+    }
+    let ledger = Ledger::open(dir.path()).unwrap();
+    let copies = ledger.copies(1).unwrap();
+    assert_eq!(
+        copies[0].path,
+        Path::new("/spool/2021-10-29/ZZOLDNAME_Lea_D77.pdf")
+    );
+    let rec = ledger.recorded(1).unwrap().unwrap();
+    assert_eq!(rec.nom.as_deref(), Some("ZZOLDNAME"));
+    assert_eq!(rec.ins.as_deref(), Some("295109912611193"));
+    assert!(
+        ledger
+            .published_at(Path::new("/spool/2021-10-29/ZZOLDNAME_Lea_D77.pdf"))
+            .unwrap()
+            .is_some()
+    );
+    drop(ledger);
+    for name in ["ledger.sqlite", "ledger.sqlite-wal"] {
+        let bytes = std::fs::read(dir.path().join(name)).unwrap_or_default();
+        assert!(
+            !bytes.windows(9).any(|w| w == b"ZZOLDNAME"),
+            "in clear in {name}"
+        );
+    }
+}

@@ -42,8 +42,15 @@ fn a_negative_is_purged_at_its_due_time_and_leaves_no_personal_data() {
     assert!(before.purged.is_empty());
     assert_eq!(f.files().len(), 1);
     assert!(
-        contains(&state_bytes(&f), "MARTIN"),
-        "the ledger holds the name until the purge"
+        !contains(&state_bytes(&f), "MARTIN"),
+        "never in clear in the ledger's files"
+    );
+    assert!(
+        ledger.copies(1).unwrap()[0]
+            .path
+            .to_string_lossy()
+            .contains("MARTIN"),
+        "the ledger holds the name, sealed, until the purge"
     );
 
     let pass = local_pass(&mut ledger, &f.tz, t("2021-11-01T08:00:30Z"), 100).unwrap();
@@ -478,4 +485,71 @@ fn temporary_files_in_a_renamed_folder_are_published_or_removed_where_they_are()
         "{:?}",
         f.files()
     );
+}
+
+/// A certificate message for patient `n` of site 690000880, sampled 29/10/2021 10:00.
+fn numbered(n: u32) -> crate::delivery::Fetched {
+    let nom = format!("ZZNOM{n:05}");
+    let prenom = format!("Prenomxq{n:05}");
+    let dossier = format!("DOSS{n:06}");
+    let ins = format!("1{n:014}");
+    let body = format!(
+        "Nom : {nom}\nPrénom : {prenom}\nSexe : F\nDate de naissance : 01/01/1980\n\
+         Matricule Identifiant National de Santé (INS) : {ins}\n\
+         Identifiant de la structure ayant réalisé le test : 690000880\n\
+         Date de prélèvement : 29/10/2021 10:00\nRésultat du test : Négatif\n"
+    );
+    let raw = format!(
+        "From: noreply.sidep@enovacom.mssante.fr\nSubject: [Projet SI-DEP] Certificat de test :  \
+         690000880 | {dossier} | {nom} | {prenom}\nMessage-ID: <{n}@sidep>\nMIME-Version: 1.0\n\
+         Content-Type: multipart/mixed; boundary=\"b\"\n\n--b\nContent-Type: text/plain; \
+         charset=utf-8\n\n{body}\n--b\nContent-Type: application/pdf\nContent-Disposition: \
+         attachment; filename=\"690000880_{dossier}_{nom}_{prenom}.pdf\"\n\
+         Content-Transfer-Encoding: 7bit\n\n%PDF-1.4 {n}\n%%EOF\n--b--\n"
+    );
+    crate::delivery::Fetched::Whole {
+        item: n.to_string(),
+        raw: raw.into_bytes(),
+    }
+}
+
+/// Regression: after a purge, a purged patient's file path could be read in the unused space
+/// of a live page of the ledger, despite `secure_delete`.
+#[test]
+fn no_byte_of_a_purged_patient_is_left_in_the_ledger_files() {
+    let f = Fixture::new();
+    let mut ledger = f.ledger();
+    for chunk in (0..2000u32).collect::<Vec<_>>().chunks(100) {
+        let batch = chunk.iter().map(|n| numbered(*n)).collect();
+        let report = deliver_batch(&mut ledger, &f.set(), batch, now()).unwrap();
+        assert_eq!(report.delivered.len(), chunk.len());
+    }
+    crate::audit::flush(&mut ledger, &f.root.join("state")).unwrap();
+    let held = ledger.copies(2000).unwrap();
+    assert!(
+        held[0].path.to_string_lossy().contains("ZZNOM01999"),
+        "the ledger holds them, sealed, until the purge"
+    );
+    assert!(!contains(&state_bytes(&f), "ZZNOM01999"), "never in clear");
+    // Purged in several passes, as the service would.
+    for _ in 0..3 {
+        local_pass(&mut ledger, &f.tz, t(DUE), 800).unwrap();
+    }
+    assert!(f.files().is_empty());
+    // Not even sealed: the keys are gone.
+    assert!(ledger.copies(2000).unwrap().is_empty());
+    assert_eq!(ledger.key(2000).unwrap(), None);
+    let bytes = state_bytes(&f);
+    for needle in [
+        "ZZNOM",
+        "Prenomxq",
+        "DOSS0",
+        "100000000",
+        "sites/690000880/2021",
+    ] {
+        assert!(
+            !contains(&bytes, needle),
+            "{needle:?} left in the state directory"
+        );
+    }
 }
