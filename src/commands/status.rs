@@ -33,6 +33,7 @@ pub fn run(config_path: &Path, as_json: bool) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let problems = local_problems(&config.state_dir);
     let expiry = client_cert_expiry(&config)
         .or_else(|| last.as_ref().and_then(|d| d.client_certificate_expires_at));
     let daemon = last.as_ref().filter(|_| running);
@@ -73,12 +74,16 @@ pub fn run(config_path: &Path, as_json: bool) -> ExitCode {
             "clock_hold": counts.clock_hold,
             "purge_failing": counts.purge_failing,
             "purge_failing_error": counts.purge_failing_error,
+            "problems": problems,
         });
         println!(
             "{}",
             serde_json::to_string_pretty(&value).expect("serialisable")
         );
     } else {
+        for p in &problems {
+            println!("PROBLEM:     {p}");
+        }
         print!(
             "{}",
             text(&config, daemon, last.as_ref(), &counts, expiry, now, &time)
@@ -206,6 +211,29 @@ fn text(
             } else {
                 ""
             }
+        ));
+    }
+    out
+}
+
+/// What is wrong with the state directory itself, seen from here: not writable, or a
+/// ledger missing from a directory that was used (the service then refuses to start).
+fn local_problems(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    if dir.exists() && nix::unistd::access(dir, nix::unistd::AccessFlags::W_OK).is_err() {
+        out.push(format!(
+            "the state directory {} is not writable: nothing can be delivered or purged",
+            dir.display()
+        ));
+    }
+    let used = ["secret", crate::audit::FILE_NAME]
+        .iter()
+        .any(|f| std::fs::metadata(dir.join(f)).is_ok_and(|m| m.len() > 0));
+    if used && !crate::ledger::exists(dir) {
+        out.push(format!(
+            "the ledger {} is missing, empty or not a ledger: the service refuses to start \
+             (restore it from a backup, or see `mss-dispatch audit reseal --new-ledger`)",
+            crate::ledger::file(dir).display()
         ));
     }
     out

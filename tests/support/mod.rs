@@ -347,6 +347,25 @@ service anvil {{
         }
     }
 
+    /// Kills the server outright (SIGKILL), mid-whatever it was doing.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        // Its processes (imap, imap-login) die with their master.
+        let _ = Command::new("pkill")
+            .args(["-KILL", "-f"])
+            .arg(self.conf.display().to_string())
+            .status();
+        self.stop();
+    }
+
+    /// Starts the server again, on the same ports.
+    pub fn start_again(&mut self) {
+        self.spawn();
+    }
+
     pub fn restart(&mut self) {
         self.stop();
         self.spawn();
