@@ -75,6 +75,21 @@ pub enum Command {
     /// Resolve quarantined certificates: list, show, release, discard, retry.
     #[command(subcommand)]
     Quarantine(QuarantineCommand),
+    /// Ask the running service to read its configuration again (SIGHUP), as `systemctl
+    /// reload` does: a valid file takes effect between two passes, an invalid one is
+    /// rejected with every error in the log and the running one stays.
+    #[command(
+        after_help = "Examples:\n  mss-dispatch reload --config /etc/mss-dispatch/config.toml\n  \
+        mss-dispatch reload --pid $MAINPID   (the unit's ExecReload=)"
+    )]
+    Reload {
+        /// The configuration file: the service running on its state directory is signalled.
+        #[arg(long, short, value_name = "FILE", required_unless_present = "pid")]
+        config: Option<PathBuf>,
+        /// The service's process id.
+        #[arg(long, value_name = "PID", conflicts_with = "config")]
+        pid: Option<i32>,
+    },
     /// Print the manual page (roff), generated from these definitions.
     #[command(hide = true)]
     Man,

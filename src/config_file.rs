@@ -32,7 +32,38 @@ impl std::fmt::Display for LoadError {
 
 pub fn load(path: &Path) -> Result<Config, LoadError> {
     let text = std::fs::read_to_string(path).map_err(|e| LoadError::Read(path.into(), e))?;
-    config::parse(&text, &path.display().to_string()).map_err(LoadError::Invalid)
+    let mut config =
+        config::parse(&text, &path.display().to_string()).map_err(LoadError::Invalid)?;
+    credential_beside(&mut config, path);
+    Ok(config)
+}
+
+/// The file the unit passes as the credential `imap-password`: `imap-password` beside
+/// `config.toml`, `NAME.imap-password` beside `NAME.toml` (the template unit).
+pub fn credential_file(config_path: &Path) -> PathBuf {
+    let dir = config_path.parent().unwrap_or(Path::new("."));
+    match config_path.file_stem().and_then(|s| s.to_str()) {
+        Some("config") | None => dir.join("imap-password"),
+        Some(stem) => dir.join(format!("{stem}.imap-password")),
+    }
+}
+
+/// Outside systemd (a run by hand, `inspect --mailbox`), a password not given by
+/// `password_file` is read from the file the unit would pass as its credential.
+fn credential_beside(config: &mut Config, path: &Path) {
+    use crate::core::config::Auth;
+    if std::env::var_os("CREDENTIALS_DIRECTORY").is_some() {
+        return;
+    }
+    if let Source::Imap(imap) = &mut config.source
+        && matches!(imap.auth, Auth::Login | Auth::Plain)
+        && imap.password_file.is_none()
+    {
+        let beside = credential_file(path);
+        if beside.is_file() {
+            imap.password_file = Some(beside);
+        }
+    }
 }
 
 /// Files and folders the configuration names that this machine lacks.

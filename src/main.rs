@@ -37,6 +37,7 @@ fn main() -> ExitCode {
         Command::Quarantine(command) => commands::quarantine::run(command),
         Command::Man => commands::man(),
         Command::CheckConfig { config } => commands::check_config::run(&config),
+        Command::Reload { config, pid } => commands::reload::run(config.as_deref(), pid),
         Command::Inspect {
             config,
             json,

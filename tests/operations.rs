@@ -66,7 +66,7 @@ fn the_units_pass_systemd_analyze_and_rate_ok() {
     assert!(unit.contains("StateDirectory=mss-dispatch"));
     assert!(unit.contains("LoadCredential=imap-password:"));
     assert!(unit.contains("Type=notify") && unit.contains("WatchdogSec="));
-    assert!(unit.contains("ExecReload=/bin/kill -HUP $MAINPID"));
+    assert!(unit.contains("ExecReload=/usr/bin/mss-dispatch reload --pid $MAINPID"));
 }
 
 #[test]

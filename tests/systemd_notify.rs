@@ -1,4 +1,4 @@
-//! The systemd protocol as the daemon speaks it: READY=1 once the mailbox is selected,
+//! The systemd protocol as the daemon speaks it: READY=1 once its ledger is open,
 //! STATUS= lines, WATCHDOG=1 while the loop makes progress (idle included), none while an
 //! IMAP call hangs, RELOADING=1 then READY=1 around a SIGHUP reload, STOPPING=1 on SIGTERM.
 

@@ -16,6 +16,24 @@ pub fn run(path: &Path) -> ExitCode {
             for w in &warnings {
                 eprintln!("warning: {w}");
             }
+            let group_errors = groups(&config, path);
+            // Where the service is not installed, the file may be meant for another host.
+            if !is_service_host() {
+                for e in &group_errors {
+                    eprintln!("warning: {e}");
+                }
+            } else if !group_errors.is_empty() {
+                eprintln!(
+                    "{} error{} in {}:",
+                    group_errors.len(),
+                    if group_errors.len() == 1 { "" } else { "s" },
+                    path.display()
+                );
+                for e in group_errors {
+                    eprintln!("  {e}");
+                }
+                return super::config_error();
+            }
             // The files that are here are read exactly as `run` reads them.
             if let Source::Imap(imap) = &config.source
                 && warnings.is_empty()
@@ -100,4 +118,85 @@ fn folders(config: &crate::core::config::Config) -> String {
         FILE_MODE
     ));
     out
+}
+
+/// The account the service runs as (`mss-dispatch`, or whoever runs this when it is not
+/// root: the unit's `ExecStartPre=` runs it as the service).
+pub const ACCOUNT: &str = "mss-dispatch";
+
+/// This machine runs the service: its account exists, or this is not root (the service itself
+/// under its unit, or a user checking their own installation).
+fn is_service_host() -> bool {
+    !nix::unistd::geteuid().is_root()
+        || nix::unistd::User::from_name(ACCOUNT)
+            .ok()
+            .flatten()
+            .is_some()
+}
+
+/// Every site group must exist, and the service must be a member of it (the kernel lets a
+/// process give a file only a group it is in): errors naming the site and saying what to do.
+fn groups(config: &crate::core::config::Config, file: &Path) -> Vec<String> {
+    use nix::unistd::{Group, User, getegid, geteuid, getgrouplist, getgroups};
+    let mut errors = Vec::new();
+    let mut wanted: Vec<(String, u32)> = Vec::new();
+    for (i, site) in config.sites.iter().enumerate() {
+        let Some(name) = &site.group else { continue };
+        match Group::from_name(name) {
+            Ok(Some(g)) => wanted.push((name.clone(), g.gid.as_raw())),
+            _ => errors.push(format!(
+                "{}: site[{i}] ({} \"{}\").group: no group \"{name}\" on this machine \
+                 (groupadd {name})",
+                file.display(),
+                site.finess,
+                site.name
+            )),
+        }
+    }
+    if wanted.is_empty() {
+        return errors;
+    }
+    // As root: the service's account, as the system will start it; otherwise this process,
+    // which is the service itself under the unit.
+    let (who, member_of): (String, Vec<u32>) = if geteuid().is_root() {
+        let Ok(Some(user)) = User::from_name(ACCOUNT) else {
+            // Not installed here: nothing to check the groups against.
+            return errors;
+        };
+        let name = std::ffi::CString::new(ACCOUNT).expect("no NUL");
+        let gids = getgrouplist(&name, user.gid).unwrap_or_default();
+        (ACCOUNT.into(), gids.iter().map(|g| g.as_raw()).collect())
+    } else {
+        let mut gids: Vec<u32> = getgroups()
+            .unwrap_or_default()
+            .iter()
+            .map(|g| g.as_raw())
+            .collect();
+        gids.push(getegid().as_raw());
+        let me = User::from_uid(geteuid())
+            .ok()
+            .flatten()
+            .map_or_else(|| geteuid().to_string(), |u| u.name);
+        (me, gids)
+    };
+    let missing: Vec<&String> = wanted
+        .iter()
+        .filter(|(_, gid)| !member_of.contains(gid))
+        .map(|(n, _)| n)
+        .collect();
+    if !missing.is_empty() {
+        let list: Vec<&str> = missing.iter().map(|s| s.as_str()).collect();
+        errors.push(format!(
+            "{}: the service account {who} is not in the site group{} {}: it could not give \
+             the sites' files their group. Add it: `usermod -aG {} {who}` then `systemctl \
+             restart mss-dispatch` (or a drop-in, `systemctl edit mss-dispatch`: \
+             [Service] SupplementaryGroups={})",
+            file.display(),
+            if list.len() == 1 { "" } else { "s" },
+            list.join(", "),
+            list.join(","),
+            list.join(" ")
+        ));
+    }
+    errors
 }

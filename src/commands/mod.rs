@@ -6,6 +6,7 @@ pub mod check_config;
 pub mod inspect;
 pub mod purge;
 pub mod quarantine;
+pub mod reload;
 pub mod server;
 pub mod status;
 

@@ -372,7 +372,10 @@ async fn main_loop<S: Source>(
     let mut delays = backoff();
     let mut local_delays = backoff();
     let mut failures = 0u32;
-    let mut ready = false;
+    // Ready once the ledger is open and recovered, before the mailbox is reached: a mailbox
+    // out of reach at boot must not fail the unit, and the purge goes on meanwhile.
+    notify(&[NotifyState::Ready]);
+    status(&format!("connecting to {}", src.describe()));
     let mut total = DrainStats::default();
     let mut keeper = Keeper::new(&drainer.config, Arc::clone(&drainer.health));
     let ledger = Arc::clone(&drainer.ledger);
@@ -392,10 +395,6 @@ async fn main_loop<S: Source>(
         let pass = async {
             let key = src.open().await.map_err(Failure::Source)?;
             health.set_connected(true);
-            if !ready {
-                notify(&[NotifyState::Ready]);
-                ready = true;
-            }
             drainer.drain(src, &key, cancel).await.map_err(|e| match e {
                 drain::DrainError::Source(s) => Failure::Source(s),
                 drain::DrainError::MessageFetch(s) => Failure::OneMessage(s),
