@@ -9,9 +9,9 @@ use std::path::Path;
 use std::time::Instant;
 
 use jiff::Timestamp;
-use mss_dispatch::handover;
+use mss_dispatch::retention::handover;
 use mss_dispatch::ledger::Ledger;
-use mss_dispatch::purge;
+use mss_dispatch::retention::purge;
 use rusqlite::params;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -20,7 +20,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let small = args.next().transpose()?.unwrap_or(10_000);
     let large = args.next().transpose()?.unwrap_or(1_000_000);
     let rounds = args.next().transpose()?.unwrap_or(3);
-    let tz = mss_dispatch::tz::paris();
+    let tz = mss_dispatch::system::tz::paris();
     let mut medians = Vec::new();
     for held in [small, large] {
         let dir = tempfile::tempdir()?;

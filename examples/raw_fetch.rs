@@ -17,7 +17,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let config = PathBuf::from(args.next().ok_or("usage: raw_fetch CONFIG OUTPUT_DIR")?);
     let out = PathBuf::from(args.next().ok_or("usage: raw_fetch CONFIG OUTPUT_DIR")?);
-    let config = mss_dispatch::config_file::load(&config).map_err(|e| e.to_string())?;
+    let config = mss_dispatch::system::config_file::load(&config).map_err(|e| e.to_string())?;
     let Source::Imap(imap) = &config.source else {
         return Err("an IMAP configuration is needed".into());
     };

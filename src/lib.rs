@@ -3,25 +3,13 @@
 //! schedule.
 #![forbid(unsafe_code)]
 
-pub mod audit;
-pub mod cli;
 pub mod commands;
-pub mod config_file;
 pub mod core;
 pub mod daemon;
 pub mod delivery;
-pub mod failure;
-pub mod handover;
 pub mod ledger;
-pub mod logging;
-pub mod operator;
-pub mod orphans;
-pub mod purge;
-pub mod report;
+pub mod retention;
 pub mod source;
-pub mod spool;
-pub mod state;
+pub mod system;
 #[cfg(test)]
 mod test_support;
-pub mod tz;
-pub mod x509;

@@ -4,8 +4,8 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use mss_dispatch::cli::{AuditCommand, Cli, Command};
 use mss_dispatch::commands;
+use mss_dispatch::commands::cli::{AuditCommand, Cli, Command};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();

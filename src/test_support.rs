@@ -51,7 +51,7 @@ sil = "{r}/sil"
         );
         Fixture {
             config: config::parse(&text, "t").unwrap(),
-            tz: crate::tz::paris(),
+            tz: crate::system::tz::paris(),
             groups: HashMap::new(),
             key: MailboxKey {
                 mailbox: "maildir:/test".into(),

@@ -42,7 +42,7 @@ fn corpus_decisions_match_expectations_with_lf_and_crlf() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
     let text = std::fs::read_to_string(root.join("config.toml")).unwrap();
     let config = config::parse(&text, "fixtures/config.toml").unwrap();
-    let tz = mss_dispatch::tz::paris();
+    let tz = mss_dispatch::system::tz::paris();
     let ctx = Context {
         config: &config,
         tz: &tz,
@@ -439,7 +439,7 @@ mod facsimile {
             let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
             let text = std::fs::read_to_string(root.join("config.toml")).unwrap();
             let config = config::parse(&text, "fixtures/config.toml").unwrap();
-            let tz = mss_dispatch::tz::paris();
+            let tz = mss_dispatch::system::tz::paris();
             let ctx = Context {
                 config: &config,
                 tz: &tz,

@@ -128,7 +128,7 @@ fn fingerprint(dir: &Path) -> BTreeMap<PathBuf, (u32, u32, u32, String)> {
                 let content = if m.is_file() {
                     format!(
                         "{:x?}",
-                        mss_dispatch::spool::sha256(&std::fs::read(&p).unwrap())
+                        mss_dispatch::delivery::spool::sha256(&std::fs::read(&p).unwrap())
                     )
                 } else {
                     format!("{:?}", std::fs::read_link(&p).ok())

@@ -33,7 +33,7 @@ static CORPUS: LazyLock<Vec<Vec<u8>>> = LazyLock::new(|| {
 });
 
 fn check(raw: &[u8]) {
-    let tz = mss_dispatch::tz::paris();
+    let tz = mss_dispatch::system::tz::paris();
     let ctx = Context {
         config: &CONFIG,
         tz: &tz,

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use jiff::Timestamp;
 
-use crate::cli::ExportFormat;
+use crate::commands::cli::ExportFormat;
 use crate::core::audit::Record;
 use crate::core::finess::Finess;
 use crate::ledger::Ledger;
@@ -46,7 +46,7 @@ pub fn export(config_path: &Path, filter: Filter, format: ExportFormat) -> ExitC
         Ok(c) => c,
         Err(code) => return code,
     };
-    let tz = crate::tz::paris();
+    let tz = crate::system::tz::paris();
     let bound = |s: &Option<String>, what: &str| -> Result<Option<Timestamp>, String> {
         s.as_deref()
             .map(|s| parse_time(s, &tz).ok_or_else(|| format!("--{what} {s:?}: not a time")))
@@ -67,13 +67,14 @@ pub fn export(config_path: &Path, filter: Filter, format: ExportFormat) -> ExitC
             return super::config_error();
         }
     };
-    let lines = match crate::audit::read_lines(&crate::audit::path(&config.state_dir)) {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
+    let lines =
+        match crate::retention::log::read_lines(&crate::retention::log::path(&config.state_dir)) {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
     if format == ExportFormat::Csv {
         println!("{}", CSV_COLUMNS.join(","));
     }
@@ -159,7 +160,10 @@ pub fn verify(config_path: &Path) -> ExitCode {
     // The ledger's head is read before the file: records appended meanwhile only lengthen
     // it. Without a ledger (a fresh directory) the chain is still checked.
     let (head, broken) = match Ledger::open_read_only(dir) {
-        Ok(Some(l)) => match (crate::audit::ledger_head(&l), crate::audit::broken(&l)) {
+        Ok(Some(l)) => match (
+            crate::retention::log::ledger_head(&l),
+            crate::retention::log::broken(&l),
+        ) {
             (Ok(h), Ok(b)) => (Some(h), b),
             (Err(e), _) | (_, Err(e)) => {
                 eprintln!("error: {e}");
@@ -172,8 +176,8 @@ pub fn verify(config_path: &Path) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let path = crate::audit::path(dir);
-    match crate::audit::verify(dir, head.as_ref()) {
+    let path = crate::retention::log::path(dir);
+    match crate::retention::log::verify(dir, head.as_ref()) {
         Ok(chain) => {
             for r in &chain.reseals {
                 println!(
@@ -229,7 +233,7 @@ pub fn reseal(config_path: &Path, reason: &str, new_ledger: bool) -> ExitCode {
         return super::config_error();
     }
     let dir = &config.state_dir;
-    let _work = match crate::state::WorkLock::take(dir) {
+    let _work = match crate::system::state::WorkLock::take(dir) {
         Ok(w) => w,
         Err(e) => {
             eprintln!("error: {}: {e}", dir.display());
@@ -270,15 +274,15 @@ pub fn reseal(config_path: &Path, reason: &str, new_ledger: bool) -> ExitCode {
     } else {
         reason.to_string()
     };
-    let user = crate::operator::current_user();
-    let tz = crate::tz::paris();
-    let result = crate::audit::reseal(&mut ledger, dir, &reason, &user, &tz)
-        .and_then(|body| crate::audit::flush(&mut ledger, dir).map(|f| (body, f)));
+    let user = crate::system::operator::current_user();
+    let tz = crate::system::tz::paris();
+    let result = crate::retention::log::reseal(&mut ledger, dir, &reason, &user, &tz)
+        .and_then(|body| crate::retention::log::flush(&mut ledger, dir).map(|f| (body, f)));
     match result {
         Ok((body, flushed)) => {
             println!(
                 "{}: a new segment starts{}; {} waiting records written",
-                crate::audit::path(dir).display(),
+                crate::retention::log::path(dir).display(),
                 body.gap_from
                     .zip(body.gap_to)
                     .map(|(a, b)| format!(" (records {a} to {b} are missing, and said so)"))
@@ -289,11 +293,11 @@ pub fn reseal(config_path: &Path, reason: &str, new_ledger: bool) -> ExitCode {
         }
         Err(e) => {
             eprintln!("error: {e}");
-            if matches!(e, crate::audit::AuditError::Broken { .. }) {
+            if matches!(e, crate::retention::log::AuditError::Broken { .. }) {
                 eprintln!(
                     "the log's chain breaks inside (an edit, not a cut): keep it as evidence \
                      (mv {p} {p}.broken), then run reseal again to start a new log",
-                    p = crate::audit::path(dir).display()
+                    p = crate::retention::log::path(dir).display()
                 );
             }
             ExitCode::FAILURE

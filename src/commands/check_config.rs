@@ -5,9 +5,9 @@ use std::process::ExitCode;
 
 use jiff::Timestamp;
 
-use crate::config_file::{self, LoadError};
 use crate::core::config::Source;
 use crate::source::imap::tls;
+use crate::system::config_file::{self, LoadError};
 
 pub fn run(path: &Path) -> ExitCode {
     match config_file::load(path) {
@@ -82,7 +82,7 @@ pub fn run(path: &Path) -> ExitCode {
 
 /// What the service will make of the folders: their group and modes, as staff will see them.
 fn folders(config: &crate::core::config::Config) -> String {
-    use crate::spool::{FILE_MODE, PARENT_MODE, PRIVATE_DIR_MODE, SITE_DIR_MODE};
+    use crate::delivery::spool::{FILE_MODE, PARENT_MODE, PRIVATE_DIR_MODE, SITE_DIR_MODE};
     let mut out = String::new();
     let mut shared: Vec<&std::path::Path> = Vec::new();
     for site in &config.sites {

@@ -11,13 +11,13 @@ use jiff::Timestamp;
 use jiff::tz::TimeZone;
 use serde_json::{Value, json};
 
-use crate::config_file;
 use crate::core::config::Source as SourceConfig;
 use crate::core::retention::rfc3339;
 use crate::core::{Context, Decision, Outcome, Prescreen, decide, decide_oversized, prescreen};
 use crate::source::imap::{ImapSource, tls};
 use crate::source::maildir::MaildirSource;
 use crate::source::{Source, SourceError};
+use crate::system::config_file;
 
 pub fn run(config_path: &Path, json: bool, messages: &[impl AsRef<Path>]) -> ExitCode {
     let config = match config_file::load(config_path) {
@@ -27,7 +27,7 @@ pub fn run(config_path: &Path, json: bool, messages: &[impl AsRef<Path>]) -> Exi
             return super::config_error();
         }
     };
-    let (tz, fallback) = crate::tz::load_paris();
+    let (tz, fallback) = crate::system::tz::load_paris();
     if fallback {
         eprintln!("warning: no tz database (install tzdata); using the built-in Europe/Paris rule");
     }
@@ -75,7 +75,7 @@ pub fn run_mailbox(config_path: &Path, json: bool, limit: Option<usize>) -> Exit
             return super::config_error();
         }
     };
-    let (tz, fallback) = crate::tz::load_paris();
+    let (tz, fallback) = crate::system::tz::load_paris();
     if fallback {
         eprintln!("warning: no tz database (install tzdata); using the built-in Europe/Paris rule");
     }
@@ -199,7 +199,7 @@ pub fn to_json(file: &str, o: &Outcome, tz: &TimeZone) -> Value {
         "site": o.cert.site.as_ref().map(|f| f.as_str()),
         "dossier": o.cert.dossier,
         "result": if ignored { None } else {
-            Some(o.cert.result.unwrap_or(crate::core::result::ResultClass::Unknown).as_str())
+            Some(o.cert.result.unwrap_or(crate::core::test_result::ResultClass::Unknown).as_str())
         },
         "sampled_at": time(o.cert.sampled_at),
         "purge_at": time(o.decision.purge_at()),

@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod check_config;
+pub mod cli;
 pub mod inspect;
 pub mod purge;
 pub mod quarantine;
@@ -26,7 +27,7 @@ pub fn load_as_owner(
     path: &std::path::Path,
     groups: impl FnOnce(&Config) -> Result<Vec<u32>, String>,
 ) -> Result<Config, ExitCode> {
-    let config = match crate::config_file::load(path) {
+    let config = match crate::system::config_file::load(path) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("{e}");
@@ -40,7 +41,7 @@ pub fn load_as_owner(
             return Err(config_error());
         }
     };
-    if let Err(e) = crate::operator::act_as_owner(&config.state_dir, &groups) {
+    if let Err(e) = crate::system::operator::act_as_owner(&config.state_dir, &groups) {
         eprintln!("error: {e}");
         return Err(ExitCode::FAILURE);
     }
@@ -55,7 +56,7 @@ pub fn no_groups(_: &Config) -> Result<Vec<u32>, String> {
 /// The manual page, with a section per command, from the clap definitions.
 pub fn man() -> ExitCode {
     use clap::CommandFactory;
-    let cmd = crate::cli::Cli::command();
+    let cmd = crate::commands::cli::Cli::command();
     let mut out: Vec<u8> = Vec::new();
     let mut render = || -> std::io::Result<()> {
         clap_mangen::Man::new(cmd.clone()).render(&mut out)?;

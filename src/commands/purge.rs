@@ -8,8 +8,8 @@ use jiff::Timestamp;
 
 use crate::core::config::Config;
 use crate::ledger::{Ledger, LedgerRead, QuarantineRead};
-use crate::purge::{self, Gate};
-use crate::state::WorkLock;
+use crate::retention::purge::{self, Gate};
+use crate::system::state::WorkLock;
 
 pub fn run(config_path: &Path, dry_run: bool, confirm_clock: bool) -> ExitCode {
     let config = match super::load_as_owner(config_path, super::no_groups) {
@@ -26,7 +26,7 @@ pub fn run(config_path: &Path, dry_run: bool, confirm_clock: bool) -> ExitCode {
 }
 
 fn act(config: &Config, dry_run: bool, confirm_clock: bool) -> Result<ExitCode, String> {
-    let tz = crate::tz::paris();
+    let tz = crate::system::tz::paris();
     let dir = &config.state_dir;
     let now = Timestamp::now();
     if dry_run {
@@ -48,9 +48,9 @@ fn act(config: &Config, dry_run: bool, confirm_clock: bool) -> Result<ExitCode, 
         return Ok(ExitCode::SUCCESS);
     };
     if confirm_clock {
-        let user = crate::operator::current_user();
+        let user = crate::system::operator::current_user();
         let held = purge::confirm_clock(&mut ledger, now, &user, &tz).map_err(|e| e.to_string())?;
-        crate::audit::flush(&mut ledger, dir).map_err(|e| e.to_string())?;
+        crate::retention::log::flush(&mut ledger, dir).map_err(|e| e.to_string())?;
         println!(
             "{}",
             if held {
@@ -72,14 +72,14 @@ fn act(config: &Config, dry_run: bool, confirm_clock: bool) -> Result<ExitCode, 
     )
     .map_err(|e| e.to_string())?;
     if let Gate::Held(reason) = gate {
-        crate::audit::flush(&mut ledger, dir).map_err(|e| e.to_string())?;
+        crate::retention::log::flush(&mut ledger, dir).map_err(|e| e.to_string())?;
         eprintln!("purging is held: {reason}");
         return Ok(ExitCode::FAILURE);
     }
     let pass =
         purge::local_pass(&mut ledger, &tz, now, usize::MAX >> 1).map_err(|e| e.to_string())?;
-    let orphans =
-        crate::orphans::sweep(&mut ledger, config, &tz, now).map_err(|e| e.to_string())?;
+    let orphans = crate::retention::orphans::sweep(&mut ledger, config, &tz, now)
+        .map_err(|e| e.to_string())?;
     purge::passed(&mut ledger, now).map_err(|e| e.to_string())?;
     let server = ledger
         .due_server_copies(now.as_second(), usize::MAX >> 1)
@@ -101,7 +101,7 @@ fn act(config: &Config, dry_run: bool, confirm_clock: bool) -> Result<ExitCode, 
     purge::record_moves(&mut ledger, &done.moved).map_err(|e| e.to_string())?;
     let deleted = purge::record_server_results(&mut ledger, &done.deleted, Timestamp::now(), &tz)
         .map_err(|e| e.to_string())?;
-    crate::audit::flush(&mut ledger, dir).map_err(|e| e.to_string())?;
+    crate::retention::log::flush(&mut ledger, dir).map_err(|e| e.to_string())?;
     println!(
         "purged {} certificate(s){}; {} server copy(ies) deleted, {} to retry",
         pass.purged.len(),

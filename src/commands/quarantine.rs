@@ -12,18 +12,18 @@ use jiff::Timestamp;
 use jiff::tz::TimeZone;
 use serde_json::json;
 
-use crate::cli::{QuarantineCommand, ResultArg};
+use crate::commands::cli::{QuarantineCommand, ResultArg};
 use crate::core::config::Config;
 use crate::core::decide::Overrides;
 use crate::core::finess::Finess;
 use crate::core::layout::CopyKind;
-use crate::core::result::ResultClass;
 use crate::core::retention::rfc3339;
+use crate::core::test_result::ResultClass;
 use crate::core::{Context, Reason, decide_with};
 use crate::delivery::Setting;
 use crate::delivery::release::{self, ReleaseError, Resolution};
 use crate::ledger::{Ledger, LedgerRead, MailboxKey, QuarantineRead, QuarantinedRow};
-use crate::state::WorkLock;
+use crate::system::state::WorkLock;
 
 pub fn run(command: QuarantineCommand) -> ExitCode {
     let path = match &command {
@@ -49,7 +49,7 @@ pub fn run(command: QuarantineCommand) -> ExitCode {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let tz = crate::tz::paris();
+    let tz = crate::system::tz::paris();
     let result = match command {
         QuarantineCommand::List { json, .. } => list(&config, &tz, json),
         QuarantineCommand::Show { id, .. } => show(&config, &tz, id),
@@ -370,7 +370,8 @@ fn attempt(
                 .into(),
         ));
     };
-    let secret = crate::state::secret(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let secret =
+        crate::system::state::secret(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let mailbox = MailboxKey {
         mailbox: config_path.display().to_string(),
         validity: String::new(),
@@ -383,7 +384,7 @@ fn attempt(
         secret: &secret,
     };
     let outcome = release::release(&mut ledger, &set, id, &raw, how, Timestamp::now());
-    crate::audit::flush(&mut ledger, dir).map_err(|e| e.to_string())?;
+    crate::retention::log::flush(&mut ledger, dir).map_err(|e| e.to_string())?;
     match outcome {
         Ok(r) => Ok(Attempt::Released(r)),
         Err(ReleaseError::Refused(why)) => Ok(Attempt::Stays(why)),
@@ -403,7 +404,7 @@ fn release_one(
     o: &Overrides,
 ) -> Result<ExitCode, String> {
     let groups = groups(config, config_path)?;
-    let user = crate::operator::current_user();
+    let user = crate::system::operator::current_user();
     let how = Resolution {
         user: &user,
         overrides: o,
@@ -450,7 +451,7 @@ fn released_text(config: &Config, r: &release::Released, tz: &TimeZone) -> Strin
 /// when no daemon runs, else left to the daemon's next purge pass.
 fn server_step(config: &Config, id: i64) -> Result<String, String> {
     let dir = &config.state_dir;
-    if crate::report::daemon_running(dir) {
+    if crate::daemon::report::daemon_running(dir) {
         return Ok(format!(
             "the service moves or deletes its server copy at its next purge pass (within {})",
             humantime(config.purge.check_interval)
@@ -479,11 +480,16 @@ fn server_step(config: &Config, id: i64) -> Result<String, String> {
     let done = super::server::run(config, crate::source::Work { moves, deletions });
     let _work = WorkLock::take(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let mut ledger = existing(dir)?;
-    let tz = crate::tz::paris();
-    crate::purge::record_moves(&mut ledger, &done.moved).map_err(|e| e.to_string())?;
-    crate::purge::record_server_results(&mut ledger, &done.deleted, Timestamp::now(), &tz)
-        .map_err(|e| e.to_string())?;
-    crate::audit::flush(&mut ledger, dir).map_err(|e| e.to_string())?;
+    let tz = crate::system::tz::paris();
+    crate::retention::purge::record_moves(&mut ledger, &done.moved).map_err(|e| e.to_string())?;
+    crate::retention::purge::record_server_results(
+        &mut ledger,
+        &done.deleted,
+        Timestamp::now(),
+        &tz,
+    )
+    .map_err(|e| e.to_string())?;
+    crate::retention::log::flush(&mut ledger, dir).map_err(|e| e.to_string())?;
     let failed: Vec<String> = done
         .moved
         .iter()
@@ -512,12 +518,12 @@ fn humantime(d: std::time::Duration) -> String {
 
 fn discard(config: &Config, tz: &TimeZone, id: i64) -> Result<ExitCode, String> {
     let dir = &config.state_dir;
-    let user = crate::operator::current_user();
+    let user = crate::system::operator::current_user();
     {
         let _work = WorkLock::take(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         let mut ledger = existing(dir)?;
         let r = release::discard(&mut ledger, tz, id, &user, Timestamp::now());
-        crate::audit::flush(&mut ledger, dir).map_err(|e| e.to_string())?;
+        crate::retention::log::flush(&mut ledger, dir).map_err(|e| e.to_string())?;
         match r {
             Ok(()) => {}
             Err(ReleaseError::Refused(why)) => {
@@ -543,7 +549,7 @@ fn retry(
         None => Vec::new(),
     };
     let groups = groups(config, config_path)?;
-    let user = crate::operator::current_user();
+    let user = crate::system::operator::current_user();
     let none = Overrides::default();
     let how = Resolution {
         user: &user,

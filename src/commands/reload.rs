@@ -12,7 +12,7 @@ pub fn run(config: Option<&Path>, pid: Option<i32>) -> ExitCode {
     let pid = match (pid, config) {
         (Some(p), _) => p,
         (None, Some(path)) => {
-            let config = match crate::config_file::load(path) {
+            let config = match crate::system::config_file::load(path) {
                 Ok(c) => c,
                 Err(e) => {
                     eprintln!("{e}");
@@ -20,7 +20,7 @@ pub fn run(config: Option<&Path>, pid: Option<i32>) -> ExitCode {
                 }
             };
             let lock = config.state_dir.join("run.lock");
-            let running = crate::report::daemon_running(&config.state_dir);
+            let running = crate::daemon::report::daemon_running(&config.state_dir);
             match std::fs::read_to_string(&lock)
                 .ok()
                 .and_then(|t| t.trim().parse::<i32>().ok())

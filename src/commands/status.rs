@@ -9,15 +9,15 @@ use jiff::Timestamp;
 use serde_json::json;
 
 use crate::core::config::{Config, Source, is_pkcs12};
+use crate::daemon::report::{self, Counts, DaemonState};
 use crate::ledger::Ledger;
-use crate::report::{self, Counts, DaemonState};
 
 pub fn run(config_path: &Path, as_json: bool) -> ExitCode {
     let config = match super::load_as_owner(config_path, super::no_groups) {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let tz = crate::tz::paris();
+    let tz = crate::system::tz::paris();
     let now = Timestamp::now().as_second();
     let running = report::daemon_running(&config.state_dir);
     let last = report::read_daemon_state(&config.state_dir);
@@ -226,7 +226,7 @@ fn local_problems(dir: &Path) -> Vec<String> {
             dir.display()
         ));
     }
-    let used = ["secret", crate::audit::FILE_NAME]
+    let used = ["secret", crate::retention::log::FILE_NAME]
         .iter()
         .any(|f| std::fs::metadata(dir.join(f)).is_ok_and(|m| m.len() > 0));
     if used && !crate::ledger::exists(dir) {
@@ -253,5 +253,5 @@ fn client_cert_expiry(config: &Config) -> Option<i64> {
     use rustls::pki_types::CertificateDer;
     use rustls::pki_types::pem::PemObject;
     let cert = CertificateDer::pem_file_iter(path).ok()?.next()?.ok()?;
-    crate::x509::validity(&cert).map(|(_, a)| a.as_second())
+    crate::source::imap::tls::validity(&cert).map(|(_, a)| a.as_second())
 }

@@ -3,7 +3,7 @@
 //! sampling day and a keyed pseudonym of the dossier — never a name, birth date, INS or plain
 //! dossier number. Records are JSON lines chained by hash: each carries the SHA-256 of the
 //! line before it, so an edited, removed or reordered record breaks the chain at that point.
-//! Rendering and verification are pure; `crate::audit` owns the file.
+//! Rendering and verification are pure; `crate::retention::log` owns the file.
 
 use hmac::{Hmac, KeyInit, Mac};
 use serde::{Deserialize, Serialize};

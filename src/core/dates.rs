@@ -83,7 +83,7 @@ mod tests {
     use super::*;
 
     fn paris() -> TimeZone {
-        crate::tz::paris()
+        crate::system::tz::paris()
     }
 
     fn at(text: &str) -> Option<String> {

@@ -13,8 +13,8 @@ use super::fields::{self, BodyFields, SubjectKind};
 use super::filename::delivered_name;
 use super::finess::Finess;
 use super::mime::{self, Mail};
-use super::result::{ResultClass, classify};
 use super::retention::{self, Rule};
+use super::test_result::{ResultClass, classify};
 use super::text::fold;
 
 /// Why a message is not delivered.

@@ -12,8 +12,8 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use mail_parser::{Address, Message, MessageParser, MimeHeaders, PartType};
 
+use super::encoded_words;
 use super::html;
-use super::words;
 
 #[derive(Debug, Default, Clone)]
 pub struct Mail {
@@ -80,7 +80,7 @@ fn extract(m: Message, with_parts: bool) -> Mail {
 fn extract_at(mut m: Message, with_parts: bool, depth: usize) -> Mail {
     let mut mail = Mail {
         from: m.from().and_then(first_address),
-        subject: m.subject().map(words::decode_leftovers),
+        subject: m.subject().map(encoded_words::decode_leftovers),
         message_id: m.message_id().map(str::to_string),
         ..Mail::default()
     };
@@ -112,7 +112,7 @@ fn extract_at(mut m: Message, with_parts: bool, depth: usize) -> Mail {
                 None => ct.ctype().to_lowercase(),
             })
             .unwrap_or_default();
-        let name = part.attachment_name().map(words::decode_leftovers);
+        let name = part.attachment_name().map(encoded_words::decode_leftovers);
         let raw_range = part.offset_body as usize..part.offset_end as usize;
         // Decoded bodies are moved out, not copied: a PDF is the largest thing here.
         let bytes = match std::mem::take(&mut part.body) {

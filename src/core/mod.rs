@@ -11,6 +11,7 @@ pub mod dates;
 pub mod decide;
 pub mod documents;
 pub mod duration;
+pub mod encoded_words;
 pub mod fields;
 pub mod filename;
 pub mod finess;
@@ -18,10 +19,9 @@ pub mod html;
 pub mod ins;
 pub mod layout;
 pub mod mime;
-pub mod result;
 pub mod retention;
+pub mod test_result;
 pub mod text;
-pub mod words;
 
 pub use decide::{
     Certificate, Context, Decision, Outcome, Overrides, Prescreen, Reason, decide,

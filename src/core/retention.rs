@@ -10,7 +10,7 @@ use jiff::{SignedDuration, Timestamp, ToSpan};
 use serde::Serialize;
 
 use super::duration::Span;
-use super::result::ResultClass;
+use super::test_result::ResultClass;
 
 /// The legal maxima.
 pub const NEGATIVE_MAX: SignedDuration = SignedDuration::from_hours(72);
@@ -107,7 +107,7 @@ mod tests {
     use crate::core::dates::parse_instant;
 
     fn paris() -> TimeZone {
-        crate::tz::paris()
+        crate::system::tz::paris()
     }
 
     fn due_of(rule: Rule, sampled: &str, policy: &Policy) -> String {

@@ -18,10 +18,10 @@ use crate::core::config::Config;
 use crate::core::finess::Finess;
 use crate::core::{Context, Prescreen, prescreen};
 use crate::delivery::{self, Ack, AckTarget, BatchReport, DeliveryError, Fetched, Setting};
-use crate::failure::{Class, LocalFailure};
 use crate::ledger::{Disposition, Ledger, LedgerRead, MailboxKey, MessageRow, ServerCopy};
 use crate::source::{Listed, Source, SourceError};
-use crate::state::WorkLock;
+use crate::system::failure::{Class, LocalFailure};
+use crate::system::state::WorkLock;
 
 /// An acknowledgement the source carried out, and where the message went.
 type Acked = (Ack, Option<ServerCopy>);
@@ -44,7 +44,7 @@ pub enum DrainError {
     #[error(transparent)]
     Delivery(#[from] DeliveryError),
     #[error(transparent)]
-    Audit(#[from] crate::audit::AuditError),
+    Audit(#[from] crate::retention::log::AuditError),
     #[error("ledger task: {0}")]
     Task(String),
 }
@@ -163,7 +163,7 @@ impl Drainer {
                 )?;
                 // The batch is delivered whatever becomes of its records: they wait in the
                 // ledger until the log can take them.
-                match crate::audit::flush(ledger, &state) {
+                match crate::retention::log::flush(ledger, &state) {
                     Ok(flushed) => report.log_broken = flushed.broken,
                     Err(e) => {
                         if report.local.is_none() {

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use sd_notify::NotifyState;
 use tokio_util::sync::CancellationToken;
 
-use crate::failure::LocalFailure;
+use crate::system::failure::LocalFailure;
 
 pub struct Health {
     last_error: std::sync::Mutex<Option<String>>,

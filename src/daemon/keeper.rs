@@ -12,12 +12,12 @@ use jiff::Timestamp;
 use super::health::{Health, status};
 use crate::core::clock::LastPass;
 use crate::core::config::Config;
-use crate::failure::{Class, LocalFailure};
-use crate::handover::{self, RECONCILE_SLICE, Watcher};
 use crate::ledger::{Ledger, LedgerRead, QuarantineRead, ServerCopyRow};
-use crate::purge::{self, Gate, PASS_LIMIT};
+use crate::retention::handover::{self, RECONCILE_SLICE, Watcher};
+use crate::retention::purge::{self, Gate, PASS_LIMIT};
 use crate::source::Source;
-use crate::state::WorkLock;
+use crate::system::failure::{Class, LocalFailure};
+use crate::system::state::WorkLock;
 
 /// Server copies deleted per pass.
 const SERVER_COPIES_PER_PASS: usize = 500;
@@ -110,13 +110,13 @@ impl Keeper {
             }?;
             let gate = purge::clock_gate(l, last, now, mono, max_jump, &tz2)?;
             if let Gate::Held(reason) = gate {
-                crate::audit::flush(l, dir)?;
+                crate::retention::log::flush(l, dir)?;
                 return Ok(Local::Held(reason));
             }
             let pass = purge::local_pass(l, &tz2, now, PASS_LIMIT)?;
-            let orphans = crate::orphans::sweep(l, &config2, &tz2, now)?;
+            let orphans = crate::retention::orphans::sweep(l, &config2, &tz2, now)?;
             purge::passed(l, now)?;
-            crate::audit::flush(l, dir)?;
+            crate::retention::log::flush(l, dir)?;
             let server = l.due_server_copies(now.as_second(), SERVER_COPIES_PER_PASS)?;
             let moves = l.pending_moves(SERVER_COPIES_PER_PASS)?;
             Ok(Local::Done {
@@ -186,7 +186,7 @@ impl Keeper {
         let tz2 = tz.clone();
         let recorded = with_ledger(ledger, state_dir, move |l, dir| {
             let n = purge::record_server_results(l, &pairs, Timestamp::now(), &tz2)?;
-            crate::audit::flush(l, dir)?;
+            crate::retention::log::flush(l, dir)?;
             Ok(n)
         })
         .await;

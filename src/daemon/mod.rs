@@ -9,6 +9,7 @@ pub mod health;
 mod keeper;
 mod monitor;
 mod reload;
+pub mod report;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -21,16 +22,16 @@ use sd_notify::NotifyState;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 
-use crate::config_file;
 use crate::core::config::{Config, Source as SourceConfig};
 use crate::core::finess::Finess;
 use crate::delivery;
-use crate::failure::{Class, LocalFailure};
 use crate::ledger::Ledger;
 use crate::source::imap::{ImapSource, tls};
 use crate::source::maildir::MaildirSource;
 use crate::source::{Source, SourceError, Woken};
-use crate::state::{StateDir, WorkLock};
+use crate::system::config_file;
+use crate::system::failure::{Class, LocalFailure};
+use crate::system::state::{StateDir, WorkLock};
 use drain::Drainer;
 pub use drain::{DrainStats, MAX_FETCH_ATTEMPTS};
 use health::{Health, notify, status};
@@ -40,7 +41,7 @@ use keeper::Keeper;
 const ONCE_ATTEMPTS: u32 = 4;
 
 pub fn run(config_path: &Path, once: bool) -> ExitCode {
-    crate::logging::init();
+    crate::system::logging::init();
     let config = match config_file::load(config_path) {
         Ok(c) => c,
         Err(e) => {
@@ -123,12 +124,12 @@ async fn serve(
     state: StateDir,
     once: bool,
 ) -> ExitCode {
-    let (tz, fallback) = crate::tz::load_paris();
+    let (tz, fallback) = crate::system::tz::load_paris();
     if fallback {
         tracing::warn!("no tz database (install tzdata): using the built-in Europe/Paris rule");
     }
     let state_dir = state.path().to_path_buf();
-    let secret = match crate::state::secret(&state_dir) {
+    let secret = match crate::system::state::secret(&state_dir) {
         Ok(s) => Arc::new(s),
         Err(e) => {
             tracing::error!("secret in {}: {e}", state_dir.display());
@@ -226,7 +227,7 @@ fn ledger_is_there(dir: &Path) -> Result<(), String> {
     if crate::ledger::exists(dir) {
         return Ok(());
     }
-    let used: Vec<String> = ["secret", crate::audit::FILE_NAME]
+    let used: Vec<String> = ["secret", crate::retention::log::FILE_NAME]
         .iter()
         .filter(|f| std::fs::metadata(dir.join(f)).is_ok_and(|m| m.len() > 0))
         .map(|f| f.to_string())
@@ -273,8 +274,8 @@ async fn open_and_recover(
                 "undid a quarantine release interrupted by a crash; run it again"
             );
         }
-        crate::audit::tighten(&dir);
-        crate::audit::flush(&mut ledger, &dir).map_err(|e| e.to_string())?;
+        crate::retention::log::tighten(&dir);
+        crate::retention::log::flush(&mut ledger, &dir).map_err(|e| e.to_string())?;
         if done != Default::default() {
             tracing::info!(
                 published = done.published,

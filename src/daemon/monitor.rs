@@ -13,8 +13,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::health::Health;
 use crate::core::config::Config;
+use crate::daemon::report::{self, DaemonState};
 use crate::ledger::Ledger;
-use crate::report::{self, DaemonState};
 
 const TICK: Duration = Duration::from_secs(5);
 const CERT_WARNING: i64 = 30 * 86_400;
@@ -96,7 +96,7 @@ impl Monitor {
                 Ledger::open_read_only(&dir)
                     .ok()
                     .flatten()
-                    .and_then(|l| crate::audit::broken(&l).ok().flatten())
+                    .and_then(|l| crate::retention::log::broken(&l).ok().flatten())
             })
             .await
             .ok()

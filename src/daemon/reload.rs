@@ -14,9 +14,9 @@ use sd_notify::NotifyState;
 use tokio_util::sync::CancellationToken;
 
 use super::health::notify;
-use crate::config_file;
 use crate::core::config::Config;
 use crate::core::finess::Finess;
+use crate::system::config_file;
 
 /// A reload asked for by SIGHUP, and the wait to cut short for it.
 #[derive(Default)]

@@ -17,6 +17,7 @@
 mod plan;
 mod recover;
 pub mod release;
+pub mod spool;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -33,7 +34,7 @@ use crate::ledger::{
     CertState, CopyRow, CopyState, Disposition, Ledger, LedgerError, LedgerTx, MailboxKey,
     ServerCopy,
 };
-use crate::spool::{self, Access, Dir, Published, SpoolError, Syncs};
+use spool::{Access, Dir, Published, SpoolError, Syncs};
 
 use plan::Prepared;
 pub use recover::recover;
@@ -192,7 +193,7 @@ pub struct BatchReport {
     /// Messages left for a later attempt, with the error (no patient data).
     pub failed: Vec<(String, String)>,
     /// The first local failure behind them (a full disk, a permission, a planted link).
-    pub local: Option<crate::failure::LocalFailure>,
+    pub local: Option<crate::system::failure::LocalFailure>,
     /// The retention log is broken (its records wait in the ledger): why.
     pub log_broken: Option<String>,
 }
@@ -209,7 +210,7 @@ struct Work {
     /// Each file and, when it is still to be written, its bytes (a PDF is shared, not copied).
     copies: Vec<(CopyRow, Option<Content>)>,
     failed: Option<String>,
-    failure: Option<crate::failure::LocalFailure>,
+    failure: Option<crate::system::failure::LocalFailure>,
 }
 
 /// A batch between its steps.

@@ -14,11 +14,11 @@ use crate::core::documents;
 use crate::core::filename::with_counter;
 use crate::core::layout::{self, CopyKind, Target};
 use crate::core::{Decision, Outcome, Reason, mime};
+use crate::delivery::spool::{sha256, sha256_parts};
 use crate::ledger::{
     CertState, CertificateRow, CopyRow, CopyState, Disposition, LedgerError, LedgerRead, LedgerTx,
     NewCertificate, NewCopy,
 };
-use crate::spool::{sha256, sha256_parts};
 
 /// A message decided and hashed, before the ledger is consulted.
 pub(super) struct Prepared {
@@ -428,7 +428,7 @@ pub(super) fn supersede(
             message_id: w.message_id,
         });
     }
-    let mut finder = crate::spool::Finder::default();
+    let mut finder = crate::delivery::spool::Finder::default();
     for copy in tx.copies(old.id)? {
         // Ours to remove, wherever the site moved it; a file the SIL or the site already took
         // is simply not there. One that cannot be removed now stays for the purge, which
@@ -607,7 +607,7 @@ pub(super) fn free_name(
     path: &Path,
     start: u32,
 ) -> Result<PathBuf, LedgerError> {
-    let name = crate::spool::file_name(path);
+    let name = crate::delivery::spool::file_name(path);
     let mut n = start;
     loop {
         let candidate = path.with_file_name(with_counter(&name, n));
@@ -620,7 +620,7 @@ pub(super) fn free_name(
 
 /// No file there (looked at without following links) and no live copy claims it.
 fn is_free(tx: &LedgerTx, kind: CopyKind, path: &Path) -> Result<bool, LedgerError> {
-    Ok(crate::spool::name_free(kind, path) && !tx.path_taken(path)?)
+    Ok(crate::delivery::spool::name_free(kind, path) && !tx.path_taken(path)?)
 }
 
 fn sil_pdf_name(tx: &LedgerTx, certificate: i64) -> String {

@@ -13,11 +13,11 @@ use jiff::tz::TimeZone;
 
 use super::DeliveryError;
 use crate::core::audit::Event;
+use crate::delivery::spool::{self, Dir, Finder, Published, Syncs};
 use crate::ledger::{
     CertState, CertificateRow, CopyRow, CopyState, Disposition, Ledger, LedgerError, LedgerRead,
     LedgerTx,
 };
-use crate::spool::{self, Dir, Finder, Published, Syncs};
 
 /// What `recover` did, for the log.
 #[derive(Debug, Default, PartialEq, Eq)]

@@ -18,10 +18,10 @@ use crate::core::decide::Overrides;
 use crate::core::layout::CopyKind;
 use crate::core::retention::rfc3339;
 use crate::core::{Context, Decision, Reason};
+use crate::delivery::spool;
 use crate::ledger::{
     CertState, CertificateRow, CopyRow, CopyState, Ledger, LedgerRead, QuarantineRead, Release,
 };
-use crate::spool;
 
 /// What a release did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -361,9 +361,9 @@ pub fn discard(
     let Some(row) = ledger.certificate(id)? else {
         return Ok(());
     };
-    crate::purge::purge_certificates(ledger, tz, &[row], now).map_err(|e| match e {
-        crate::purge::PurgeError::Ledger(e) => ReleaseError::from(e),
-        crate::purge::PurgeError::Spool(e) => ReleaseError::from(e),
+    crate::retention::purge::purge_certificates(ledger, tz, &[row], now).map_err(|e| match e {
+        crate::retention::purge::PurgeError::Ledger(e) => ReleaseError::from(e),
+        crate::retention::purge::PurgeError::Spool(e) => ReleaseError::from(e),
     })?;
     Ok(())
 }

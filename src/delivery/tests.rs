@@ -266,8 +266,8 @@ fn two_identical_messages_in_one_batch_give_one_copy_and_two_acks() {
 }
 
 fn events(f: &Fixture, ledger: &mut Ledger) -> Vec<serde_json::Value> {
-    crate::audit::flush(ledger, &f.root.join("state")).unwrap();
-    crate::audit::read_lines(&crate::audit::path(&f.root.join("state")))
+    crate::retention::log::flush(ledger, &f.root.join("state")).unwrap();
+    crate::retention::log::read_lines(&crate::retention::log::path(&f.root.join("state")))
         .unwrap()
         .iter()
         .map(|l| serde_json::from_str(l).unwrap())
@@ -402,7 +402,7 @@ fn every_event_carries_pseudonyms_not_patient_data() {
     assert_eq!(ev[4]["destination"], "sil");
     assert_eq!(ev[0]["sampled_on"], "2021-10-29");
     assert_eq!(ev[0]["dossier_hmac"].as_str().unwrap().len(), 64);
-    let text = std::fs::read_to_string(crate::audit::path(&f.root.join("state"))).unwrap();
+    let text = std::fs::read_to_string(crate::retention::log::path(&f.root.join("state"))).unwrap();
     for name in [
         "MARTIN",
         "Camille",
@@ -414,8 +414,8 @@ fn every_event_carries_pseudonyms_not_patient_data() {
     ] {
         assert!(!text.contains(name), "{name} in the retention log");
     }
-    let head = crate::audit::ledger_head(&ledger).unwrap();
-    assert!(crate::audit::verify(&f.root.join("state"), Some(&head)).is_ok());
+    let head = crate::retention::log::ledger_head(&ledger).unwrap();
+    assert!(crate::retention::log::verify(&f.root.join("state"), Some(&head)).is_ok());
 }
 
 #[test]
@@ -468,7 +468,7 @@ fn a_release_with_a_result_delivers_and_removes_the_quarantine_files() {
     assert!(f.files().contains(&format!("quarantine/{id}.eml")));
 
     let negative = crate::core::Overrides {
-        result: Some(crate::core::result::ResultClass::Negative),
+        result: Some(crate::core::test_result::ResultClass::Negative),
         ..Default::default()
     };
     let r = release::release(&mut ledger, &f.set(), id, &raw, &by_name(&negative), now()).unwrap();
@@ -519,7 +519,7 @@ fn an_interrupted_release_is_undone_and_can_be_run_again() {
                 kind: CopyKind::Spool,
                 path: path.clone(),
                 temp: dir.join(".mss-dispatch.x.spool.part"),
-                sha256: crate::spool::sha256(b"%PDF-left"),
+                sha256: crate::delivery::spool::sha256(b"%PDF-left"),
             },
         )
         .unwrap();
@@ -533,7 +533,7 @@ fn an_interrupted_release_is_undone_and_can_be_run_again() {
         CertState::Quarantined
     );
     let negative = crate::core::Overrides {
-        result: Some(crate::core::result::ResultClass::Negative),
+        result: Some(crate::core::test_result::ResultClass::Negative),
         ..Default::default()
     };
     release::release(&mut ledger, &f.set(), id, &raw, &by_name(&negative), now()).unwrap();

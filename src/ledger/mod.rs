@@ -186,7 +186,8 @@ impl Ledger {
         let keys_err = |p: PathBuf| move |source| LedgerError::Keys { path: p, source };
         let keys =
             keys::Keys::open(state_dir, true).map_err(keys_err(state_dir.join(keys::FILE_NAME)))?;
-        let secret = crate::state::secret(state_dir).map_err(keys_err(state_dir.join("secret")))?;
+        let secret =
+            crate::system::state::secret(state_dir).map_err(keys_err(state_dir.join("secret")))?;
         let mut ledger = Ledger {
             conn,
             path,
@@ -217,7 +218,7 @@ impl Ledger {
             source,
         })?;
         // Only lookups by path need the secret, and none is made reading.
-        let secret = crate::state::existing_secret(state_dir).unwrap_or([0; 32]);
+        let secret = crate::system::state::existing_secret(state_dir).unwrap_or([0; 32]);
         let ledger = Ledger {
             conn,
             path,

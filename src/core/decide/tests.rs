@@ -77,7 +77,7 @@ fn outcome(msg: &Msg) -> Outcome {
 
 fn with_context(f: impl FnOnce(&Context) -> Outcome) -> Outcome {
     let config = config::parse(CONFIG, "t").unwrap();
-    let tz = crate::tz::paris();
+    let tz = crate::system::tz::paris();
     let ctx = Context {
         config: &config,
         tz: &tz,

@@ -98,7 +98,7 @@ fn load_tls(imap: &Imap, now: Timestamp) -> Result<(Arc<ClientConfig>, Option<Va
             } else {
                 read_pem(cert_path, imap.client_key.as_deref())?
             };
-            let validity = crate::x509::validity(&chain[0]);
+            let validity = validity(&chain[0]);
             if let Some((not_before, not_after)) = validity {
                 if now > not_after {
                     return Err(fail(
@@ -235,4 +235,38 @@ fn read_secret(path: &Path) -> std::io::Result<String> {
         return Err(std::io::Error::other("the file is empty"));
     }
     Ok(secret)
+}
+
+/// A certificate's `notBefore` and `notAfter` (RFC 5280 §4.1.2.5), which rustls does not
+/// expose: an expired client certificate is refused with its date rather than a TLS alert,
+/// and `status` says when it expires. `None` when it cannot be read.
+pub fn validity(der: &[u8]) -> Option<(Timestamp, Timestamp)> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    let v = cert.validity();
+    let at = |t: &x509_parser::time::ASN1Time| Timestamp::from_second(t.timestamp()).ok();
+    Some((at(&v.not_before)?, at(&v.not_after)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_validity_of_a_generated_certificate() {
+        let mut params = rcgen::CertificateParams::new(vec!["localhost".into()]).unwrap();
+        params.not_before = rcgen::date_time_ymd(2021, 7, 1);
+        params.not_after = rcgen::date_time_ymd(2051, 1, 2);
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = params.self_signed(&key).unwrap();
+        let (nb, na) = validity(cert.der()).unwrap();
+        assert_eq!(nb.to_string(), "2021-07-01T00:00:00Z");
+        assert_eq!(na.to_string(), "2051-01-02T00:00:00Z");
+    }
+
+    #[test]
+    fn garbage_is_none() {
+        assert_eq!(validity(b""), None);
+        assert_eq!(validity(&[0x30, 0x82, 0xff]), None);
+        assert_eq!(validity(&[0x30, 0x03, 0x30, 0x01, 0x00]), None);
+    }
 }

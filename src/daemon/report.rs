@@ -205,7 +205,7 @@ pub fn counts(ledger: &Ledger, now: i64) -> Result<Counts, LedgerError> {
         )?,
         purge_failing,
         purge_failing_error,
-        retention_log_broken: crate::audit::broken(ledger)?,
+        retention_log_broken: crate::retention::log::broken(ledger)?,
     })
 }
 
@@ -305,7 +305,7 @@ pub fn prometheus(counts: &Counts, daemon: &DaemonState) -> String {
         "local_failures_total",
         "counter",
         "Local failures since the service started, per class.",
-        crate::failure::Class::ALL
+        crate::system::failure::Class::ALL
             .iter()
             .map(|c| {
                 let n = daemon.local_failures.get(c.as_str()).copied().unwrap_or(0);

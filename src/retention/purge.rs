@@ -17,10 +17,10 @@ use jiff::{SignedDuration, Timestamp};
 use crate::core::audit::Event;
 use crate::core::clock::{self, LastPass, Verdict};
 use crate::core::layout::CopyKind;
+use crate::delivery::spool::{Dir, Finder, Place, SpoolError};
 use crate::ledger::{
     CertificateRow, CopyRow, CopyState, Ledger, LedgerError, LedgerRead, LedgerTx, ServerCopyRow,
 };
-use crate::spool::{Dir, Finder, Place, SpoolError};
 
 /// Certificates handled per pass; the next pass takes the rest.
 pub const PASS_LIMIT: usize = 5000;

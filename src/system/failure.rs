@@ -7,9 +7,9 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::audit::AuditError;
+use crate::delivery::spool::SpoolError;
 use crate::ledger::LedgerError;
-use crate::spool::SpoolError;
+use crate::retention::log::AuditError;
 
 /// What kind of local failure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -147,11 +147,11 @@ impl From<&crate::delivery::DeliveryError> for LocalFailure {
     }
 }
 
-impl From<&crate::purge::PurgeError> for LocalFailure {
-    fn from(e: &crate::purge::PurgeError) -> Self {
+impl From<&crate::retention::purge::PurgeError> for LocalFailure {
+    fn from(e: &crate::retention::purge::PurgeError) -> Self {
         match e {
-            crate::purge::PurgeError::Ledger(l) => l.into(),
-            crate::purge::PurgeError::Spool(s) => s.into(),
+            crate::retention::purge::PurgeError::Ledger(l) => l.into(),
+            crate::retention::purge::PurgeError::Spool(s) => s.into(),
         }
     }
 }
@@ -171,15 +171,15 @@ by_value!(
     LedgerError,
     AuditError,
     crate::delivery::DeliveryError,
-    crate::purge::PurgeError,
-    crate::orphans::OrphanError
+    crate::retention::purge::PurgeError,
+    crate::retention::orphans::OrphanError
 );
 
-impl From<&crate::orphans::OrphanError> for LocalFailure {
-    fn from(e: &crate::orphans::OrphanError) -> Self {
+impl From<&crate::retention::orphans::OrphanError> for LocalFailure {
+    fn from(e: &crate::retention::orphans::OrphanError) -> Self {
         match e {
-            crate::orphans::OrphanError::Ledger(l) => l.into(),
-            crate::orphans::OrphanError::Spool(s) => s.into(),
+            crate::retention::orphans::OrphanError::Ledger(l) => l.into(),
+            crate::retention::orphans::OrphanError::Spool(s) => s.into(),
         }
     }
 }

@@ -19,8 +19,8 @@ use jiff::tz::TimeZone;
 use crate::core::audit::{Body, Event};
 use crate::core::config::Config;
 use crate::core::retention::{self, Rule, rfc3339};
+use crate::delivery::spool::{Dir, FileId, SpoolError};
 use crate::ledger::{Ledger, LedgerError, LedgerRead};
-use crate::spool::{Dir, FileId, SpoolError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum OrphanError {
@@ -287,8 +287,9 @@ mod tests {
         );
         assert!(!f.root.join("quarantine/12.eml").exists());
 
-        crate::audit::flush(&mut ledger, &f.root.join("state")).unwrap();
-        let log = std::fs::read_to_string(crate::audit::path(&f.root.join("state"))).unwrap();
+        crate::retention::log::flush(&mut ledger, &f.root.join("state")).unwrap();
+        let log =
+            std::fs::read_to_string(crate::retention::log::path(&f.root.join("state"))).unwrap();
         assert_eq!(log.matches("\"event\":\"orphan_purged\"").count(), 3);
         for name in ["DUPONT", "LEROY", "12.eml", "Jean"] {
             assert!(!log.contains(name), "{name} in the log");

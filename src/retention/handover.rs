@@ -17,9 +17,9 @@ use notify::{EventKind, RecursiveMode};
 use notify_debouncer_full::{DebounceEventResult, new_debouncer};
 
 use crate::core::config::Config;
+use crate::delivery::spool::Finder;
 use crate::ledger::{CopyRow, Ledger, LedgerError, LedgerRead};
-use crate::purge::record_taken;
-use crate::spool::Finder;
+use crate::retention::purge::record_taken;
 
 /// Published copies checked per reconcile slice.
 pub const RECONCILE_SLICE: usize = 2000;

@@ -224,7 +224,7 @@ pub fn flush(ledger: &mut Ledger, state_dir: &Path) -> Result<Flushed, AuditErro
         cut(&path, at)?;
         let tx = ledger.tx()?;
         tx.audit(&Body {
-            time: crate::core::retention::rfc3339(Timestamp::now(), &crate::tz::paris()),
+            time: crate::core::retention::rfc3339(Timestamp::now(), &crate::system::tz::paris()),
             event: Some(Event::LogRepaired),
             detail: Some(format!(
                 "a last line cut in the middle of a write was removed at byte {at}; its \

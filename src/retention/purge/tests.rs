@@ -8,8 +8,8 @@ fn t(s: &str) -> Timestamp {
 }
 
 fn log(f: &Fixture, ledger: &mut Ledger) -> Vec<serde_json::Value> {
-    crate::audit::flush(ledger, &f.root.join("state")).unwrap();
-    crate::audit::read_lines(&crate::audit::path(&f.root.join("state")))
+    crate::retention::log::flush(ledger, &f.root.join("state")).unwrap();
+    crate::retention::log::read_lines(&crate::retention::log::path(&f.root.join("state")))
         .unwrap()
         .iter()
         .map(|l| serde_json::from_str(l).unwrap())
@@ -36,7 +36,7 @@ fn a_negative_is_purged_at_its_due_time_and_leaves_no_personal_data() {
     let f = Fixture::new();
     let mut ledger = f.ledger();
     deliver_batch(&mut ledger, &f.set(), vec![corpus("negative_plain")], now()).unwrap();
-    crate::audit::flush(&mut ledger, &f.root.join("state")).unwrap();
+    crate::retention::log::flush(&mut ledger, &f.root.join("state")).unwrap();
     // Sampled 29/10/2021 10:00 Paris: due 72 h later, 2021-11-01T08:00:00Z.
     let before = local_pass(&mut ledger, &f.tz, t("2021-11-01T07:59:59Z"), 100).unwrap();
     assert!(before.purged.is_empty());
@@ -70,8 +70,8 @@ fn a_negative_is_purged_at_its_due_time_and_leaves_no_personal_data() {
     assert_eq!(purged["rule"], "negative");
     assert_eq!(purged["due"], "2021-11-01T09:00:00+01:00");
     assert_eq!(purged["lateness_seconds"], 30);
-    let head = crate::audit::ledger_head(&ledger).unwrap();
-    assert!(crate::audit::verify(&f.root.join("state"), Some(&head)).is_ok());
+    let head = crate::retention::log::ledger_head(&ledger).unwrap();
+    assert!(crate::retention::log::verify(&f.root.join("state"), Some(&head)).is_ok());
 
     // While the ledger is open (its write-ahead log in use), and after it is closed.
     for open in [true, false] {
@@ -347,7 +347,7 @@ fn a_copy_staff_moved_inside_their_tree_is_still_ours_and_purged_where_it_is() {
     std::fs::rename(f.root.join(LYON_DAY).join(LYON_FILE), &moved).unwrap();
     std::fs::rename(f.root.join(LYON_DAY), f.root.join("sites/690000880/vu")).unwrap();
 
-    let taken = crate::handover::reconcile_all(&mut ledger, now(), &f.tz).unwrap();
+    let taken = crate::retention::handover::reconcile_all(&mut ledger, now(), &f.tz).unwrap();
     assert_eq!(taken, 0, "a moved file is not a hand-over");
     let pass = local_pass(&mut ledger, &f.tz, t(DUE), 100).unwrap();
     assert_eq!(pass.purged.len(), 1);
@@ -409,7 +409,7 @@ fn a_copy_that_cannot_be_removed_is_failing_and_the_others_are_purged() {
         1,
         "the Corsican certificate is purged all the same"
     );
-    let counts = crate::report::counts(&ledger, t(DUE).as_second()).unwrap();
+    let counts = crate::daemon::report::counts(&ledger, t(DUE).as_second()).unwrap();
     assert_eq!(counts.purge_failing, 1);
     // Retried at the next pass, where it succeeds once the file is reachable again.
     std::fs::rename(deep.join("x.pdf"), f.root.join("sites/690000880/x.pdf")).unwrap();
@@ -417,7 +417,7 @@ fn a_copy_that_cannot_be_removed_is_failing_and_the_others_are_purged() {
     assert!(pass.failing.is_empty());
     assert_eq!(pass.purged.len(), 1);
     assert!(!f.root.join("sites/690000880/x.pdf").exists());
-    let counts = crate::report::counts(&ledger, t(DUE).as_second()).unwrap();
+    let counts = crate::daemon::report::counts(&ledger, t(DUE).as_second()).unwrap();
     assert_eq!(counts.purge_failing, 0);
 }
 
@@ -524,7 +524,7 @@ fn no_byte_of_a_purged_patient_is_left_in_the_ledger_files() {
         let report = deliver_batch(&mut ledger, &f.set(), batch, now()).unwrap();
         assert_eq!(report.delivered.len(), chunk.len());
     }
-    crate::audit::flush(&mut ledger, &f.root.join("state")).unwrap();
+    crate::retention::log::flush(&mut ledger, &f.root.join("state")).unwrap();
     let held = ledger.copies(2000).unwrap();
     assert!(
         held[0].path.to_string_lossy().contains("ZZNOM01999"),
