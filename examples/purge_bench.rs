@@ -9,8 +9,8 @@ use std::path::Path;
 use std::time::Instant;
 
 use jiff::Timestamp;
-use mss_dispatch::retention::handover;
 use mss_dispatch::ledger::Ledger;
+use mss_dispatch::retention::handover;
 use mss_dispatch::retention::purge;
 use rusqlite::params;
 

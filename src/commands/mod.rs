@@ -8,7 +8,6 @@ pub mod inspect;
 pub mod purge;
 pub mod quarantine;
 pub mod reload;
-pub mod server;
 pub mod status;
 
 use std::process::ExitCode;

@@ -8,7 +8,9 @@ use jiff::Timestamp;
 
 use crate::core::config::Config;
 use crate::ledger::{Ledger, LedgerRead, QuarantineRead};
-use crate::retention::purge::{self, Gate};
+use crate::retention::clock::{self, Gate};
+use crate::retention::purge;
+use crate::retention::server_copies::{self, Work};
 use crate::system::state::WorkLock;
 
 pub fn run(config_path: &Path, dry_run: bool, confirm_clock: bool) -> ExitCode {
@@ -37,7 +39,7 @@ fn act(config: &Config, dry_run: bool, confirm_clock: bool) -> Result<ExitCode, 
         for due in purge::due(&ledger, now, &tz).map_err(|e| e.to_string())? {
             println!("{}", serde_json::to_string(&due).expect("serialisable"));
         }
-        if let Some(hold) = purge::hold(&ledger).map_err(|e| e.to_string())? {
+        if let Some(hold) = clock::hold(&ledger).map_err(|e| e.to_string())? {
             eprintln!("note: purging is held: {hold}");
         }
         return Ok(ExitCode::SUCCESS);
@@ -49,7 +51,7 @@ fn act(config: &Config, dry_run: bool, confirm_clock: bool) -> Result<ExitCode, 
     };
     if confirm_clock {
         let user = crate::system::operator::current_user();
-        let held = purge::confirm_clock(&mut ledger, now, &user, &tz).map_err(|e| e.to_string())?;
+        let held = clock::confirm_clock(&mut ledger, now, &user, &tz).map_err(|e| e.to_string())?;
         crate::retention::log::flush(&mut ledger, dir).map_err(|e| e.to_string())?;
         println!(
             "{}",
@@ -62,7 +64,7 @@ fn act(config: &Config, dry_run: bool, confirm_clock: bool) -> Result<ExitCode, 
         return Ok(ExitCode::SUCCESS);
     }
     let max_jump = config.purge.max_clock_jump;
-    let gate = purge::clock_gate(
+    let gate = clock::clock_gate(
         &mut ledger,
         None,
         now,
@@ -80,16 +82,16 @@ fn act(config: &Config, dry_run: bool, confirm_clock: bool) -> Result<ExitCode, 
         purge::local_pass(&mut ledger, &tz, now, usize::MAX >> 1).map_err(|e| e.to_string())?;
     let orphans = crate::retention::orphans::sweep(&mut ledger, config, &tz, now)
         .map_err(|e| e.to_string())?;
-    purge::passed(&mut ledger, now).map_err(|e| e.to_string())?;
+    clock::passed(&mut ledger, now).map_err(|e| e.to_string())?;
     let server = ledger
         .due_server_copies(now.as_second(), usize::MAX >> 1)
         .map_err(|e| e.to_string())?;
     let moves = ledger
         .pending_moves(usize::MAX >> 1)
         .map_err(|e| e.to_string())?;
-    let done = super::server::run(
+    let done = server_copies::alone(
         config,
-        crate::source::Work {
+        Work {
             moves,
             deletions: server,
         },
@@ -98,9 +100,10 @@ fn act(config: &Config, dry_run: bool, confirm_clock: bool) -> Result<ExitCode, 
     if let Some((_, Err(e))) = done.deleted.iter().find(|(_, r)| r.is_err()) {
         eprintln!("warning: {pending} server copies not deleted yet: {e}");
     }
-    purge::record_moves(&mut ledger, &done.moved).map_err(|e| e.to_string())?;
-    let deleted = purge::record_server_results(&mut ledger, &done.deleted, Timestamp::now(), &tz)
-        .map_err(|e| e.to_string())?;
+    server_copies::record_moves(&mut ledger, &done.moved).map_err(|e| e.to_string())?;
+    let deleted =
+        server_copies::record_server_results(&mut ledger, &done.deleted, Timestamp::now(), &tz)
+            .map_err(|e| e.to_string())?;
     crate::retention::log::flush(&mut ledger, dir).map_err(|e| e.to_string())?;
     println!(
         "purged {} certificate(s){}; {} server copy(ies) deleted, {} to retry",

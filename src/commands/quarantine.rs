@@ -23,6 +23,7 @@ use crate::core::{Context, Reason, decide_with};
 use crate::delivery::Setting;
 use crate::delivery::release::{self, ReleaseError, Resolution};
 use crate::ledger::{Ledger, LedgerRead, MailboxKey, QuarantineRead, QuarantinedRow};
+use crate::retention::server_copies;
 use crate::system::state::WorkLock;
 
 pub fn run(command: QuarantineCommand) -> ExitCode {
@@ -477,18 +478,13 @@ fn server_step(config: &Config, id: i64) -> Result<String, String> {
     if moves.is_empty() && deletions.is_empty() {
         return Ok("no server copy to handle".into());
     }
-    let done = super::server::run(config, crate::source::Work { moves, deletions });
+    let done = server_copies::alone(config, server_copies::Work { moves, deletions });
     let _work = WorkLock::take(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let mut ledger = existing(dir)?;
     let tz = crate::system::tz::paris();
-    crate::retention::purge::record_moves(&mut ledger, &done.moved).map_err(|e| e.to_string())?;
-    crate::retention::purge::record_server_results(
-        &mut ledger,
-        &done.deleted,
-        Timestamp::now(),
-        &tz,
-    )
-    .map_err(|e| e.to_string())?;
+    server_copies::record_moves(&mut ledger, &done.moved).map_err(|e| e.to_string())?;
+    server_copies::record_server_results(&mut ledger, &done.deleted, Timestamp::now(), &tz)
+        .map_err(|e| e.to_string())?;
     crate::retention::log::flush(&mut ledger, dir).map_err(|e| e.to_string())?;
     let failed: Vec<String> = done
         .moved

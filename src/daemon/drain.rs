@@ -17,7 +17,7 @@ use super::health::Health;
 use crate::core::config::Config;
 use crate::core::finess::Finess;
 use crate::core::{Context, Prescreen, prescreen};
-use crate::delivery::{self, Ack, AckTarget, BatchReport, DeliveryError, Fetched, Setting};
+use crate::delivery::{self, Ack, BatchReport, DeliveryError, Fetched, Setting};
 use crate::ledger::{Disposition, Ledger, LedgerRead, MailboxKey, MessageRow, ServerCopy};
 use crate::source::{Listed, Source, SourceError};
 use crate::system::failure::{Class, LocalFailure};
@@ -248,7 +248,7 @@ impl Drainer {
                     let state = row.cert_state.unwrap_or_default();
                     settled.push(Ack {
                         item: item.clone(),
-                        target: AckTarget::for_state(state),
+                        target: crate::delivery::ack_target(state),
                         certificate: row.certificate.unwrap_or_default(),
                         message_id: None,
                     });

@@ -13,8 +13,10 @@ use super::health::{Health, status};
 use crate::core::clock::LastPass;
 use crate::core::config::Config;
 use crate::ledger::{Ledger, LedgerRead, QuarantineRead, ServerCopyRow};
+use crate::retention::clock::{self, Gate};
 use crate::retention::handover::{self, RECONCILE_SLICE, Watcher};
-use crate::retention::purge::{self, Gate, PASS_LIMIT};
+use crate::retention::purge::{self, PASS_LIMIT};
+use crate::retention::server_copies::{self, Work};
 use crate::source::Source;
 use crate::system::failure::{Class, LocalFailure};
 use crate::system::state::WorkLock;
@@ -108,14 +110,14 @@ impl Keeper {
             } else {
                 handover::reconcile(l, now, &tz2, RECONCILE_SLICE)
             }?;
-            let gate = purge::clock_gate(l, last, now, mono, max_jump, &tz2)?;
+            let gate = clock::clock_gate(l, last, now, mono, max_jump, &tz2)?;
             if let Gate::Held(reason) = gate {
                 crate::retention::log::flush(l, dir)?;
                 return Ok(Local::Held(reason));
             }
             let pass = purge::local_pass(l, &tz2, now, PASS_LIMIT)?;
             let orphans = crate::retention::orphans::sweep(l, &config2, &tz2, now)?;
-            purge::passed(l, now)?;
+            clock::passed(l, now)?;
             crate::retention::log::flush(l, dir)?;
             let server = l.due_server_copies(now.as_second(), SERVER_COPIES_PER_PASS)?;
             let moves = l.pending_moves(SERVER_COPIES_PER_PASS)?;
@@ -180,12 +182,14 @@ impl Keeper {
         if server.is_empty() {
             return;
         }
-        let results = src.purge_copies(&server).await;
+        let copies: Vec<crate::source::ServerCopy> =
+            server.iter().map(|r| r.copy.clone()).collect();
+        let results = src.purge_copies(&copies).await;
         let failed = results.iter().filter(|r| r.is_err()).count();
         let pairs: Vec<_> = server.into_iter().zip(results).collect();
         let tz2 = tz.clone();
         let recorded = with_ledger(ledger, state_dir, move |l, dir| {
-            let n = purge::record_server_results(l, &pairs, Timestamp::now(), &tz2)?;
+            let n = server_copies::record_server_results(l, &pairs, Timestamp::now(), &tz2)?;
             crate::retention::log::flush(l, dir)?;
             Ok(n)
         })
@@ -233,9 +237,9 @@ impl Keeper {
         ledger: &Arc<Mutex<Ledger>>,
         state_dir: &std::path::Path,
     ) {
-        let results = crate::source::apply(
+        let results = server_copies::apply(
             src,
-            crate::source::Work {
+            Work {
                 moves,
                 deletions: Vec::new(),
             },
@@ -244,7 +248,7 @@ impl Keeper {
         .moved;
         let failed = results.iter().filter(|(_, r)| r.is_err()).count();
         let recorded = with_ledger(ledger, state_dir, move |l, _| {
-            Ok(purge::record_moves(l, &results)?)
+            Ok(server_copies::record_moves(l, &results)?)
         })
         .await;
         match recorded {

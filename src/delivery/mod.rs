@@ -150,30 +150,15 @@ impl Fetched {
     }
 }
 
-/// Where an acknowledged message goes at the source.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum AckTarget {
-    Processed,
-    Quarantine,
-}
+pub use crate::source::{Ack, AckTarget};
 
-impl AckTarget {
-    pub fn for_state(state: CertState) -> AckTarget {
-        if state.is_quarantine() {
-            AckTarget::Quarantine
-        } else {
-            AckTarget::Processed
-        }
+/// Where a certificate's message goes once acknowledged.
+pub fn ack_target(state: CertState) -> AckTarget {
+    if state.is_quarantine() {
+        AckTarget::Quarantine
+    } else {
+        AckTarget::Processed
     }
-}
-
-/// A message ready to be acknowledged: its certificate is durable.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Ack {
-    pub item: String,
-    pub target: AckTarget,
-    pub certificate: i64,
-    pub message_id: Option<String>,
 }
 
 /// What a batch did; the counts are for logs and status.
@@ -332,7 +317,7 @@ pub fn publish_batch(
         finish(&tx, set, w, now)?;
         report.acks.push(Ack {
             item: w.item.clone(),
-            target: AckTarget::for_state(w.finished),
+            target: ack_target(w.finished),
             certificate: w.certificate,
             message_id: w.message_id.clone(),
         });

@@ -99,7 +99,7 @@ pub(super) fn plan_one(
             )?;
             followers.push(Ack {
                 item,
-                target: AckTarget::for_state(known.state),
+                target: super::ack_target(known.state),
                 certificate: known.id,
                 message_id: mime::parse_headers(headers).and_then(|m| m.message_id),
             });
@@ -366,7 +366,7 @@ fn duplicate(
     report.duplicates += 1;
     report.acks.push(Ack {
         item: item.to_string(),
-        target: AckTarget::for_state(state),
+        target: super::ack_target(state),
         certificate,
         message_id: mime::parse_headers(bytes).and_then(|m| m.message_id),
     });

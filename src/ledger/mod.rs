@@ -1095,11 +1095,13 @@ pub(crate) fn server_copy_row(r: &rusqlite::Row) -> rusqlite::Result<ServerCopyR
     Ok(ServerCopyRow {
         id: r.get(0)?,
         certificate: r.get(1)?,
-        mailbox: r.get(2)?,
-        folder: r.get(3)?,
-        validity: r.get(4)?,
-        item: r.get(5)?,
-        message_id: r.get(6)?,
+        copy: ServerCopy {
+            mailbox: r.get(2)?,
+            folder: r.get(3)?,
+            validity: r.get(4)?,
+            item: r.get(5)?,
+            message_id: r.get(6)?,
+        },
         due: r.get(7)?,
         attempts: r.get(8)?,
     })

@@ -2,13 +2,7 @@
 
 use std::path::PathBuf;
 
-/// A source mailbox and the validity its item ids belong to (IMAP UIDVALIDITY).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct MailboxKey {
-    /// `imaps://user@host/folder` or `maildir:/path`; never a password.
-    pub mailbox: String,
-    pub validity: String,
-}
+pub use crate::source::{MailboxKey, ServerCopy};
 
 macro_rules! text_enum {
     ($(#[$m:meta])* $name:ident { $($variant:ident = $text:literal),+ $(,)? }) => {
@@ -174,16 +168,6 @@ pub struct NewCopy {
     pub sha256: [u8; 32],
 }
 
-/// Where a message went on the server (or in the Maildir) once acknowledged.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ServerCopy {
-    pub mailbox: String,
-    pub folder: String,
-    pub validity: Option<String>,
-    pub item: Option<String>,
-    pub message_id: Option<String>,
-}
-
 // The enum comes from `text_enum!`, which cannot mark a default variant.
 #[allow(clippy::derivable_impls)]
 impl Default for CertState {
@@ -197,11 +181,8 @@ impl Default for CertState {
 pub struct ServerCopyRow {
     pub id: i64,
     pub certificate: i64,
-    pub mailbox: String,
-    pub folder: String,
-    pub validity: Option<String>,
-    pub item: Option<String>,
-    pub message_id: Option<String>,
+    /// Where it is.
+    pub copy: ServerCopy,
     pub due: i64,
     pub attempts: i64,
 }

@@ -3,7 +3,9 @@
 //! and the hash-chained retention log auditors read. It works from the ledger, never from
 //! file timestamps, and never follows a link in a site's folder.
 
+pub mod clock;
 pub mod handover;
 pub mod log;
 pub mod orphans;
 pub mod purge;
+pub mod server_copies;

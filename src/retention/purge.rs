@@ -3,29 +3,25 @@
 //! removes every local copy the product made (spool, SIL, quarantine files, then empty day
 //! folders), erases the personal fields, records `purged` with the rule, due time and lateness,
 //! and truncates the ledger's write-ahead log so the erased values are gone from disk too.
-//! The server copies are deleted by the caller through its source (`server_pass`); a server
-//! that is down only delays them, and the lateness is recorded. Nothing is purged while the
-//! clock is held (`core::clock`).
+//! The server copies are deleted by the caller through its source (`server_copies`); a
+//! server that is down only delays them, and the lateness is recorded. Nothing is purged
+//! while the clock is held (`clock`).
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
-use std::time::Duration;
 
+use jiff::Timestamp;
 use jiff::tz::TimeZone;
-use jiff::{SignedDuration, Timestamp};
 
 use crate::core::audit::Event;
-use crate::core::clock::{self, LastPass, Verdict};
 use crate::core::layout::CopyKind;
 use crate::delivery::spool::{Dir, Finder, Place, SpoolError};
 use crate::ledger::{
-    CertificateRow, CopyRow, CopyState, Ledger, LedgerError, LedgerRead, LedgerTx, ServerCopyRow,
+    CertificateRow, CopyRow, CopyState, Ledger, LedgerError, LedgerRead, LedgerTx,
 };
 
 /// Certificates handled per pass; the next pass takes the rest.
 pub const PASS_LIMIT: usize = 5000;
-const LAST_PASS: &str = "purge_last_pass";
-const CLOCK_HOLD: &str = "clock_hold";
 
 #[derive(Debug, thiserror::Error)]
 pub enum PurgeError {
@@ -225,162 +221,6 @@ pub fn record_taken(
     };
     tx.audit(&cert.facts().body(event, now, tz))?;
     Ok(())
-}
-
-/// Records where released certificates' server copies went (or why they did not move).
-pub fn record_moves(
-    ledger: &mut Ledger,
-    results: &[(ServerCopyRow, Result<crate::source::Moved, String>)],
-) -> Result<usize, LedgerError> {
-    if results.is_empty() {
-        return Ok(0);
-    }
-    let tx = ledger.tx()?;
-    let mut done = 0;
-    for (copy, result) in results {
-        match result {
-            Ok(m) => {
-                tx.server_copy_moved(copy.id, &m.folder, m.validity.as_deref(), m.item.as_deref())?;
-                done += 1;
-            }
-            Err(e) => tx.server_copy_failed(copy.id, e)?,
-        }
-    }
-    tx.commit()?;
-    Ok(done)
-}
-
-/// Records the outcome of deleting server copies.
-pub fn record_server_results(
-    ledger: &mut Ledger,
-    results: &[(ServerCopyRow, Result<(), String>)],
-    now: Timestamp,
-    tz: &TimeZone,
-) -> Result<usize, LedgerError> {
-    if results.is_empty() {
-        return Ok(0);
-    }
-    let tx = ledger.tx()?;
-    let mut done = 0;
-    for (copy, result) in results {
-        match result {
-            Ok(()) => {
-                tx.server_copy_purged(copy.id, now.as_second())?;
-                let cert = tx.certificate(copy.certificate)?;
-                let mut body = match &cert {
-                    Some(c) => c.facts().body(Event::ServerCopyPurged, now, tz),
-                    None => crate::core::audit::Body {
-                        time: crate::core::retention::rfc3339(now, tz),
-                        event: Some(Event::ServerCopyPurged),
-                        certificate: Some(copy.certificate),
-                        ..Default::default()
-                    },
-                };
-                body.folder = Some(copy.folder.clone());
-                body.due = Some(stamp(copy.due, tz));
-                body.purged_at = Some(crate::core::retention::rfc3339(now, tz));
-                body.lateness_seconds = Some((now.as_second() - copy.due).max(0));
-                tx.audit(&body)?;
-                done += 1;
-            }
-            Err(e) => tx.server_copy_failed(copy.id, e)?,
-        }
-    }
-    tx.commit()?;
-    Ok(done)
-}
-
-/// Whether purging may go ahead.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Gate {
-    Open,
-    /// Held until an operator runs `purge --confirm-clock`; the reason in words.
-    Held(String),
-}
-
-/// Checks the clock against the last pass (`in_process`: this process's last pass with its
-/// monotonic reading; otherwise the ledger's). A new inconsistency starts a hold, recorded in
-/// the ledger and the retention log.
-pub fn clock_gate(
-    ledger: &mut Ledger,
-    in_process: Option<LastPass>,
-    now: Timestamp,
-    mono: Duration,
-    max_jump: Duration,
-    tz: &TimeZone,
-) -> Result<Gate, LedgerError> {
-    if let Some(reason) = ledger.meta(CLOCK_HOLD)? {
-        return Ok(Gate::Held(reason));
-    }
-    let last = in_process.or_else(|| {
-        ledger
-            .meta(LAST_PASS)
-            .ok()
-            .flatten()
-            .and_then(|s| s.parse::<i64>().ok())
-            .and_then(|s| Timestamp::from_second(s).ok())
-            .map(|wall| LastPass { wall, mono: None })
-    });
-    let max_jump = SignedDuration::try_from(max_jump).unwrap_or(SignedDuration::MAX);
-    match clock::check(last, now, mono, max_jump) {
-        Verdict::Fine => Ok(Gate::Open),
-        verdict => {
-            let reason = format!(
-                "{} (now {}); purging is held until an operator runs \
-                 `mss-dispatch purge --confirm-clock`",
-                verdict.describe(),
-                crate::core::retention::rfc3339(now, tz)
-            );
-            let tx = ledger.tx()?;
-            tx.set_meta(CLOCK_HOLD, &reason)?;
-            tx.audit(&crate::core::audit::Body {
-                time: crate::core::retention::rfc3339(now, tz),
-                event: Some(Event::ClockHold),
-                detail: Some(verdict.describe()),
-                ..Default::default()
-            })?;
-            tx.commit()?;
-            Ok(Gate::Held(reason))
-        }
-    }
-}
-
-/// Remembers a completed pass, for the clock check of the next one.
-pub fn passed(ledger: &mut Ledger, now: Timestamp) -> Result<(), LedgerError> {
-    let tx = ledger.tx()?;
-    tx.set_meta(LAST_PASS, &now.as_second().to_string())?;
-    tx.commit()
-}
-
-/// The hold, if there is one.
-pub fn hold(ledger: &Ledger) -> Result<Option<String>, LedgerError> {
-    ledger.meta(CLOCK_HOLD)
-}
-
-/// An operator confirms the clock: the hold ends and `now` becomes the reference.
-pub fn confirm_clock(
-    ledger: &mut Ledger,
-    now: Timestamp,
-    user: &str,
-    tz: &TimeZone,
-) -> Result<bool, LedgerError> {
-    let held = ledger.meta(CLOCK_HOLD)?.is_some();
-    let tx = ledger.tx()?;
-    tx.delete_meta(CLOCK_HOLD)?;
-    tx.set_meta(LAST_PASS, &now.as_second().to_string())?;
-    tx.audit(&crate::core::audit::Body {
-        time: crate::core::retention::rfc3339(now, tz),
-        event: Some(Event::ClockConfirmed),
-        user: Some(user.to_string()),
-        detail: Some(if held {
-            "the hold is lifted".into()
-        } else {
-            "no hold was in force".into()
-        }),
-        ..Default::default()
-    })?;
-    tx.commit()?;
-    Ok(held)
 }
 
 #[cfg(test)]

@@ -10,11 +10,9 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use super::{Listed, Moved, Source, SourceError, Woken};
+use super::{Ack, AckTarget, Listed, MailboxKey, ServerCopy, Source, SourceError, Woken};
 use crate::core::config::Mailbox;
 use crate::core::decide::header_block;
-use crate::delivery::{Ack, AckTarget};
-use crate::ledger::{MailboxKey, ServerCopy, ServerCopyRow};
 
 pub struct MaildirSource {
     root: PathBuf,
@@ -67,7 +65,7 @@ impl MaildirSource {
     }
 
     /// The files of a copy kept in one of the product's folders.
-    fn files_of(&self, copy: &ServerCopyRow) -> Result<Vec<PathBuf>, String> {
+    fn files_of(&self, copy: &ServerCopy) -> Result<Vec<PathBuf>, String> {
         let Some(item) = &copy.item else {
             return Err("no item recorded".to_string());
         };
@@ -238,7 +236,7 @@ impl Source for MaildirSource {
         Ok(out)
     }
 
-    async fn purge_copies(&mut self, copies: &[ServerCopyRow]) -> Vec<Result<(), String>> {
+    async fn purge_copies(&mut self, copies: &[ServerCopy]) -> Vec<Result<(), String>> {
         copies
             .iter()
             .map(|c| {
@@ -252,17 +250,16 @@ impl Source for MaildirSource {
 
     async fn move_copies(
         &mut self,
-        copies: &[ServerCopyRow],
+        copies: &[ServerCopy],
         to: &str,
-    ) -> Vec<Result<Moved, String>> {
+    ) -> Vec<Result<ServerCopy, String>> {
         let dest = self.folder(to);
         copies
             .iter()
             .map(|c| {
-                let moved = Moved {
+                let moved = ServerCopy {
                     folder: to.to_string(),
-                    validity: c.validity.clone(),
-                    item: c.item.clone(),
+                    ..c.clone()
                 };
                 ensure_maildir(&dest).map_err(|e| e.to_string())?;
                 for path in self.files_of(c)? {

@@ -11,9 +11,6 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::delivery::Ack;
-use crate::ledger::{MailboxKey, ServerCopy, ServerCopyRow};
-
 /// A message's header block and size, read without its body.
 #[derive(Debug, Clone)]
 pub struct Listed {
@@ -39,12 +36,40 @@ impl SourceError {
     }
 }
 
-/// Where a moved copy is now: its folder, and its UID there when the server said (UIDPLUS).
+/// A source mailbox and the validity its item ids belong to (IMAP UIDVALIDITY).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct MailboxKey {
+    /// `imaps://user@host/folder` or `maildir:/path`; never a password.
+    pub mailbox: String,
+    pub validity: String,
+}
+
+/// Where an acknowledged message goes at the source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AckTarget {
+    Processed,
+    Quarantine,
+}
+
+/// A message ready to be acknowledged: its certificate is durable.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Moved {
+pub struct Ack {
+    pub item: String,
+    pub target: AckTarget,
+    pub certificate: i64,
+    pub message_id: Option<String>,
+}
+
+/// A message the product keeps on the server (in one of its folders, or flagged in the
+/// incoming one), to be deleted when its certificate is due: its folder, and its UID there
+/// (with the folder's UIDVALIDITY) when the server said (UIDPLUS), else its Message-ID.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerCopy {
+    pub mailbox: String,
     pub folder: String,
     pub validity: Option<String>,
     pub item: Option<String>,
+    pub message_id: Option<String>,
 }
 
 /// Why `wait` returned.
@@ -75,15 +100,15 @@ pub trait Source {
     async fn ack(&mut self, acks: &[Ack]) -> Result<Vec<(Ack, Option<ServerCopy>)>, SourceError>;
     /// Deletes copies the product moved to its folders, when their certificate is due; one
     /// result per copy, in order. A copy no longer there counts as deleted.
-    async fn purge_copies(&mut self, copies: &[ServerCopyRow]) -> Vec<Result<(), String>>;
+    async fn purge_copies(&mut self, copies: &[ServerCopy]) -> Vec<Result<(), String>>;
     /// Moves copies the product put in one of its folders to the folder `to` (a released
-    /// quarantine goes to the processed folder); one result per copy, in order. A copy no
-    /// longer found is reported where it should be, without a UID.
+    /// quarantine goes to the processed folder); one result per copy, in order: where each
+    /// is now. A copy no longer found is reported where it should be, without a UID.
     async fn move_copies(
         &mut self,
-        copies: &[ServerCopyRow],
+        copies: &[ServerCopy],
         to: &str,
-    ) -> Vec<Result<Moved, String>>;
+    ) -> Vec<Result<ServerCopy, String>>;
     /// Waits for a change, at most `max`, or until cancelled.
     async fn wait(
         &mut self,
@@ -94,62 +119,102 @@ pub trait Source {
     fn describe(&self) -> String;
 }
 
-/// What to do on the server.
-#[derive(Default)]
-pub struct Work {
-    /// Copies to move, with the folder they go to.
-    pub moves: Vec<(ServerCopyRow, String)>,
-    /// Copies to delete.
-    pub deletions: Vec<ServerCopyRow>,
+/// What a source made from the configuration may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// The service, or a command acting on the server: folders created, messages moved.
+    Act,
+    /// A dry run: the folder opened read-only, nothing created, nothing changed.
+    Examine,
 }
 
-/// What was done, copy by copy.
-#[derive(Default)]
-pub struct Done {
-    pub moved: Vec<(ServerCopyRow, Result<Moved, String>)>,
-    pub deleted: Vec<(ServerCopyRow, Result<(), String>)>,
+/// The source the configuration names: an IMAP mailbox or a local Maildir.
+pub enum Configured {
+    Imap(Box<imap::ImapSource>),
+    Maildir(Box<maildir::MaildirSource>),
 }
 
-impl Work {
-    pub fn is_empty(&self) -> bool {
-        self.moves.is_empty() && self.deletions.is_empty()
-    }
-
-    pub fn fail(self, e: &str) -> Done {
-        Done {
-            moved: self
-                .moves
-                .into_iter()
-                .map(|(c, _)| (c, Err(e.to_string())))
-                .collect(),
-            deleted: self
-                .deletions
-                .into_iter()
-                .map(|c| (c, Err(e.to_string())))
-                .collect(),
+/// The source of the configuration. An IMAP source's TLS files are read now: an error names
+/// the key and the file, and is the operator's to fix (`SourceError::Fatal`).
+pub fn from_config(
+    config: &crate::core::config::Config,
+    mode: Mode,
+) -> Result<Configured, SourceError> {
+    use crate::core::config::Source as Kind;
+    match &config.source {
+        Kind::Maildir(root) => Ok(Configured::Maildir(Box::new(maildir::MaildirSource::new(
+            root,
+            &config.mailbox,
+        )))),
+        Kind::Imap(settings) => {
+            let creds = imap::tls::load(settings, jiff::Timestamp::now())
+                .map_err(|e| SourceError::Fatal(e.to_string()))?;
+            let creds = std::sync::Arc::new(creds);
+            Ok(Configured::Imap(Box::new(match mode {
+                Mode::Act => imap::ImapSource::new(settings, &config.mailbox, creds),
+                Mode::Examine => imap::ImapSource::examine(settings, &config.mailbox, creds),
+            })))
         }
     }
 }
 
-/// Does `work` through `src`: moves first, then deletions.
-pub async fn apply<S: Source>(src: &mut S, work: Work) -> Done {
-    let mut done = Done::default();
-    let mut targets: Vec<String> = work.moves.iter().map(|(_, to)| to.clone()).collect();
-    targets.sort_unstable();
-    targets.dedup();
-    for to in targets {
-        let rows: Vec<ServerCopyRow> = work
-            .moves
-            .iter()
-            .filter(|(_, t)| *t == to)
-            .map(|(c, _)| c.clone())
-            .collect();
-        let results = src.move_copies(&rows, &to).await;
-        done.moved.extend(rows.into_iter().zip(results));
+impl Configured {
+    /// When the client certificate expires, if there is one.
+    pub fn client_cert_expiry(&self) -> Option<jiff::Timestamp> {
+        match self {
+            Configured::Imap(s) => s.client_cert_expiry(),
+            Configured::Maildir(_) => None,
+        }
     }
-    if !work.deletions.is_empty() {
-        let results = src.purge_copies(&work.deletions).await;
-        done.deleted = work.deletions.into_iter().zip(results).collect();
+}
+
+/// Every method of `Source`, to the one configured.
+macro_rules! delegate {
+    ($self:ident, $s:ident => $e:expr) => {
+        match $self {
+            Configured::Imap($s) => $e,
+            Configured::Maildir($s) => $e,
+        }
+    };
+}
+
+impl Source for Configured {
+    async fn open(&mut self) -> Result<MailboxKey, SourceError> {
+        delegate!(self, s => s.open().await)
     }
-    done
+    async fn close(&mut self) {
+        delegate!(self, s => s.close().await)
+    }
+    async fn list(&mut self) -> Result<Vec<String>, SourceError> {
+        delegate!(self, s => s.list().await)
+    }
+    async fn headers(&mut self, items: &[String]) -> Result<Vec<Listed>, SourceError> {
+        delegate!(self, s => s.headers(items).await)
+    }
+    async fn bodies(&mut self, items: &[String]) -> Result<Vec<(String, Vec<u8>)>, SourceError> {
+        delegate!(self, s => s.bodies(items).await)
+    }
+    async fn ack(&mut self, acks: &[Ack]) -> Result<Vec<(Ack, Option<ServerCopy>)>, SourceError> {
+        delegate!(self, s => s.ack(acks).await)
+    }
+    async fn purge_copies(&mut self, copies: &[ServerCopy]) -> Vec<Result<(), String>> {
+        delegate!(self, s => s.purge_copies(copies).await)
+    }
+    async fn move_copies(
+        &mut self,
+        copies: &[ServerCopy],
+        to: &str,
+    ) -> Vec<Result<ServerCopy, String>> {
+        delegate!(self, s => s.move_copies(copies, to).await)
+    }
+    async fn wait(
+        &mut self,
+        max: Duration,
+        cancel: &CancellationToken,
+    ) -> Result<Woken, SourceError> {
+        delegate!(self, s => s.wait(max, cancel).await)
+    }
+    fn describe(&self) -> String {
+        delegate!(self, s => s.describe())
+    }
 }

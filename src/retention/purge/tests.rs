@@ -1,6 +1,11 @@
+use std::time::Duration;
+
 use super::*;
+use crate::core::clock::LastPass;
 use crate::delivery::{deliver_batch, record_acks};
 use crate::ledger::ServerCopy;
+use crate::retention::clock::{Gate, clock_gate, confirm_clock, passed};
+use crate::retention::server_copies::record_server_results;
 use crate::test_support::{Fixture, corpus, now};
 
 fn t(s: &str) -> Timestamp {

@@ -21,10 +21,8 @@ use futures_util::TryStreamExt;
 use tokio::time::timeout;
 use tokio_util::sync::CancellationToken;
 
-use super::{Listed, Moved, Source, SourceError, Woken};
+use super::{Ack, AckTarget, Listed, MailboxKey, ServerCopy, Source, SourceError, Woken};
 use crate::core::config::{Imap, Mailbox};
-use crate::delivery::{Ack, AckTarget};
-use crate::ledger::{MailboxKey, ServerCopy, ServerCopyRow};
 pub use connect::Caps;
 use connect::Session;
 use tls::Credentials;
@@ -98,6 +96,13 @@ impl ImapSource {
 
     pub fn caps(&self) -> Caps {
         self.caps
+    }
+
+    /// When the client certificate expires, if there is one.
+    pub fn client_cert_expiry(&self) -> Option<jiff::Timestamp> {
+        self.creds
+            .client_cert_validity
+            .map(|(_, not_after)| not_after)
     }
 
     fn take(&mut self) -> Result<Session, SourceError> {
@@ -378,13 +383,13 @@ impl Source for ImapSource {
         Ok(out)
     }
 
-    async fn purge_copies(&mut self, copies: &[ServerCopyRow]) -> Vec<Result<(), String>> {
+    async fn purge_copies(&mut self, copies: &[ServerCopy]) -> Vec<Result<(), String>> {
         let mut results: Vec<Result<(), String>> = vec![Ok(()); copies.len()];
         if copies.is_empty() {
             return results;
         }
         for (folder, group) in by_folder(copies) {
-            let rows: Vec<&ServerCopyRow> = group.iter().map(|i| &copies[*i]).collect();
+            let rows: Vec<&ServerCopy> = group.iter().map(|i| &copies[*i]).collect();
             if let Err(e) = self.purge_in(folder, &rows).await {
                 for i in &group {
                     results[*i] = Err(e.to_string());
@@ -407,13 +412,13 @@ impl Source for ImapSource {
 
     async fn move_copies(
         &mut self,
-        copies: &[ServerCopyRow],
+        copies: &[ServerCopy],
         to: &str,
-    ) -> Vec<Result<Moved, String>> {
-        let mut results: Vec<Result<Moved, String>> =
+    ) -> Vec<Result<ServerCopy, String>> {
+        let mut results: Vec<Result<ServerCopy, String>> =
             vec![Err("not attempted".to_string()); copies.len()];
         for (folder, group) in by_folder(copies) {
-            let rows: Vec<&ServerCopyRow> = group.iter().map(|i| &copies[*i]).collect();
+            let rows: Vec<&ServerCopy> = group.iter().map(|i| &copies[*i]).collect();
             match self.move_in(folder, &rows, to).await {
                 Ok(moved) => {
                     for (i, m) in group.iter().zip(moved) {
@@ -500,11 +505,7 @@ impl Source for ImapSource {
 impl ImapSource {
     /// Deletes the copies in one folder: by their UID when the folder's UIDVALIDITY is still
     /// the one recorded, else found again by Message-ID.
-    async fn purge_in(
-        &mut self,
-        folder: &str,
-        copies: &[&ServerCopyRow],
-    ) -> Result<(), SourceError> {
+    async fn purge_in(&mut self, folder: &str, copies: &[&ServerCopy]) -> Result<(), SourceError> {
         let (wire, is_inbox) = {
             let f = self.folders()?;
             let wire = f.wire(folder);
@@ -531,7 +532,7 @@ impl ImapSource {
     async fn locate(
         &mut self,
         wire: &str,
-        copies: &[&ServerCopyRow],
+        copies: &[&ServerCopy],
     ) -> Result<Vec<Vec<u32>>, SourceError> {
         let mut s = self.take()?;
         let r = timeout(self.limit, s.select(wire)).await;
@@ -561,9 +562,9 @@ impl ImapSource {
     async fn move_in(
         &mut self,
         folder: &str,
-        copies: &[&ServerCopyRow],
+        copies: &[&ServerCopy],
         to: &str,
-    ) -> Result<Vec<Moved>, SourceError> {
+    ) -> Result<Vec<ServerCopy>, SourceError> {
         let (wire, dest, is_inbox) = {
             let f = self.folders()?;
             let wire = f.wire(folder);
@@ -572,13 +573,14 @@ impl ImapSource {
         };
         let found = self.locate(&wire, copies).await?;
         let uids: Vec<u32> = found.concat();
-        let nowhere = || Moved {
+        let nowhere = |c: &ServerCopy| ServerCopy {
             folder: to.to_string(),
             validity: None,
             item: None,
+            ..c.clone()
         };
         if uids.is_empty() {
-            return Ok(copies.iter().map(|_| nowhere()).collect());
+            return Ok(copies.iter().map(|c| nowhere(c)).collect());
         }
         if is_inbox && !self.caps.uidplus && !self.caps.moves {
             return Err(SourceError::Fatal(format!(
@@ -596,10 +598,12 @@ impl ImapSource {
         };
         Ok(found
             .iter()
-            .map(|uids| Moved {
+            .zip(copies)
+            .map(|(uids, c)| ServerCopy {
                 folder: to.to_string(),
                 validity: validity.map(|v| v.to_string()),
                 item: uids.first().and_then(|u| map.get(u)).map(|u| u.to_string()),
+                ..(*c).clone()
             })
             .collect())
     }
@@ -642,7 +646,7 @@ impl ImapSource {
 }
 
 /// The copies' folders, each with the indices of its copies.
-fn by_folder(copies: &[ServerCopyRow]) -> Vec<(&str, Vec<usize>)> {
+fn by_folder(copies: &[ServerCopy]) -> Vec<(&str, Vec<usize>)> {
     let mut folders: Vec<&str> = copies.iter().map(|c| c.folder.as_str()).collect();
     folders.sort_unstable();
     folders.dedup();
