@@ -1,16 +1,30 @@
-//! The `mss-dispatch` binary: parses the command line and hands over to a command.
+//! The `mss-dispatch` binary: parses the command line, sets up the logs, hands over to a
+//! command, and turns its failure into a message and an exit status, in one place.
 #![forbid(unsafe_code)]
 
 use std::process::ExitCode;
 
 use clap::Parser;
-use mss_dispatch::commands;
 use mss_dispatch::commands::cli::{AuditCommand, Cli, Command};
+use mss_dispatch::commands::{self, Outcome};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {
-        Command::Run { config, once } => mss_dispatch::daemon::run(&config, once),
+    // The service logs what it does; a command prints it, and logs only what goes wrong.
+    let level = match cli.command {
+        Command::Run { .. } => "info",
+        _ => "warn",
+    };
+    mss_dispatch::system::logging::init(level);
+    match dispatch(cli.command) {
+        Ok(code) => code,
+        Err(e) => commands::failed(&e),
+    }
+}
+
+fn dispatch(command: Command) -> Outcome {
+    match command {
+        Command::Run { config, once } => commands::run::run(&config, once),
         Command::Purge {
             config,
             dry_run,

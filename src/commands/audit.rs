@@ -5,12 +5,16 @@
 use std::path::Path;
 use std::process::ExitCode;
 
+use anyhow::Context;
 use jiff::Timestamp;
 
+use super::{ConfigProblem, Outcome};
 use crate::commands::cli::ExportFormat;
 use crate::core::audit::Record;
 use crate::core::finess::Finess;
 use crate::ledger::Ledger;
+use crate::retention::log;
+use crate::system::state::WorkLock;
 
 const CSV_COLUMNS: [&str; 20] = [
     "seq",
@@ -41,40 +45,25 @@ pub struct Filter {
     pub site: Option<String>,
 }
 
-pub fn export(config_path: &Path, filter: Filter, format: ExportFormat) -> ExitCode {
-    let config = match super::load_as_owner(config_path, super::no_groups) {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
+pub fn export(config_path: &Path, filter: Filter, format: ExportFormat) -> Outcome {
+    let config = super::load_as_owner(config_path, false)?;
     let tz = crate::system::tz::paris();
-    let bound = |s: &Option<String>, what: &str| -> Result<Option<Timestamp>, String> {
+    let bound = |s: &Option<String>, what: &str| -> anyhow::Result<Option<Timestamp>> {
         s.as_deref()
-            .map(|s| parse_time(s, &tz).ok_or_else(|| format!("--{what} {s:?}: not a time")))
+            .map(|s| {
+                parse_time(s, &tz)
+                    .ok_or_else(|| ConfigProblem::usage(format!("--{what} {s:?}: not a time")))
+            })
             .transpose()
     };
-    let (since, until) = match (bound(&filter.since, "since"), bound(&filter.until, "until")) {
-        (Ok(a), Ok(b)) => (a, b),
-        (Err(e), _) | (_, Err(e)) => {
-            eprintln!("error: {e}");
-            return super::config_error();
-        }
-    };
+    let since = bound(&filter.since, "since")?;
+    let until = bound(&filter.until, "until")?;
     let site = match filter.site.as_deref().map(Finess::parse) {
         None => None,
         Some(Ok(f)) => Some(f.as_str().to_string()),
-        Some(Err(e)) => {
-            eprintln!("error: --site: {e}");
-            return super::config_error();
-        }
+        Some(Err(e)) => return Err(ConfigProblem::usage(format!("--site: {e}"))),
     };
-    let lines =
-        match crate::retention::log::read_lines(&crate::retention::log::path(&config.state_dir)) {
-            Ok(l) => l,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return ExitCode::FAILURE;
-            }
-        };
+    let lines = log::read_lines(&log::path(&config.state_dir))?;
     if format == ExportFormat::Csv {
         println!("{}", CSV_COLUMNS.join(","));
     }
@@ -97,7 +86,7 @@ pub fn export(config_path: &Path, filter: Filter, format: ExportFormat) -> ExitC
             ExportFormat::Csv => println!("{}", csv_row(&record)),
         }
     }
-    ExitCode::SUCCESS
+    Ok(ExitCode::SUCCESS)
 }
 
 /// RFC 3339, or a day (`2021-10-01`, the start of that day in Europe/Paris).
@@ -151,121 +140,88 @@ fn csv_field(s: &str) -> String {
     }
 }
 
-pub fn verify(config_path: &Path) -> ExitCode {
-    let config = match super::load_as_owner(config_path, super::no_groups) {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
+pub fn verify(config_path: &Path) -> Outcome {
+    let config = super::load_as_owner(config_path, false)?;
     let dir = &config.state_dir;
     // The ledger's head is read before the file: records appended meanwhile only lengthen
     // it. Without a ledger (a fresh directory) the chain is still checked.
-    let (head, broken) = match Ledger::open_read_only(dir) {
-        Ok(Some(l)) => match (
-            crate::retention::log::ledger_head(&l),
-            crate::retention::log::broken(&l),
-        ) {
-            (Ok(h), Ok(b)) => (Some(h), b),
-            (Err(e), _) | (_, Err(e)) => {
-                eprintln!("error: {e}");
-                return ExitCode::FAILURE;
-            }
-        },
-        Ok(None) => (None, None),
+    let (head, broken) = match Ledger::open_read_only(dir)? {
+        Some(l) => (Some(log::ledger_head(&l)?), log::broken(&l)?),
+        None => (None, None),
+    };
+    let path = log::path(dir);
+    let chain = match log::verify(dir, head.as_ref()) {
+        Ok(chain) => chain,
         Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::FAILURE;
+            // The verdict is the command's output, for the auditor.
+            println!("{e}");
+            return Ok(ExitCode::FAILURE);
         }
     };
-    let path = crate::retention::log::path(dir);
-    match crate::retention::log::verify(dir, head.as_ref()) {
-        Ok(chain) => {
-            for r in &chain.reseals {
-                println!(
-                    "record {} (line {}): a new segment started{}{}{}",
-                    r.seq,
-                    r.line,
-                    r.user
-                        .as_deref()
-                        .map(|u| format!(" by {u}"))
-                        .unwrap_or_default(),
-                    r.gap
-                        .map(|(a, b)| format!("; records {a} to {b} are missing"))
-                        .unwrap_or_default(),
-                    r.detail
-                        .as_deref()
-                        .map(|d| format!(": {d}"))
-                        .unwrap_or_default()
-                );
-            }
-            println!(
-                "{}: {} records, chain intact{}; head {}",
-                path.display(),
-                chain.head.seq,
-                if chain.reseals.is_empty() {
-                    String::new()
-                } else {
-                    format!(" ({} new segments, listed above)", chain.reseals.len())
-                },
-                chain.head.hash
-            );
-            if let Some(why) = broken {
-                println!("the service cannot append to it: {why}");
-                return ExitCode::FAILURE;
-            }
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            println!("{e}");
-            ExitCode::FAILURE
-        }
+    for r in &chain.reseals {
+        println!(
+            "record {} (line {}): a new segment started{}{}{}",
+            r.seq,
+            r.line,
+            r.user
+                .as_deref()
+                .map(|u| format!(" by {u}"))
+                .unwrap_or_default(),
+            r.gap
+                .map(|(a, b)| format!("; records {a} to {b} are missing"))
+                .unwrap_or_default(),
+            r.detail
+                .as_deref()
+                .map(|d| format!(": {d}"))
+                .unwrap_or_default()
+        );
     }
+    println!(
+        "{}: {} records, chain intact{}; head {}",
+        path.display(),
+        chain.head.seq,
+        if chain.reseals.is_empty() {
+            String::new()
+        } else {
+            format!(" ({} new segments, listed above)", chain.reseals.len())
+        },
+        chain.head.hash
+    );
+    if let Some(why) = broken {
+        println!("the service cannot append to it: {why}");
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `audit reseal`: carries on after a real loss (a cut, deleted or replaced log, or a lost
 /// ledger with `--new-ledger`), with a record that names the break.
-pub fn reseal(config_path: &Path, reason: &str, new_ledger: bool) -> ExitCode {
-    let config = match super::load_as_owner(config_path, super::no_groups) {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
+pub fn reseal(config_path: &Path, reason: &str, new_ledger: bool) -> Outcome {
+    let config = super::load_as_owner(config_path, false)?;
     if reason.trim().is_empty() {
-        eprintln!("error: --reason: say why, in words: it is kept in the log forever");
-        return super::config_error();
+        return Err(ConfigProblem::usage(
+            "--reason: say why, in words: it is kept in the log forever",
+        ));
     }
     let dir = &config.state_dir;
-    let _work = match crate::system::state::WorkLock::take(dir) {
-        Ok(w) => w,
-        Err(e) => {
-            eprintln!("error: {}: {e}", dir.display());
-            return ExitCode::FAILURE;
-        }
-    };
-    let exists = crate::ledger::exists(dir);
-    let opened = match (exists, new_ledger) {
+    let _work = WorkLock::take(dir).with_context(|| dir.display().to_string())?;
+    match (crate::ledger::exists(dir), new_ledger) {
         (true, true) => {
-            eprintln!(
-                "error: {} holds a ledger: --new-ledger is only for a ledger that was lost",
+            return Err(ConfigProblem::usage(format!(
+                "{} holds a ledger: --new-ledger is only for a ledger that was lost",
                 crate::ledger::file(dir).display()
-            );
-            return super::config_error();
+            )));
         }
         (false, false) => {
-            eprintln!(
-                "error: there is no ledger in {}; if it was lost and cannot be restored from a \
+            return Err(ConfigProblem::usage(format!(
+                "there is no ledger in {}; if it was lost and cannot be restored from a \
                  backup, start a new one with --new-ledger",
                 dir.display()
-            );
-            return super::config_error();
+            )));
         }
-        _ => Ledger::open(dir),
-    };
-    let mut ledger = match opened {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
+        _ => {}
+    }
+    let mut ledger = Ledger::open(dir)?;
     let reason = if new_ledger {
         format!(
             "{reason} (a new ledger was started: files delivered before it are purged by the \
@@ -276,31 +232,29 @@ pub fn reseal(config_path: &Path, reason: &str, new_ledger: bool) -> ExitCode {
     };
     let user = crate::system::operator::current_user();
     let tz = crate::system::tz::paris();
-    let result = crate::retention::log::reseal(&mut ledger, dir, &reason, &user, &tz)
-        .and_then(|body| crate::retention::log::flush(&mut ledger, dir).map(|f| (body, f)));
-    match result {
-        Ok((body, flushed)) => {
-            println!(
-                "{}: a new segment starts{}; {} waiting records written",
-                crate::retention::log::path(dir).display(),
-                body.gap_from
-                    .zip(body.gap_to)
-                    .map(|(a, b)| format!(" (records {a} to {b} are missing, and said so)"))
-                    .unwrap_or_default(),
-                flushed.appended
-            );
-            ExitCode::SUCCESS
+    let result = log::reseal(&mut ledger, dir, &reason, &user, &tz)
+        .and_then(|body| log::flush(&mut ledger, dir).map(|f| (body, f)));
+    let (body, flushed) = result.map_err(|e| {
+        let advice = matches!(e, log::AuditError::Broken { .. }).then(|| {
+            format!(
+                "the log's chain breaks inside (an edit, not a cut): keep it as evidence \
+                 (mv {p} {p}.broken), then run reseal again to start a new log",
+                p = log::path(dir).display()
+            )
+        });
+        match advice {
+            Some(advice) => anyhow::Error::new(e).context(advice),
+            None => e.into(),
         }
-        Err(e) => {
-            eprintln!("error: {e}");
-            if matches!(e, crate::retention::log::AuditError::Broken { .. }) {
-                eprintln!(
-                    "the log's chain breaks inside (an edit, not a cut): keep it as evidence \
-                     (mv {p} {p}.broken), then run reseal again to start a new log",
-                    p = crate::retention::log::path(dir).display()
-                );
-            }
-            ExitCode::FAILURE
-        }
-    }
+    })?;
+    println!(
+        "{}: a new segment starts{}; {} waiting records written",
+        log::path(dir).display(),
+        body.gap_from
+            .zip(body.gap_to)
+            .map(|(a, b)| format!(" (records {a} to {b} are missing, and said so)"))
+            .unwrap_or_default(),
+        flushed.appended
+    );
+    Ok(ExitCode::SUCCESS)
 }

@@ -5,79 +5,46 @@ use std::process::ExitCode;
 
 use jiff::Timestamp;
 
+use super::{ConfigProblem, Outcome};
 use crate::core::config::Source;
 use crate::source::imap::tls;
-use crate::system::config_file::{self, LoadError};
+use crate::system::config_file;
 
-pub fn run(path: &Path) -> ExitCode {
-    match config_file::load(path) {
-        Ok(config) => {
-            let warnings = config_file::environment_warnings(&config, path);
-            for w in &warnings {
-                eprintln!("warning: {w}");
-            }
-            let group_errors = groups(&config, path);
-            // Where the service is not installed, the file may be meant for another host.
-            if !is_service_host() {
-                for e in &group_errors {
-                    eprintln!("warning: {e}");
-                }
-            } else if !group_errors.is_empty() {
-                eprintln!(
-                    "{} error{} in {}:",
-                    group_errors.len(),
-                    if group_errors.len() == 1 { "" } else { "s" },
-                    path.display()
-                );
-                for e in group_errors {
-                    eprintln!("  {e}");
-                }
-                return super::config_error();
-            }
-            // The files that are here are read exactly as `run` reads them.
-            if let Source::Imap(imap) = &config.source
-                && warnings.is_empty()
-            {
-                let errors = tls::check(imap, Timestamp::now());
-                if !errors.is_empty() {
-                    eprintln!(
-                        "{} error{} in the files {} names:",
-                        errors.len(),
-                        if errors.len() == 1 { "" } else { "s" },
-                        path.display()
-                    );
-                    for e in errors {
-                        eprintln!("  {}: {e}", path.display());
-                    }
-                    return super::config_error();
-                }
-            }
-            println!(
-                "{}: configuration is valid ({} site{})",
-                path.display(),
-                config.sites.len(),
-                if config.sites.len() == 1 { "" } else { "s" }
-            );
-            print!("{}", folders(&config));
-            ExitCode::SUCCESS
+pub fn run(path: &Path) -> Outcome {
+    let config = super::load(path)?;
+    let warnings = config_file::environment_warnings(&config, path);
+    for w in &warnings {
+        eprintln!("warning: {w}");
+    }
+    let group_errors = groups(&config, path);
+    // Where the service is not installed, the file may be meant for another host.
+    if !is_service_host() {
+        for e in &group_errors {
+            eprintln!("warning: {e}");
         }
-        Err(e @ LoadError::Read(..)) => {
-            eprintln!("error: {e}");
-            super::config_error()
-        }
-        Err(LoadError::Invalid(errors)) => {
-            eprintln!(
-                "{} error{} in {}:",
-                errors.len(),
-                if errors.len() == 1 { "" } else { "s" },
-                path.display()
-            );
-            for e in errors {
-                eprintln!("  {e}");
-            }
-            super::config_error()
+    } else if !group_errors.is_empty() {
+        return Err(ConfigProblem::in_file(path, group_errors));
+    }
+    // The files that are here are read exactly as `run` reads them.
+    if let Source::Imap(imap) = &config.source
+        && warnings.is_empty()
+    {
+        let errors = tls::check(imap, Timestamp::now());
+        if !errors.is_empty() {
+            return Err(ConfigProblem::in_file(
+                path,
+                errors.iter().map(|e| e.to_string()).collect(),
+            ));
         }
     }
+    println!(
+        "{}: configuration is valid ({} site{})",
+        path.display(),
+        config.sites.len(),
+        if config.sites.len() == 1 { "" } else { "s" }
+    );
+    print!("{}", folders(&config));
+    Ok(ExitCode::SUCCESS)
 }
 
 /// What the service will make of the folders: their group and modes, as staff will see them.

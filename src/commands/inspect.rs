@@ -5,32 +5,20 @@
 
 use std::path::Path;
 use std::process::ExitCode;
-use std::sync::Arc;
 
+use anyhow::Context as _;
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
 use serde_json::{Value, json};
 
-use crate::core::config::Source as SourceConfig;
+use super::{ConfigProblem, Outcome as Done};
 use crate::core::retention::rfc3339;
 use crate::core::{Context, Decision, Outcome, Prescreen, decide, decide_oversized, prescreen};
-use crate::source::imap::{ImapSource, tls};
-use crate::source::maildir::MaildirSource;
-use crate::source::{Source, SourceError};
-use crate::system::config_file;
+use crate::source::{self, Mode, Source, SourceError};
 
-pub fn run(config_path: &Path, json: bool, messages: &[impl AsRef<Path>]) -> ExitCode {
-    let config = match config_file::load(config_path) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("{e}");
-            return super::config_error();
-        }
-    };
-    let (tz, fallback) = crate::system::tz::load_paris();
-    if fallback {
-        eprintln!("warning: no tz database (install tzdata); using the built-in Europe/Paris rule");
-    }
+pub fn run(config_path: &Path, json: bool, messages: &[impl AsRef<Path>]) -> Done {
+    let config = super::load(config_path)?;
+    let tz = paris();
     let ctx = Context {
         config: &config,
         tz: &tz,
@@ -57,7 +45,16 @@ pub fn run(config_path: &Path, json: bool, messages: &[impl AsRef<Path>]) -> Exi
             );
         }
     }
-    status
+    Ok(status)
+}
+
+/// The time zone; a warning when the system has no tz database.
+fn paris() -> TimeZone {
+    let (tz, fallback) = crate::system::tz::load_paris();
+    if fallback {
+        eprintln!("warning: no tz database (install tzdata); using the built-in Europe/Paris rule");
+    }
+    tz
 }
 
 /// Messages whose bodies are read at once from the mailbox.
@@ -67,28 +64,17 @@ const BODY_BATCH: usize = 32;
 /// and decides each message as the service would (mail that is not ours from its headers
 /// only, as the service does), oldest first, at most `limit`. Nothing is written anywhere: no
 /// flag, no move, no ledger, no file.
-pub fn run_mailbox(config_path: &Path, json: bool, limit: Option<usize>) -> ExitCode {
-    let config = match config_file::load(config_path) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("{e}");
-            return super::config_error();
-        }
-    };
-    let (tz, fallback) = crate::system::tz::load_paris();
-    if fallback {
-        eprintln!("warning: no tz database (install tzdata); using the built-in Europe/Paris rule");
-    }
-    let runtime = match tokio::runtime::Builder::new_current_thread()
+pub fn run_mailbox(config_path: &Path, json: bool, limit: Option<usize>) -> Done {
+    let config = super::load(config_path)?;
+    let tz = paris();
+    let mut src = source::from_config(&config, Mode::Examine).map_err(|e| match e {
+        SourceError::Fatal(why) => ConfigProblem::usage(why),
+        other => other.into(),
+    })?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
+        .context("cannot start the runtime")?;
     let ctx = Context {
         config: &config,
         tz: &tz,
@@ -106,35 +92,13 @@ pub fn run_mailbox(config_path: &Path, json: bool, limit: Option<usize>) -> Exit
             println!("{}", to_text(&format!("UID {item}"), outcome, &tz, &ctx));
         }
     };
-    let result = runtime.block_on(async {
-        match &config.source {
-            SourceConfig::Maildir(root) => {
-                let mut src = MaildirSource::new(root, &config.mailbox);
-                dry_run(&mut src, &ctx, limit, &print).await
-            }
-            SourceConfig::Imap(imap) => {
-                let creds = tls::load(imap, Timestamp::now()).map_err(|e| (e, true))?;
-                let mut src = ImapSource::examine(imap, &config.mailbox, Arc::new(creds));
-                let result = dry_run(&mut src, &ctx, limit, &print).await;
-                src.close().await;
-                result
-            }
-        }
-    });
-    match result {
-        Ok(n) => {
-            eprintln!("{n} messages decided; nothing was changed");
-            ExitCode::SUCCESS
-        }
-        Err((e, config_problem)) => {
-            eprintln!("error: {e}");
-            if config_problem {
-                super::config_error()
-            } else {
-                ExitCode::FAILURE
-            }
-        }
-    }
+    let decided = runtime.block_on(async {
+        let result = dry_run(&mut src, &ctx, limit, &print).await;
+        src.close().await;
+        result
+    })?;
+    eprintln!("{decided} messages decided; nothing was changed");
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Lists, reads and decides the messages of `src`; returns how many were decided.
@@ -143,15 +107,14 @@ async fn dry_run<S: Source>(
     ctx: &Context<'_>,
     limit: Option<usize>,
     print: &impl Fn(&str, &str, &Outcome),
-) -> Result<usize, (String, bool)> {
-    let failed = |e: SourceError| (e.to_string(), false);
-    src.open().await.map_err(failed)?;
+) -> Result<usize, SourceError> {
+    src.open().await?;
     let mailbox = src.describe();
-    let mut items = src.list().await.map_err(failed)?;
+    let mut items = src.list().await?;
     if let Some(limit) = limit {
         items.truncate(limit);
     }
-    let listed = src.headers(&items).await.map_err(failed)?;
+    let listed = src.headers(&items).await?;
     let mut decided = 0;
     let mut fetch: Vec<String> = Vec::new();
     let mut outcomes: std::collections::HashMap<String, Outcome> = Default::default();
@@ -164,7 +127,7 @@ async fn dry_run<S: Source>(
         }
     }
     for chunk in fetch.chunks(BODY_BATCH) {
-        for (item, raw) in src.bodies(chunk).await.map_err(failed)? {
+        for (item, raw) in src.bodies(chunk).await? {
             outcomes.insert(item, decide(&raw, ctx));
         }
     }

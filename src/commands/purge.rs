@@ -4,8 +4,10 @@
 use std::path::Path;
 use std::process::ExitCode;
 
+use anyhow::Context;
 use jiff::Timestamp;
 
+use super::Outcome;
 use crate::core::config::Config;
 use crate::ledger::{Ledger, LedgerRead, QuarantineRead};
 use crate::retention::clock::{self, Gate};
@@ -13,46 +15,37 @@ use crate::retention::purge;
 use crate::retention::server_copies::{self, Work};
 use crate::system::state::WorkLock;
 
-pub fn run(config_path: &Path, dry_run: bool, confirm_clock: bool) -> ExitCode {
-    let config = match super::load_as_owner(config_path, super::no_groups) {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
-    match act(&config, dry_run, confirm_clock) {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
-        }
-    }
+pub fn run(config_path: &Path, dry_run: bool, confirm_clock: bool) -> Outcome {
+    let config = super::load_as_owner(config_path, false)?;
+    act(&config, dry_run, confirm_clock)
 }
 
-fn act(config: &Config, dry_run: bool, confirm_clock: bool) -> Result<ExitCode, String> {
+fn act(config: &Config, dry_run: bool, confirm_clock: bool) -> Outcome {
     let tz = crate::system::tz::paris();
     let dir = &config.state_dir;
     let now = Timestamp::now();
     if dry_run {
-        let Some(ledger) = Ledger::open_read_only(dir).map_err(|e| e.to_string())? else {
+        let Some(ledger) = Ledger::open_read_only(dir)? else {
             eprintln!("nothing yet: no certificate was ever received here");
             return Ok(ExitCode::SUCCESS);
         };
-        for due in purge::due(&ledger, now, &tz).map_err(|e| e.to_string())? {
+        for due in purge::due(&ledger, now, &tz)? {
             println!("{}", serde_json::to_string(&due).expect("serialisable"));
         }
-        if let Some(hold) = clock::hold(&ledger).map_err(|e| e.to_string())? {
+        if let Some(hold) = clock::hold(&ledger)? {
             eprintln!("note: purging is held: {hold}");
         }
         return Ok(ExitCode::SUCCESS);
     }
-    let _work = WorkLock::take(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let Some(mut ledger) = Ledger::open_existing(dir).map_err(|e| e.to_string())? else {
+    let _work = WorkLock::take(dir).with_context(|| dir.display().to_string())?;
+    let Some(mut ledger) = Ledger::open_existing(dir)? else {
         println!("nothing yet: no certificate was ever received here");
         return Ok(ExitCode::SUCCESS);
     };
     if confirm_clock {
         let user = crate::system::operator::current_user();
-        let held = clock::confirm_clock(&mut ledger, now, &user, &tz).map_err(|e| e.to_string())?;
-        crate::retention::log::flush(&mut ledger, dir).map_err(|e| e.to_string())?;
+        let held = clock::confirm_clock(&mut ledger, now, &user, &tz)?;
+        crate::retention::log::flush(&mut ledger, dir)?;
         println!(
             "{}",
             if held {
@@ -71,24 +64,17 @@ fn act(config: &Config, dry_run: bool, confirm_clock: bool) -> Result<ExitCode, 
         std::time::Duration::ZERO,
         max_jump,
         &tz,
-    )
-    .map_err(|e| e.to_string())?;
+    )?;
     if let Gate::Held(reason) = gate {
-        crate::retention::log::flush(&mut ledger, dir).map_err(|e| e.to_string())?;
+        crate::retention::log::flush(&mut ledger, dir)?;
         eprintln!("purging is held: {reason}");
         return Ok(ExitCode::FAILURE);
     }
-    let pass =
-        purge::local_pass(&mut ledger, &tz, now, usize::MAX >> 1).map_err(|e| e.to_string())?;
-    let orphans = crate::retention::orphans::sweep(&mut ledger, config, &tz, now)
-        .map_err(|e| e.to_string())?;
-    clock::passed(&mut ledger, now).map_err(|e| e.to_string())?;
-    let server = ledger
-        .due_server_copies(now.as_second(), usize::MAX >> 1)
-        .map_err(|e| e.to_string())?;
-    let moves = ledger
-        .pending_moves(usize::MAX >> 1)
-        .map_err(|e| e.to_string())?;
+    let pass = purge::local_pass(&mut ledger, &tz, now, usize::MAX >> 1)?;
+    let orphans = crate::retention::orphans::sweep(&mut ledger, config, &tz, now)?;
+    clock::passed(&mut ledger, now)?;
+    let server = ledger.due_server_copies(now.as_second(), usize::MAX >> 1)?;
+    let moves = ledger.pending_moves(usize::MAX >> 1)?;
     let done = server_copies::alone(
         config,
         Work {
@@ -100,11 +86,10 @@ fn act(config: &Config, dry_run: bool, confirm_clock: bool) -> Result<ExitCode, 
     if let Some((_, Err(e))) = done.deleted.iter().find(|(_, r)| r.is_err()) {
         eprintln!("warning: {pending} server copies not deleted yet: {e}");
     }
-    server_copies::record_moves(&mut ledger, &done.moved).map_err(|e| e.to_string())?;
+    server_copies::record_moves(&mut ledger, &done.moved)?;
     let deleted =
-        server_copies::record_server_results(&mut ledger, &done.deleted, Timestamp::now(), &tz)
-            .map_err(|e| e.to_string())?;
-    crate::retention::log::flush(&mut ledger, dir).map_err(|e| e.to_string())?;
+        server_copies::record_server_results(&mut ledger, &done.deleted, Timestamp::now(), &tz)?;
+    crate::retention::log::flush(&mut ledger, dir)?;
     println!(
         "purged {} certificate(s){}; {} server copy(ies) deleted, {} to retry",
         pass.purged.len(),

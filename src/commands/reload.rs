@@ -5,20 +5,17 @@
 use std::path::Path;
 use std::process::ExitCode;
 
+use anyhow::Context;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-pub fn run(config: Option<&Path>, pid: Option<i32>) -> ExitCode {
+use super::{ConfigProblem, Outcome};
+
+pub fn run(config: Option<&Path>, pid: Option<i32>) -> Outcome {
     let pid = match (pid, config) {
         (Some(p), _) => p,
         (None, Some(path)) => {
-            let config = match crate::system::config_file::load(path) {
-                Ok(c) => c,
-                Err(e) => {
-                    eprintln!("{e}");
-                    return super::config_error();
-                }
-            };
+            let config = super::load(path)?;
             let lock = config.state_dir.join("run.lock");
             let running = crate::daemon::report::daemon_running(&config.state_dir);
             match std::fs::read_to_string(&lock)
@@ -26,25 +23,13 @@ pub fn run(config: Option<&Path>, pid: Option<i32>) -> ExitCode {
                 .and_then(|t| t.trim().parse::<i32>().ok())
             {
                 Some(p) if running => p,
-                _ => {
-                    eprintln!(
-                        "error: no service is running on {}",
-                        config.state_dir.display()
-                    );
-                    return ExitCode::FAILURE;
-                }
+                _ => anyhow::bail!("no service is running on {}", config.state_dir.display()),
             }
         }
-        (None, None) => return super::config_error(),
+        (None, None) => return Err(ConfigProblem::usage("give --pid or --config")),
     };
-    match kill(Pid::from_raw(pid), Signal::SIGHUP) {
-        Ok(()) => {
-            println!("asked process {pid} to read its configuration again");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("error: cannot signal process {pid}: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    kill(Pid::from_raw(pid), Signal::SIGHUP)
+        .with_context(|| format!("cannot signal process {pid}"))?;
+    println!("asked process {pid} to read its configuration again");
+    Ok(ExitCode::SUCCESS)
 }

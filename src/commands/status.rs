@@ -8,30 +8,21 @@ use std::process::ExitCode;
 use jiff::Timestamp;
 use serde_json::json;
 
+use super::Outcome;
 use crate::core::config::{Config, Source, is_pkcs12};
 use crate::daemon::report::{self, Counts, DaemonState};
 use crate::ledger::Ledger;
 
-pub fn run(config_path: &Path, as_json: bool) -> ExitCode {
-    let config = match super::load_as_owner(config_path, super::no_groups) {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
+pub fn run(config_path: &Path, as_json: bool) -> Outcome {
+    let config = super::load_as_owner(config_path, false)?;
     let tz = crate::system::tz::paris();
     let now = Timestamp::now().as_second();
     let running = report::daemon_running(&config.state_dir);
     let last = report::read_daemon_state(&config.state_dir);
     // Before the first run there is no ledger yet: nothing delivered, nothing held.
-    let counts = Ledger::open_read_only(&config.state_dir).and_then(|l| match l {
-        Some(l) => report::counts(&l, now),
-        None => Ok(Counts::default()),
-    });
-    let counts = match counts {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::FAILURE;
-        }
+    let counts = match Ledger::open_read_only(&config.state_dir)? {
+        Some(l) => report::counts(&l, now)?,
+        None => Counts::default(),
     };
     let problems = local_problems(&config.state_dir);
     let expiry = client_cert_expiry(&config)
@@ -89,7 +80,7 @@ pub fn run(config_path: &Path, as_json: bool) -> ExitCode {
             text(&config, daemon, last.as_ref(), &counts, expiry, now, &time)
         );
     }
-    ExitCode::SUCCESS
+    Ok(ExitCode::SUCCESS)
 }
 
 fn text(

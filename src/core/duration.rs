@@ -12,11 +12,43 @@ pub enum Span {
     Months(u32),
 }
 
+/// Why a duration cannot be read, with what was written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{input:?}: {problem}")]
+pub struct DurationError {
+    pub input: String,
+    pub problem: Problem,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Problem {
+    #[error("empty duration")]
+    Empty,
+    #[error("expected a number, e.g. \"72h\" or \"6 months\"")]
+    NoNumber,
+    #[error("too large")]
+    TooLarge,
+    #[error("months cannot be combined with other units")]
+    MixedMonths,
+    #[error("missing unit (s, m, h, d, w or months)")]
+    NoUnit,
+    #[error("unknown unit {0:?}")]
+    UnknownUnit(String),
+    #[error("must be longer than zero")]
+    NotPositive,
+    #[error("give a fixed duration, not months")]
+    Months,
+}
+
 /// Parses a duration. Months cannot be mixed with other units.
-pub fn parse(input: &str) -> Result<Span, String> {
+pub fn parse(input: &str) -> Result<Span, DurationError> {
+    let err = |problem| DurationError {
+        input: input.to_string(),
+        problem,
+    };
     let s = input.trim();
     if s.is_empty() {
-        return Err("empty duration".into());
+        return Err(err(Problem::Empty));
     }
     let mut fixed = SignedDuration::ZERO;
     let mut months: Option<u32> = None;
@@ -27,13 +59,9 @@ pub fn parse(input: &str) -> Result<Span, String> {
             .find(|c: char| !c.is_ascii_digit())
             .unwrap_or(rest.len());
         if digits == 0 {
-            return Err(format!(
-                "{input:?}: expected a number, e.g. \"72h\" or \"6 months\""
-            ));
+            return Err(err(Problem::NoNumber));
         }
-        let n: i64 = rest[..digits]
-            .parse()
-            .map_err(|_| format!("{input:?}: number too large"))?;
+        let n: i64 = rest[..digits].parse().map_err(|_| err(Problem::TooLarge))?;
         rest = rest[digits..].trim_start();
         let unit_len = rest
             .find(|c: char| !c.is_alphabetic())
@@ -48,29 +76,25 @@ pub fn parse(input: &str) -> Result<Span, String> {
             "w" | "week" | "weeks" | "semaine" | "semaines" => 7 * 86_400,
             "month" | "months" | "mois" => {
                 if months.is_some() || saw_fixed {
-                    return Err(format!(
-                        "{input:?}: months cannot be combined with other units"
-                    ));
+                    return Err(err(Problem::MixedMonths));
                 }
-                months = Some(u32::try_from(n).map_err(|_| format!("{input:?}: too large"))?);
+                months = Some(u32::try_from(n).map_err(|_| err(Problem::TooLarge))?);
                 continue;
             }
-            "" => return Err(format!("{input:?}: missing unit (s, m, h, d, w or months)")),
-            other => return Err(format!("{input:?}: unknown unit {other:?}")),
+            "" => return Err(err(Problem::NoUnit)),
+            other => return Err(err(Problem::UnknownUnit(other.to_string()))),
         };
         if months.is_some() {
-            return Err(format!(
-                "{input:?}: months cannot be combined with other units"
-            ));
+            return Err(err(Problem::MixedMonths));
         }
         saw_fixed = true;
         let add = n
             .checked_mul(seconds_per)
             .map(SignedDuration::from_secs)
-            .ok_or_else(|| format!("{input:?}: too large"))?;
+            .ok_or_else(|| err(Problem::TooLarge))?;
         fixed = fixed
             .checked_add(add)
-            .ok_or_else(|| format!("{input:?}: too large"))?;
+            .ok_or_else(|| err(Problem::TooLarge))?;
     }
     Ok(match months {
         Some(m) => Span::Months(m),
@@ -79,13 +103,15 @@ pub fn parse(input: &str) -> Result<Span, String> {
 }
 
 /// Parses a duration that must be a fixed, strictly positive length (intervals, timeouts).
-pub fn parse_fixed(input: &str) -> Result<std::time::Duration, String> {
+pub fn parse_fixed(input: &str) -> Result<std::time::Duration, DurationError> {
+    let err = |problem| DurationError {
+        input: input.to_string(),
+        problem,
+    };
     match parse(input)? {
-        Span::Fixed(d) if d.is_positive() => {
-            d.try_into().map_err(|_| format!("{input:?}: out of range"))
-        }
-        Span::Fixed(_) => Err(format!("{input:?}: must be longer than zero")),
-        Span::Months(_) => Err(format!("{input:?}: give a fixed duration, not months")),
+        Span::Fixed(d) if d.is_positive() => d.try_into().map_err(|_| err(Problem::TooLarge)),
+        Span::Fixed(_) => Err(err(Problem::NotPositive)),
+        Span::Months(_) => Err(err(Problem::Months)),
     }
 }
 

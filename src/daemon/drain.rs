@@ -14,6 +14,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::health::Health;
+use super::locked::{LockError, locked, with_ledger};
 use crate::core::config::Config;
 use crate::core::finess::Finess;
 use crate::core::{Context, Prescreen, prescreen};
@@ -21,7 +22,6 @@ use crate::delivery::{self, Ack, BatchReport, DeliveryError, Fetched, Setting};
 use crate::ledger::{Disposition, Ledger, LedgerRead, MailboxKey, MessageRow, ServerCopy};
 use crate::source::{Listed, Source, SourceError};
 use crate::system::failure::{Class, LocalFailure};
-use crate::system::state::WorkLock;
 
 /// An acknowledgement the source carried out, and where the message went.
 type Acked = (Ack, Option<ServerCopy>);
@@ -45,8 +45,10 @@ pub enum DrainError {
     Delivery(#[from] DeliveryError),
     #[error(transparent)]
     Audit(#[from] crate::retention::log::AuditError),
+    #[error(transparent)]
+    Lock(#[from] LockError),
     #[error("ledger task: {0}")]
-    Task(String),
+    Task(tokio::task::JoinError),
 }
 
 impl DrainError {
@@ -56,6 +58,7 @@ impl DrainError {
             DrainError::Source(_) | DrainError::MessageFetch(_) => None,
             DrainError::Delivery(e) => Some(e.into()),
             DrainError::Audit(e) => Some(e.into()),
+            DrainError::Lock(e) => Some(LocalFailure::new(Class::Io, &e.dir, &e.problem)),
             DrainError::Task(e) => Some(LocalFailure::new(Class::Io, state_dir, e)),
         }
     }
@@ -123,11 +126,7 @@ impl Drainer {
         &self,
         f: impl FnOnce(&mut Ledger) -> Result<T, DrainError> + Send + 'static,
     ) -> Result<T, DrainError> {
-        let ledger = Arc::clone(&self.ledger);
-        let state = self.state_dir.clone();
-        tokio::task::spawn_blocking(move || locked(&ledger, &state, f))
-            .await
-            .map_err(|e| DrainError::Task(e.to_string()))?
+        with_ledger(&self.ledger, &self.state_dir, |l, _| f(l)).await
     }
 
     /// The shell's view of the configuration, for the blocking pool.
@@ -153,7 +152,7 @@ impl Drainer {
         let state = self.state_dir.clone();
         let parts = self.setting_parts(key);
         tokio::task::spawn_blocking(move || {
-            locked(&ledger, &state, |ledger| {
+            locked(&ledger, &state, |ledger, _| {
                 let mut report = delivery::deliver_batch_after_acks(
                     ledger,
                     &parts.setting(),
@@ -465,7 +464,7 @@ impl SettingParts {
 }
 
 async fn join<T>(h: JoinHandle<T>) -> Result<T, DrainError> {
-    h.await.map_err(|e| DrainError::Task(e.to_string()))
+    h.await.map_err(DrainError::Task)
 }
 
 /// Groups messages into download batches bounded in count and bytes; suspects travel alone.
@@ -490,18 +489,4 @@ fn batches(listed: Vec<Listed>, suspects: &HashSet<String>) -> Vec<Vec<Listed>> 
         out.push(current);
     }
     out
-}
-
-/// Runs `f` on the ledger holding the work lock (blocking: for the blocking pool).
-fn locked<T>(
-    ledger: &Mutex<Ledger>,
-    state: &Path,
-    f: impl FnOnce(&mut Ledger) -> Result<T, DrainError>,
-) -> Result<T, DrainError> {
-    let _work = WorkLock::take(state)
-        .map_err(|e| DrainError::Task(format!("work lock in {}: {e}", state.display())))?;
-    let mut ledger = ledger
-        .lock()
-        .map_err(|_| DrainError::Task("poisoned".into()))?;
-    f(&mut ledger)
 }

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use jiff::Timestamp;
 
 use super::health::{Health, status};
+use super::locked::with_ledger;
 use crate::core::clock::LastPass;
 use crate::core::config::Config;
 use crate::ledger::{Ledger, LedgerRead, QuarantineRead, ServerCopyRow};
@@ -18,8 +19,7 @@ use crate::retention::handover::{self, RECONCILE_SLICE, Watcher};
 use crate::retention::purge::{self, PASS_LIMIT};
 use crate::retention::server_copies::{self, Work};
 use crate::source::Source;
-use crate::system::failure::{Class, LocalFailure};
-use crate::system::state::WorkLock;
+use crate::system::failure::LocalFailure;
 
 /// Server copies deleted per pass.
 const SERVER_COPIES_PER_PASS: usize = 500;
@@ -103,7 +103,7 @@ impl Keeper {
         let max_jump = config.purge.max_clock_jump;
         let tz2 = tz.clone();
         let config2 = config.clone();
-        let local = with_ledger(ledger, state_dir, move |l, dir| {
+        let local = with_ledger::<_, LocalFailure>(ledger, state_dir, move |l, dir| {
             let mut taken = handover::record_paths(l, &paths, now, &tz2)?;
             taken += if full {
                 handover::reconcile_all(l, now, &tz2)
@@ -188,7 +188,7 @@ impl Keeper {
         let failed = results.iter().filter(|r| r.is_err()).count();
         let pairs: Vec<_> = server.into_iter().zip(results).collect();
         let tz2 = tz.clone();
-        let recorded = with_ledger(ledger, state_dir, move |l, dir| {
+        let recorded = with_ledger::<_, LocalFailure>(ledger, state_dir, move |l, dir| {
             let n = server_copies::record_server_results(l, &pairs, Timestamp::now(), &tz2)?;
             crate::retention::log::flush(l, dir)?;
             Ok(n)
@@ -247,7 +247,7 @@ impl Keeper {
         .await
         .moved;
         let failed = results.iter().filter(|(_, r)| r.is_err()).count();
-        let recorded = with_ledger(ledger, state_dir, move |l, _| {
+        let recorded = with_ledger::<_, LocalFailure>(ledger, state_dir, move |l, _| {
             Ok(server_copies::record_moves(l, &results)?)
         })
         .await;
@@ -256,24 +256,4 @@ impl Keeper {
             Err(e) => tracing::error!(error = %e, "recording moved server copies failed"),
         }
     }
-}
-
-/// Runs `f` on the ledger (and the state directory) in the blocking pool, holding the work
-/// lock.
-async fn with_ledger<T: Send + 'static>(
-    ledger: &Arc<Mutex<Ledger>>,
-    state_dir: &std::path::Path,
-    f: impl FnOnce(&mut Ledger, &std::path::Path) -> Result<T, LocalFailure> + Send + 'static,
-) -> Result<T, LocalFailure> {
-    let (ledger, dir) = (Arc::clone(ledger), state_dir.to_path_buf());
-    let io = |e: &dyn std::fmt::Display| LocalFailure::new(Class::Io, state_dir, e);
-    tokio::task::spawn_blocking(move || {
-        let _work = WorkLock::take(&dir).map_err(|e| LocalFailure::new(Class::Io, &dir, e))?;
-        let mut l = ledger
-            .lock()
-            .map_err(|_| LocalFailure::new(Class::Io, &dir, "ledger poisoned"))?;
-        f(&mut l, &dir)
-    })
-    .await
-    .map_err(|e| io(&e))?
 }

@@ -76,7 +76,7 @@ fn load(path: &Path, running: &Config) -> Result<(Config, HashMap<Finess, u32>),
             .map(str::to_string)
             .collect::<Vec<_>>()
     })?;
-    let groups = super::resolve_groups(&new, path)?;
+    let groups = crate::system::groups::resolve(&new, path)?;
     let mut kept = Vec::new();
     if new.source != running.source {
         kept.push("mailbox server, credentials or Maildir");

@@ -154,46 +154,56 @@ fn render(head: &Head, queued: &[(i64, String)]) -> Vec<(String, Head)> {
         .collect()
 }
 
+/// How the file and the ledger disagree: the log is broken, and nothing is appended to it.
+#[derive(Debug, thiserror::Error)]
+enum Disagreement {
+    #[error("the log holds records the ledger never wrote")]
+    Unknown,
+    #[error("the log is missing or empty, but the ledger says {0} records were written")]
+    Missing(u64),
+    #[error(
+        "the log ends at record {last} but the ledger says {head} were written: \
+         records were cut, or the file was replaced"
+    )]
+    Cut { last: u64, head: u64 },
+    #[error("the log holds records after {0} that the ledger does not know")]
+    Beyond(u64),
+    #[error("record {0} of the log is not the record that was written (changed or replaced)")]
+    Changed(u64),
+    #[error("the log holds records after {0} that are not the ones the service wrote")]
+    NotOurs(u64),
+}
+
 /// How many of the rendered records the file already holds after the ledger's head (written
 /// before a crash that came before the ledger knew), or why the file and the ledger disagree.
 fn already_written(
     head: &Head,
     tail: Option<&Tail>,
     expected: &[(String, Head)],
-) -> Result<usize, String> {
+) -> Result<usize, Disagreement> {
     let lines = tail.map_or(&[][..], |t| t.lines.as_slice());
     let after: &[String] = if head.seq == 0 {
         if !lines.is_empty() && !tail.is_some_and(|t| t.whole) {
-            return Err("the log holds records the ledger never wrote".into());
+            return Err(Disagreement::Unknown);
         }
         lines
     } else {
         if lines.is_empty() {
-            return Err(format!(
-                "the log is missing or empty, but the ledger says {} records were written",
-                head.seq
-            ));
+            return Err(Disagreement::Missing(head.seq));
         }
         let Some(i) = lines.iter().rposition(|l| seq_of(l) == Some(head.seq)) else {
             let last = lines.last().and_then(|l| seq_of(l)).unwrap_or(0);
             return Err(if last < head.seq {
-                format!(
-                    "the log ends at record {last} but the ledger says {} were written: \
-                     records were cut, or the file was replaced",
-                    head.seq
-                )
+                Disagreement::Cut {
+                    last,
+                    head: head.seq,
+                }
             } else {
-                format!(
-                    "the log holds records after {} that the ledger does not know",
-                    head.seq
-                )
+                Disagreement::Beyond(head.seq)
             });
         };
         if audit::line_hash(&lines[i]) != head.hash {
-            return Err(format!(
-                "record {} of the log is not the record that was written (changed or replaced)",
-                head.seq
-            ));
+            return Err(Disagreement::Changed(head.seq));
         }
         &lines[i + 1..]
     };
@@ -203,10 +213,7 @@ fn already_written(
             .zip(expected)
             .any(|(line, (want, _))| line != want)
     {
-        return Err(format!(
-            "the log holds records after {} that are not the ones the service wrote",
-            head.seq
-        ));
+        return Err(Disagreement::NotOurs(head.seq));
     }
     Ok(after.len())
 }
@@ -242,6 +249,7 @@ pub fn flush(ledger: &mut Ledger, state_dir: &Path) -> Result<Flushed, AuditErro
     let written = match already_written(&head, tail.as_ref(), &expected) {
         Ok(n) => n,
         Err(why) => {
+            let why = why.to_string();
             if ledger.meta(BROKEN)?.as_deref() != Some(why.as_str()) {
                 let tx = ledger.tx()?;
                 tx.set_meta(BROKEN, &why)?;

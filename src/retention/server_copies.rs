@@ -9,7 +9,7 @@ use jiff::tz::TimeZone;
 use crate::core::audit::Event;
 use crate::core::config::Config;
 use crate::ledger::{Ledger, LedgerError, LedgerRead, ServerCopyRow};
-use crate::source::{ServerCopy, Source};
+use crate::source::{ServerCopy, Source, SourceError};
 
 /// What to do on the server.
 #[derive(Default)]
@@ -23,8 +23,8 @@ pub struct Work {
 /// What was done, copy by copy.
 #[derive(Default)]
 pub struct Done {
-    pub moved: Vec<(ServerCopyRow, Result<ServerCopy, String>)>,
-    pub deleted: Vec<(ServerCopyRow, Result<(), String>)>,
+    pub moved: Vec<(ServerCopyRow, Result<ServerCopy, SourceError>)>,
+    pub deleted: Vec<(ServerCopyRow, Result<(), SourceError>)>,
 }
 
 impl Work {
@@ -32,17 +32,18 @@ impl Work {
         self.moves.is_empty() && self.deletions.is_empty()
     }
 
-    pub fn fail(self, e: &str) -> Done {
+    /// Nothing could be done: every copy fails with `e`.
+    pub fn fail(self, e: SourceError) -> Done {
         Done {
             moved: self
                 .moves
                 .into_iter()
-                .map(|(c, _)| (c, Err(e.to_string())))
+                .map(|(c, _)| (c, Err(e.clone())))
                 .collect(),
             deleted: self
                 .deletions
                 .into_iter()
-                .map(|c| (c, Err(e.to_string())))
+                .map(|c| (c, Err(e.clone())))
                 .collect(),
         }
     }
@@ -84,15 +85,19 @@ pub fn alone(config: &Config, work: Work) -> Done {
         .build()
     {
         Ok(r) => r,
-        Err(e) => return work.fail(&e.to_string()),
+        Err(e) => {
+            return work.fail(SourceError::Transient(format!(
+                "cannot start the runtime: {e}"
+            )));
+        }
     };
     runtime.block_on(async {
         let mut src = match crate::source::from_config(config, crate::source::Mode::Act) {
             Ok(s) => s,
-            Err(e) => return work.fail(&e.to_string()),
+            Err(e) => return work.fail(e),
         };
         if let Err(e) = src.open().await {
-            return work.fail(&e.to_string());
+            return work.fail(e);
         }
         let done = apply(&mut src, work).await;
         src.close().await;
@@ -103,7 +108,7 @@ pub fn alone(config: &Config, work: Work) -> Done {
 /// Records where released certificates' server copies went (or why they did not move).
 pub fn record_moves(
     ledger: &mut Ledger,
-    results: &[(ServerCopyRow, Result<ServerCopy, String>)],
+    results: &[(ServerCopyRow, Result<ServerCopy, SourceError>)],
 ) -> Result<usize, LedgerError> {
     if results.is_empty() {
         return Ok(0);
@@ -116,7 +121,7 @@ pub fn record_moves(
                 tx.server_copy_moved(copy.id, &m.folder, m.validity.as_deref(), m.item.as_deref())?;
                 done += 1;
             }
-            Err(e) => tx.server_copy_failed(copy.id, e)?,
+            Err(e) => tx.server_copy_failed(copy.id, &e.to_string())?,
         }
     }
     tx.commit()?;
@@ -126,7 +131,7 @@ pub fn record_moves(
 /// Records the outcome of deleting server copies.
 pub fn record_server_results(
     ledger: &mut Ledger,
-    results: &[(ServerCopyRow, Result<(), String>)],
+    results: &[(ServerCopyRow, Result<(), SourceError>)],
     now: Timestamp,
     tz: &TimeZone,
 ) -> Result<usize, LedgerError> {
@@ -156,7 +161,7 @@ pub fn record_server_results(
                 tx.audit(&body)?;
                 done += 1;
             }
-            Err(e) => tx.server_copy_failed(copy.id, e)?,
+            Err(e) => tx.server_copy_failed(copy.id, &e.to_string())?,
         }
     }
     tx.commit()?;

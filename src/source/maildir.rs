@@ -65,9 +65,9 @@ impl MaildirSource {
     }
 
     /// The files of a copy kept in one of the product's folders.
-    fn files_of(&self, copy: &ServerCopy) -> Result<Vec<PathBuf>, String> {
+    fn files_of(&self, copy: &ServerCopy) -> Result<Vec<PathBuf>, SourceError> {
         let Some(item) = &copy.item else {
-            return Err("no item recorded".to_string());
+            return Err(SourceError::Fatal("no item recorded".to_string()));
         };
         let dir = self.folder(&copy.folder);
         let mut out = Vec::new();
@@ -75,7 +75,7 @@ impl MaildirSource {
             let entries = match std::fs::read_dir(dir.join(sub)) {
                 Ok(e) => e,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(e.to_string()),
+                Err(e) => return Err(self.io(&dir.join(sub).display().to_string(), e)),
             };
             for entry in entries.flatten() {
                 if unique(&entry.file_name().to_string_lossy()) == item {
@@ -236,12 +236,13 @@ impl Source for MaildirSource {
         Ok(out)
     }
 
-    async fn purge_copies(&mut self, copies: &[ServerCopy]) -> Vec<Result<(), String>> {
+    async fn purge_copies(&mut self, copies: &[ServerCopy]) -> Vec<Result<(), SourceError>> {
         copies
             .iter()
             .map(|c| {
                 for path in self.files_of(c)? {
-                    std::fs::remove_file(path).map_err(|e| e.to_string())?;
+                    std::fs::remove_file(&path)
+                        .map_err(|e| self.io(&path.display().to_string(), e))?;
                 }
                 Ok(())
             })
@@ -252,7 +253,7 @@ impl Source for MaildirSource {
         &mut self,
         copies: &[ServerCopy],
         to: &str,
-    ) -> Vec<Result<ServerCopy, String>> {
+    ) -> Vec<Result<ServerCopy, SourceError>> {
         let dest = self.folder(to);
         copies
             .iter()
@@ -261,11 +262,11 @@ impl Source for MaildirSource {
                     folder: to.to_string(),
                     ..c.clone()
                 };
-                ensure_maildir(&dest).map_err(|e| e.to_string())?;
+                ensure_maildir(&dest).map_err(|e| self.io(&dest.display().to_string(), e))?;
                 for path in self.files_of(c)? {
                     let name = path.file_name().unwrap_or_default();
                     std::fs::rename(&path, dest.join("cur").join(name))
-                        .map_err(|e| e.to_string())?;
+                        .map_err(|e| self.io(&path.display().to_string(), e))?;
                 }
                 Ok(moved)
             })

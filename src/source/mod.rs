@@ -19,7 +19,7 @@ pub struct Listed {
     pub headers: Vec<u8>,
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum SourceError {
     /// Retrying cannot help until a person changes something (trust anchors, certificate,
     /// credentials, permissions).
@@ -100,7 +100,7 @@ pub trait Source {
     async fn ack(&mut self, acks: &[Ack]) -> Result<Vec<(Ack, Option<ServerCopy>)>, SourceError>;
     /// Deletes copies the product moved to its folders, when their certificate is due; one
     /// result per copy, in order. A copy no longer there counts as deleted.
-    async fn purge_copies(&mut self, copies: &[ServerCopy]) -> Vec<Result<(), String>>;
+    async fn purge_copies(&mut self, copies: &[ServerCopy]) -> Vec<Result<(), SourceError>>;
     /// Moves copies the product put in one of its folders to the folder `to` (a released
     /// quarantine goes to the processed folder); one result per copy, in order: where each
     /// is now. A copy no longer found is reported where it should be, without a UID.
@@ -108,7 +108,7 @@ pub trait Source {
         &mut self,
         copies: &[ServerCopy],
         to: &str,
-    ) -> Vec<Result<ServerCopy, String>>;
+    ) -> Vec<Result<ServerCopy, SourceError>>;
     /// Waits for a change, at most `max`, or until cancelled.
     async fn wait(
         &mut self,
@@ -197,14 +197,14 @@ impl Source for Configured {
     async fn ack(&mut self, acks: &[Ack]) -> Result<Vec<(Ack, Option<ServerCopy>)>, SourceError> {
         delegate!(self, s => s.ack(acks).await)
     }
-    async fn purge_copies(&mut self, copies: &[ServerCopy]) -> Vec<Result<(), String>> {
+    async fn purge_copies(&mut self, copies: &[ServerCopy]) -> Vec<Result<(), SourceError>> {
         delegate!(self, s => s.purge_copies(copies).await)
     }
     async fn move_copies(
         &mut self,
         copies: &[ServerCopy],
         to: &str,
-    ) -> Vec<Result<ServerCopy, String>> {
+    ) -> Vec<Result<ServerCopy, SourceError>> {
         delegate!(self, s => s.move_copies(copies, to).await)
     }
     async fn wait(

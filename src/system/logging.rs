@@ -1,5 +1,5 @@
 //! Structured logs: to the journal when systemd connected standard error to it
-//! (`JOURNAL_STREAM`), else to standard error. Levels from `RUST_LOG` (default `info`). What is
+//! (`JOURNAL_STREAM`), else to standard error. Levels from `RUST_LOG` (default `info` for the service, `warn` for a command). What is
 //! logged carries certificate ids, FINESS numbers, reason codes and message UIDs, never a
 //! patient's name, birth date, INS or dossier number (DESIGN invariant 5).
 
@@ -30,8 +30,10 @@ pub fn cap() -> FilterFn<impl Fn(&Metadata) -> bool> {
     filter_fn(|meta| !protocol_bytes(meta))
 }
 
-pub fn init() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+/// Sets up the logs; `default_level` when `RUST_LOG` says nothing.
+pub fn init(default_level: &str) {
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
     if std::env::var_os("JOURNAL_STREAM").is_some()
         && let Ok(journald) = tracing_journald::layer()
     {

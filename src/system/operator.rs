@@ -28,12 +28,22 @@ pub fn current_user() -> String {
     .clone()
 }
 
+/// The command could not take the identity of the installation's owner.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot act as the owner of {} (uid {uid}): {call}: {errno}", state_dir.display())]
+pub struct OwnerError {
+    pub state_dir: std::path::PathBuf,
+    pub uid: u32,
+    pub call: &'static str,
+    pub errno: nix::Error,
+}
+
 /// Run as root on an installation that belongs to the service account (the owner of
 /// `state.dir`), a command acts as that account — its user and group, with `groups` (the site
 /// groups) as supplementary groups, as the service unit gives them — so that every file it
 /// writes (ledger, retention log, delivered files, folders) stays the service's to purge.
 /// Does nothing when not root, or when root owns the state directory.
-pub fn act_as_owner(state_dir: &Path, groups: &[u32]) -> Result<(), String> {
+pub fn act_as_owner(state_dir: &Path, groups: &[u32]) -> Result<(), OwnerError> {
     current_user();
     if !nix::unistd::Uid::effective().is_root() {
         return Ok(());
@@ -44,12 +54,11 @@ pub fn act_as_owner(state_dir: &Path, groups: &[u32]) -> Result<(), String> {
     if meta.uid() == 0 {
         return Ok(());
     }
-    let fail = |what: &str, e: nix::Error| {
-        format!(
-            "cannot act as the owner of {} (uid {}): {what}: {e}",
-            state_dir.display(),
-            meta.uid()
-        )
+    let fail = |call: &'static str, errno: nix::Error| OwnerError {
+        state_dir: state_dir.to_path_buf(),
+        uid: meta.uid(),
+        call,
+        errno,
     };
     let gids: Vec<nix::unistd::Gid> = groups
         .iter()

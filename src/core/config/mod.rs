@@ -407,7 +407,7 @@ fn read_mailbox(r: &mut Reader, s: &mut Section) -> Option<Mailbox> {
                 None
             }
             Err(e) => {
-                r.error(s.key("poll_interval"), e);
+                r.error(s.key("poll_interval"), e.to_string());
                 None
             }
         },
@@ -422,7 +422,7 @@ fn read_mailbox(r: &mut Reader, s: &mut Section) -> Option<Mailbox> {
                 None
             }
             Err(e) => {
-                r.error(s.key("timeout"), e);
+                r.error(s.key("timeout"), e.to_string());
                 None
             }
         },
@@ -505,7 +505,7 @@ fn read_retention(r: &mut Reader, s: &mut Section) -> Option<Policy> {
                 None
             }
             Err(e) => {
-                r.error(s.key("negative"), e);
+                r.error(s.key("negative"), e.to_string());
                 None
             }
         },
@@ -537,7 +537,7 @@ fn read_retention(r: &mut Reader, s: &mut Section) -> Option<Policy> {
                 None
             }
             Err(e) => {
-                r.error(s.key("positive"), e);
+                r.error(s.key("positive"), e.to_string());
                 None
             }
         },
@@ -564,7 +564,7 @@ fn read_metrics(r: &mut Reader, s: &mut Section) -> Option<Metrics> {
                 None
             }
             Err(e) => {
-                r.error(s.key("interval"), e);
+                r.error(s.key("interval"), e.to_string());
                 None
             }
         },
@@ -586,7 +586,7 @@ fn read_purge(r: &mut Reader, s: &mut Section) -> Option<PurgeSettings> {
                 None
             }
             Err(e) => {
-                r.error(s.key(key), e);
+                r.error(s.key(key), e.to_string());
                 None
             }
         },

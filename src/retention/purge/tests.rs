@@ -295,7 +295,12 @@ fn server_copies_are_due_with_their_certificate_and_record_their_lateness() {
     // The server is down: counted, still due.
     record_server_results(
         &mut ledger,
-        &[(due[0].clone(), Err("connection refused".into()))],
+        &[(
+            due[0].clone(),
+            Err(crate::source::SourceError::Transient(
+                "connection refused".into(),
+            )),
+        )],
         t("2021-11-01T09:00:00Z"),
         &f.tz,
     )

@@ -383,8 +383,8 @@ impl Source for ImapSource {
         Ok(out)
     }
 
-    async fn purge_copies(&mut self, copies: &[ServerCopy]) -> Vec<Result<(), String>> {
-        let mut results: Vec<Result<(), String>> = vec![Ok(()); copies.len()];
+    async fn purge_copies(&mut self, copies: &[ServerCopy]) -> Vec<Result<(), SourceError>> {
+        let mut results: Vec<Result<(), SourceError>> = vec![Ok(()); copies.len()];
         if copies.is_empty() {
             return results;
         }
@@ -392,12 +392,12 @@ impl Source for ImapSource {
             let rows: Vec<&ServerCopy> = group.iter().map(|i| &copies[*i]).collect();
             if let Err(e) = self.purge_in(folder, &rows).await {
                 for i in &group {
-                    results[*i] = Err(e.to_string());
+                    results[*i] = Err(e.clone());
                 }
                 if self.session.is_none() {
                     // The connection is gone: the rest waits for the next pass.
                     for r in results.iter_mut().filter(|r| r.is_ok()) {
-                        *r = Err(e.to_string());
+                        *r = Err(e.clone());
                     }
                     return results;
                 }
@@ -414,9 +414,9 @@ impl Source for ImapSource {
         &mut self,
         copies: &[ServerCopy],
         to: &str,
-    ) -> Vec<Result<ServerCopy, String>> {
-        let mut results: Vec<Result<ServerCopy, String>> =
-            vec![Err("not attempted".to_string()); copies.len()];
+    ) -> Vec<Result<ServerCopy, SourceError>> {
+        let mut results: Vec<Result<ServerCopy, SourceError>> =
+            vec![Err(SourceError::Transient("not attempted".into())); copies.len()];
         for (folder, group) in by_folder(copies) {
             let rows: Vec<&ServerCopy> = group.iter().map(|i| &copies[*i]).collect();
             match self.move_in(folder, &rows, to).await {
@@ -427,7 +427,7 @@ impl Source for ImapSource {
                 }
                 Err(e) => {
                     for i in &group {
-                        results[*i] = Err(e.to_string());
+                        results[*i] = Err(e.clone());
                     }
                     if self.session.is_none() {
                         return results;

@@ -25,12 +25,40 @@ pub struct Credentials {
 /// The systemd credential name for the IMAP password (`LoadCredential=imap-password:…`).
 pub const PASSWORD_CREDENTIAL: &str = "imap-password";
 
-fn fail(key: &str, path: &Path, what: impl std::fmt::Display) -> String {
-    format!("mailbox.{key}: {}: {what}", path.display())
+/// A file of the mailbox's TLS or authentication settings that cannot be used: the key
+/// that names it, the file, and what is wrong with it.
+#[derive(Debug, thiserror::Error)]
+pub enum CredentialError {
+    #[error("mailbox.{key}: {}: {what}", path.display())]
+    File {
+        key: &'static str,
+        path: PathBuf,
+        what: String,
+    },
+    #[error(
+        "mailbox.password_file: not set, and no systemd credential {PASSWORD_CREDENTIAL} \
+         (LoadCredential=) is available"
+    )]
+    NoPassword,
+    #[error("credential {}: {source}", path.display())]
+    Credential {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("TLS setup: {0}")]
+    Setup(rustls::Error),
+}
+
+fn fail(key: &'static str, path: &Path, what: impl std::fmt::Display) -> CredentialError {
+    CredentialError::File {
+        key,
+        path: path.to_path_buf(),
+        what: what.to_string(),
+    }
 }
 
 /// Reads the CA, the client certificate and the password; checks the certificate's dates.
-pub fn load(imap: &Imap, now: Timestamp) -> Result<Credentials, String> {
+pub fn load(imap: &Imap, now: Timestamp) -> Result<Credentials, CredentialError> {
     let (tls, client_cert_validity) = load_tls(imap, now)?;
     let password = match imap.auth {
         Auth::External => None,
@@ -47,7 +75,7 @@ pub fn load(imap: &Imap, now: Timestamp) -> Result<Credentials, String> {
 /// the client certificate and key (parsed, dates checked), and the secret files' modes. The
 /// password given by the systemd credential is checked only where the credential is there
 /// (under the unit, as its `ExecStartPre=` runs).
-pub fn check(imap: &Imap, now: Timestamp) -> Vec<String> {
+pub fn check(imap: &Imap, now: Timestamp) -> Vec<CredentialError> {
     let mut errors = Vec::new();
     if let Err(e) = load_tls(imap, now) {
         errors.push(e);
@@ -65,11 +93,14 @@ pub fn check(imap: &Imap, now: Timestamp) -> Vec<String> {
 type Validity = (Timestamp, Timestamp);
 
 /// The TLS configuration: the trust anchors and the client identity, with its validity.
-fn load_tls(imap: &Imap, now: Timestamp) -> Result<(Arc<ClientConfig>, Option<Validity>), String> {
+fn load_tls(
+    imap: &Imap,
+    now: Timestamp,
+) -> Result<(Arc<ClientConfig>, Option<Validity>), CredentialError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-        .map_err(|e| format!("TLS setup: {e}"))?;
+        .map_err(CredentialError::Setup)?;
 
     let mut roots = RootCertStore::empty();
     let cas = CertificateDer::pem_file_iter(&imap.ca_file)
@@ -132,7 +163,7 @@ fn load_tls(imap: &Imap, now: Timestamp) -> Result<(Arc<ClientConfig>, Option<Va
 
 /// A file holding a secret (a private key, a password) must not be open to every user of the
 /// machine, as ssh refuses a loose key: at most `0640` (its group may be the service's).
-pub fn check_private(key: &str, path: &Path) -> Result<(), String> {
+pub fn check_private(key: &'static str, path: &Path) -> Result<(), CredentialError> {
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(path)
         .map_err(|e| fail(key, path, e))?
@@ -155,7 +186,7 @@ pub fn check_private(key: &str, path: &Path) -> Result<(), String> {
 
 type Identity = (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>);
 
-fn read_pem(cert_path: &Path, key_path: Option<&Path>) -> Result<Identity, String> {
+fn read_pem(cert_path: &Path, key_path: Option<&Path>) -> Result<Identity, CredentialError> {
     let chain = CertificateDer::pem_file_iter(cert_path)
         .map_err(|e| fail("client_cert", cert_path, e))?
         .collect::<Result<Vec<_>, _>>()
@@ -174,7 +205,7 @@ fn read_pem(cert_path: &Path, key_path: Option<&Path>) -> Result<Identity, Strin
     Ok((chain, key))
 }
 
-fn read_pkcs12(path: &Path, password_file: Option<&Path>) -> Result<Identity, String> {
+fn read_pkcs12(path: &Path, password_file: Option<&Path>) -> Result<Identity, CredentialError> {
     // The bundle holds the private key.
     check_private("client_cert", path)?;
     let data = std::fs::read(path).map_err(|e| fail("client_cert", path, e))?;
@@ -212,19 +243,16 @@ fn read_pkcs12(path: &Path, password_file: Option<&Path>) -> Result<Identity, St
 }
 
 /// The password: `password_file`, else `$CREDENTIALS_DIRECTORY/imap-password` (systemd).
-fn read_password(password_file: Option<&Path>) -> Result<String, String> {
+fn read_password(password_file: Option<&Path>) -> Result<String, CredentialError> {
     if let Some(p) = password_file {
         check_private("password_file", p)?;
         return read_secret(p).map_err(|e| fail("password_file", p, e));
     }
     let Some(dir) = std::env::var_os("CREDENTIALS_DIRECTORY") else {
-        return Err(format!(
-            "mailbox.password_file: not set, and no systemd credential {PASSWORD_CREDENTIAL} \
-             (LoadCredential=) is available"
-        ));
+        return Err(CredentialError::NoPassword);
     };
     let p = PathBuf::from(dir).join(PASSWORD_CREDENTIAL);
-    read_secret(&p).map_err(|e| format!("credential {}: {e}", p.display()))
+    read_secret(&p).map_err(|source| CredentialError::Credential { path: p, source })
 }
 
 /// A secret file's content without its trailing line break.
