@@ -14,13 +14,15 @@
 //! copy whose temporary file is gone was published; a planned one is written again from the
 //! message, which is still at the source because it was never acknowledged.
 
+mod acks;
+mod folders;
 mod plan;
+mod publish;
 mod recover;
 pub mod release;
 pub mod spool;
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
 
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
@@ -34,9 +36,14 @@ use crate::ledger::{
     CertState, CopyRow, CopyState, Disposition, Ledger, LedgerError, LedgerTx, MailboxKey,
     ServerCopy,
 };
-use spool::{Access, Dir, Published, SpoolError, Syncs};
+use spool::{Access, Published, SpoolError, Syncs};
 
+pub use crate::source::{Ack, AckTarget};
+use acks::write_acks;
+pub use acks::{ack_target, record_acks, record_fetch_failure};
+pub use folders::{create_site_folders, site_folders};
 use plan::Prepared;
+use publish::{publish, stage};
 pub use recover::recover;
 
 #[derive(Debug, thiserror::Error)]
@@ -64,44 +71,6 @@ impl Setting<'_> {
     fn access(&self, site: Option<&Finess>) -> Access {
         Access {
             gid: site.and_then(|s| self.groups.get(s).copied()),
-        }
-    }
-}
-
-/// The folders the configuration names for sites (spools and SIL drop folders), each with
-/// its group: a site's group, or for a SIL folder shared by sites of different groups, none
-/// (the service's own). The quarantine folder is not one of them.
-pub fn site_folders(config: &Config, groups: &HashMap<Finess, u32>) -> Vec<(PathBuf, Access)> {
-    let mut out: Vec<(PathBuf, Option<u32>, bool)> = Vec::new();
-    for site in &config.sites {
-        let gid = groups.get(&site.finess).copied();
-        for dir in [&site.spool, &site.sil].into_iter().flatten() {
-            match out.iter_mut().find(|(d, _, _)| d == dir) {
-                Some((_, g, mixed)) => *mixed |= *g != gid,
-                None => out.push((dir.clone(), gid, false)),
-            }
-        }
-    }
-    out.into_iter()
-        .map(|(dir, gid, mixed)| {
-            (
-                dir,
-                Access {
-                    gid: gid.filter(|_| !mixed),
-                },
-            )
-        })
-        .collect()
-}
-
-/// Creates the site folders (and their missing shared parents) with their modes and groups,
-/// set on their handles; an existing folder this service owns is brought to them.
-pub fn create_site_folders(config: &Config, groups: &HashMap<Finess, u32>) {
-    for (dir, access) in site_folders(config, groups) {
-        let made = Dir::ensure_root(&dir, access, spool::SITE_DIR_MODE)
-            .and_then(|d| d.tidy(access, spool::SITE_DIR_MODE));
-        if let Err(e) = made {
-            tracing::warn!(error = %e, "cannot create a site folder");
         }
     }
 }
@@ -147,17 +116,6 @@ impl Fetched {
             | Fetched::Unfetchable { item, .. }
             | Fetched::Ignored { item, .. } => item,
         }
-    }
-}
-
-pub use crate::source::{Ack, AckTarget};
-
-/// Where a certificate's message goes once acknowledged.
-pub fn ack_target(state: CertState) -> AckTarget {
-    if state.is_quarantine() {
-        AckTarget::Quarantine
-    } else {
-        AckTarget::Processed
     }
 }
 
@@ -396,169 +354,6 @@ fn record_delivered<'a>(
     Ok(())
 }
 
-/// Writes every copy that has content under its temporary name.
-/// Files written at once: each `fsync` waits on the disk, and the file system's journal
-/// commits concurrent ones together.
-const WRITERS: usize = 4;
-
-fn stage(set: &Setting, work: &mut [Work]) {
-    let per_writer = work.len().div_ceil(WRITERS).max(1);
-    std::thread::scope(|scope| {
-        for part in work.chunks_mut(per_writer) {
-            scope.spawn(move || part.iter_mut().for_each(|w| stage_one(set, w)));
-        }
-    });
-}
-
-fn stage_one(set: &Setting, w: &mut Work) {
-    let access = set.access(w.site.as_ref());
-    let result = w.copies.iter_mut().try_for_each(|(copy, content)| {
-        let Some(bytes) = content else { return Ok(()) };
-        let access = if copy.kind.is_quarantine() {
-            Access::default()
-        } else {
-            access
-        };
-        let dir = spool::folder(copy.kind, &copy.path, access)?;
-        copy.file = Some(dir.stage(&spool::file_name(&copy.temp), bytes, access)?);
-        Ok::<(), SpoolError>(())
-    });
-    if let Err(e) = result {
-        fail(w, &e);
-    }
-}
-
-/// A certificate whose files could not be written: an ALERT naming the folder (never the
-/// file), and the certificate is retried at the next pass.
-fn fail(w: &mut Work, e: &SpoolError) {
-    if e.is_refused() {
-        tracing::error!(
-            certificate = w.certificate,
-            "ALERT: {e}; nothing was written there, the certificate is retried at the next \
-             pass; remove what stands there"
-        );
-    } else {
-        tracing::error!(
-            certificate = w.certificate,
-            "ALERT: delivery failed: {e}; the certificate is retried at the next pass"
-        );
-    }
-    w.failed = Some(e.to_string());
-    w.failure = Some(e.into());
-}
-
-/// Renames staged copies into place, sidecars first, syncing folders between the ranks.
-fn publish(work: &mut [Work], ledger: &mut Ledger) -> Result<(), DeliveryError> {
-    for rank in [0u8, 1] {
-        let mut syncs = Syncs::default();
-        for w in work.iter_mut().filter(|w| w.failed.is_none()) {
-            for i in 0..w.copies.len() {
-                if w.copies[i].0.kind.publish_rank() != rank {
-                    continue;
-                }
-                match publish_copy(w, i, ledger) {
-                    Ok(Some(dir)) => syncs.add(dir)?,
-                    Ok(None) => {}
-                    Err(DeliveryError::Spool(e)) => {
-                        fail(w, &e);
-                        break;
-                    }
-                    Err(e) => return Err(e),
-                }
-            }
-        }
-        syncs.run()?;
-    }
-    Ok(())
-}
-
-/// Publishes copy `i` of `w`, choosing another name if its own was taken meanwhile; returns
-/// the folder to sync.
-fn publish_copy(
-    w: &mut Work,
-    i: usize,
-    ledger: &mut Ledger,
-) -> Result<Option<spool::Dir>, DeliveryError> {
-    let copy = w.copies[i].0.clone();
-    if copy.state == CopyState::Published {
-        return Ok(None);
-    }
-    let dir = spool::folder(copy.kind, &copy.path, Access::default())?;
-    let temp = spool::file_name(&copy.temp);
-    if copy.state == CopyState::Staged && dir.file_id(&temp)?.is_none_or(|id| Some(id) != copy.file)
-    {
-        // Published by an earlier run (and maybe already taken by the SIL), or moved away by
-        // the site's staff: found again by its identity. Whatever stands at the temporary
-        // name now is not ours to rename.
-        return Ok(Some(dir));
-    }
-    let mut target = copy.path.clone();
-    for _ in 0..100 {
-        match dir.publish(&temp, &spool::file_name(&target), &copy.sha256)? {
-            Published::Done | Published::AlreadyThere => {
-                if target != copy.path {
-                    let tx = ledger.tx()?;
-                    tx.set_copy_path(copy.id, &target)?;
-                    tx.commit()?;
-                    w.copies[i].0.path = target.clone();
-                    follow_stem(w, i, ledger)?;
-                }
-                return Ok(Some(dir));
-            }
-            Published::NameTaken => {
-                let tx = ledger.tx()?;
-                target = plan::free_name(&tx, copy.kind, &copy.path, 2)?;
-                tx.commit()?;
-            }
-        }
-    }
-    Err(DeliveryError::Spool(SpoolError {
-        what: "no free file name",
-        dir: dir.path().to_path_buf(),
-        source: std::io::Error::other("every candidate name is taken"),
-    }))
-}
-
-/// A SIL PDF renamed at publication takes its (already published) sidecar along, so both keep
-/// one stem.
-fn follow_stem(w: &mut Work, i: usize, ledger: &mut Ledger) -> Result<(), DeliveryError> {
-    if w.copies[i].0.kind != CopyKind::SilPdf {
-        return Ok(());
-    }
-    let pdf = w.copies[i].0.path.clone();
-    let Some(j) = w
-        .copies
-        .iter()
-        .position(|(c, _)| c.kind == CopyKind::SilJson)
-    else {
-        return Ok(());
-    };
-    let sidecar = w.copies[j].0.clone();
-    let wanted = pdf.with_file_name(crate::core::layout::sidecar_name(file_name(&pdf)));
-    if wanted == sidecar.path {
-        return Ok(());
-    }
-    let dir = spool::folder(sidecar.kind, &sidecar.path, Access::default())?;
-    let current = spool::file_name(&sidecar.path);
-    if dir
-        .file_id(&current)?
-        .is_none_or(|id| Some(id) != sidecar.file)
-    {
-        return Ok(());
-    }
-    if dir.publish(&current, &spool::file_name(&wanted), &sidecar.sha256)? == Published::Done {
-        let tx = ledger.tx()?;
-        tx.set_copy_path(sidecar.id, &wanted)?;
-        tx.commit()?;
-        w.copies[j].0.path = wanted;
-    }
-    Ok(())
-}
-
-fn file_name(path: &Path) -> &str {
-    path.file_name().and_then(|n| n.to_str()).unwrap_or("")
-}
-
 /// The decision context of the shell: reception time, configuration and zone.
 fn context<'a>(set: &'a Setting, received_at: Timestamp) -> Context<'a> {
     Context {
@@ -566,47 +361,6 @@ fn context<'a>(set: &'a Setting, received_at: Timestamp) -> Context<'a> {
         tz: set.tz,
         received_at,
     }
-}
-
-/// Records what the source did with acknowledged messages (and where a copy stayed).
-pub fn record_acks(
-    ledger: &mut Ledger,
-    mailbox: &MailboxKey,
-    done: &[(Ack, Option<ServerCopy>)],
-) -> Result<(), LedgerError> {
-    if done.is_empty() {
-        return Ok(());
-    }
-    let tx = ledger.tx()?;
-    write_acks(&tx, mailbox, done)?;
-    tx.commit()
-}
-
-fn write_acks(
-    tx: &LedgerTx,
-    mailbox: &MailboxKey,
-    done: &[(Ack, Option<ServerCopy>)],
-) -> Result<(), LedgerError> {
-    for (ack, copy) in done {
-        tx.mark_acked(mailbox, &ack.item)?;
-        if let Some(copy) = copy {
-            tx.insert_server_copy(ack.certificate, copy)?;
-        }
-    }
-    Ok(())
-}
-
-/// Records a failed download; returns how many times this message has failed.
-pub fn record_fetch_failure(
-    ledger: &mut Ledger,
-    mailbox: &MailboxKey,
-    item: &str,
-    now: Timestamp,
-) -> Result<i64, LedgerError> {
-    let tx = ledger.tx()?;
-    let n = tx.bump_attempts(mailbox, item, now.as_second())?;
-    tx.commit()?;
-    Ok(n)
 }
 
 /// The outcome used for a certificate (kept to regenerate its files on resume).

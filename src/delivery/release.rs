@@ -166,17 +166,14 @@ pub fn release(
         raw: raw.to_vec(),
     };
     let tx = ledger.tx()?;
-    let copies = plan::plan_copies(
-        &tx,
-        set,
-        id,
-        &outcome,
-        &pdf,
-        Some(&pdf_sha),
-        &fetched,
+    let message = plan::Message {
+        fetched: &fetched,
+        outcome: &outcome,
+        pdf: &pdf,
+        pdf_sha: Some(&pdf_sha),
         received_at,
-        true,
-    )?;
+    };
+    let copies = plan::plan_copies(&tx, set, id, &message, true)?;
     tx.commit()?;
     let facts = Facts {
         dossier_hmac: row.dossier_hmac.clone(),

@@ -2,6 +2,7 @@
 //! `check-config` can list them all, each with its dotted key (`site[1].spool`).
 
 use std::path::{Component, Path, PathBuf};
+use std::time::Duration;
 
 use toml::{Table, Value};
 
@@ -10,6 +11,14 @@ use super::ConfigError;
 pub(super) struct Reader<'f> {
     file: &'f str,
     pub errors: Vec<ConfigError>,
+}
+
+/// The default and the bounds of a fixed duration, and how to say them.
+pub(super) struct Within {
+    pub default: Duration,
+    pub min: Duration,
+    pub max: Duration,
+    pub says: &'static str,
 }
 
 /// One table being read: its dotted prefix and the keys looked at, for the unknown-key check.
@@ -110,6 +119,31 @@ impl<'f> Reader<'f> {
                 self.type_error(s, key, "true or false", other);
                 None
             }
+        }
+    }
+
+    /// A fixed duration (`60s`, `5m`): `within.default` when the key is absent, an error
+    /// saying the range when it is outside `within.min..=within.max`.
+    pub fn fixed_duration(
+        &mut self,
+        s: &mut Section,
+        key: &'static str,
+        within: Within,
+    ) -> Option<Duration> {
+        match self.string(s, key) {
+            None if s.has(key) => None,
+            None => Some(within.default),
+            Some(text) => match crate::core::duration::parse_fixed(&text) {
+                Ok(d) if d >= within.min && d <= within.max => Some(d),
+                Ok(_) => {
+                    self.error(s.key(key), format!("{text:?}: {}", within.says));
+                    None
+                }
+                Err(e) => {
+                    self.error(s.key(key), e.to_string());
+                    None
+                }
+            },
         }
     }
 

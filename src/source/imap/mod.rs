@@ -7,16 +7,16 @@
 //! expunged: a plain EXPUNGE would also remove other people's deleted mail.
 
 pub mod connect;
+mod server_copies;
 pub mod tls;
 mod utf7;
+mod wait;
+mod wire;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_imap::extensions::idle::IdleResponse;
-use async_imap::imap_proto::rfc4315::UidSetMember;
-use async_imap::imap_proto::{Response, ResponseCode, Status};
 use futures_util::TryStreamExt;
 use tokio::time::timeout;
 use tokio_util::sync::CancellationToken;
@@ -25,7 +25,10 @@ use super::{Ack, AckTarget, Listed, MailboxKey, ServerCopy, Source, SourceError,
 use crate::core::config::{Imap, Mailbox};
 pub use connect::Caps;
 use connect::Session;
+use server_copies::dest_is_some;
 use tls::Credentials;
+pub use wire::uid_set;
+use wire::{quote, tagged, uids};
 
 /// UIDs per header FETCH: keeps each response small.
 const HEADER_CHUNK: usize = 200;
@@ -384,30 +387,7 @@ impl Source for ImapSource {
     }
 
     async fn purge_copies(&mut self, copies: &[ServerCopy]) -> Vec<Result<(), SourceError>> {
-        let mut results: Vec<Result<(), SourceError>> = vec![Ok(()); copies.len()];
-        if copies.is_empty() {
-            return results;
-        }
-        for (folder, group) in by_folder(copies) {
-            let rows: Vec<&ServerCopy> = group.iter().map(|i| &copies[*i]).collect();
-            if let Err(e) = self.purge_in(folder, &rows).await {
-                for i in &group {
-                    results[*i] = Err(e.clone());
-                }
-                if self.session.is_none() {
-                    // The connection is gone: the rest waits for the next pass.
-                    for r in results.iter_mut().filter(|r| r.is_ok()) {
-                        *r = Err(e.clone());
-                    }
-                    return results;
-                }
-            }
-        }
-        // Back to the folder the drain works on.
-        if let Err(e) = self.reselect().await {
-            tracing::warn!("{e}");
-        }
-        results
+        self.purge_all(copies).await
     }
 
     async fn move_copies(
@@ -415,30 +395,7 @@ impl Source for ImapSource {
         copies: &[ServerCopy],
         to: &str,
     ) -> Vec<Result<ServerCopy, SourceError>> {
-        let mut results: Vec<Result<ServerCopy, SourceError>> =
-            vec![Err(SourceError::Transient("not attempted".into())); copies.len()];
-        for (folder, group) in by_folder(copies) {
-            let rows: Vec<&ServerCopy> = group.iter().map(|i| &copies[*i]).collect();
-            match self.move_in(folder, &rows, to).await {
-                Ok(moved) => {
-                    for (i, m) in group.iter().zip(moved) {
-                        results[*i] = Ok(m);
-                    }
-                }
-                Err(e) => {
-                    for i in &group {
-                        results[*i] = Err(e.clone());
-                    }
-                    if self.session.is_none() {
-                        return results;
-                    }
-                }
-            }
-        }
-        if let Err(e) = self.reselect().await {
-            tracing::warn!("{e}");
-        }
-        results
+        self.move_all(copies, to).await
     }
 
     async fn wait(
@@ -446,334 +403,10 @@ impl Source for ImapSource {
         max: Duration,
         cancel: &CancellationToken,
     ) -> Result<Woken, SourceError> {
-        if !(self.mailbox.idle && self.caps.idle) {
-            tokio::select! {
-                _ = tokio::time::sleep(max) => {}
-                _ = cancel.cancelled() => return Ok(Woken::Cancelled),
-            }
-            let mut s = self.take()?;
-            let r = timeout(self.limit, s.noop()).await;
-            self.settle(s, "NOOP", r)?;
-            return Ok(Woken::Timeout);
-        }
-        let session = self.take()?;
-        let mut handle = session.idle();
-        match timeout(self.limit, handle.init()).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(connect::classify(&self.endpoint, "IDLE", e, &self.imap)),
-            Err(_) => {
-                return Err(SourceError::Transient(format!(
-                    "{}: IDLE timed out",
-                    self.endpoint
-                )));
-            }
-        }
-        let woken = {
-            let (idle, _stop) = handle.wait_with_timeout(max + Duration::from_secs(60));
-            tokio::select! {
-                r = timeout(max, idle) => match r {
-                    Ok(Ok(IdleResponse::NewData(_))) => Woken::Change,
-                    // The stream ended: the connection is gone; DONE below will say so.
-                    Ok(Ok(IdleResponse::ManualInterrupt | IdleResponse::Timeout)) | Err(_) => {
-                        Woken::Timeout
-                    }
-                    Ok(Err(e)) => {
-                        return Err(connect::classify(&self.endpoint, "IDLE", e, &self.imap));
-                    }
-                },
-                _ = cancel.cancelled() => Woken::Cancelled,
-            }
-        };
-        match timeout(self.limit, handle.done()).await {
-            Ok(Ok(session)) => {
-                self.session = Some(session);
-                Ok(woken)
-            }
-            Ok(Err(e)) => Err(connect::classify(&self.endpoint, "DONE", e, &self.imap)),
-            Err(_) => Err(SourceError::Transient(format!(
-                "{}: the server did not end IDLE",
-                self.endpoint
-            ))),
-        }
+        self.wait_for_mail(max, cancel).await
     }
 
     fn describe(&self) -> String {
         self.key.mailbox.clone()
-    }
-}
-
-impl ImapSource {
-    /// Deletes the copies in one folder: by their UID when the folder's UIDVALIDITY is still
-    /// the one recorded, else found again by Message-ID.
-    async fn purge_in(&mut self, folder: &str, copies: &[&ServerCopy]) -> Result<(), SourceError> {
-        let (wire, is_inbox) = {
-            let f = self.folders()?;
-            let wire = f.wire(folder);
-            let is_inbox = wire == f.inbox;
-            (wire, is_inbox)
-        };
-        if is_inbox && !self.caps.uidplus {
-            return Err(SourceError::Fatal(format!(
-                "{}: deleting a copy kept in {folder} needs UIDPLUS (a plain EXPUNGE would also \
-                 remove other people's deleted mail)",
-                self.endpoint
-            )));
-        }
-        let uids: Vec<u32> = self.locate(&wire, copies).await?.concat();
-        if uids.is_empty() {
-            return Ok(());
-        }
-        self.delete_in_own_folder(&uid_set(&uids)).await
-    }
-
-    /// Selects `wire` and finds the UIDs of copies kept there: by their recorded UID while
-    /// the folder's UIDVALIDITY is unchanged, else by Message-ID. One list per copy, empty
-    /// when it is not there.
-    async fn locate(
-        &mut self,
-        wire: &str,
-        copies: &[&ServerCopy],
-    ) -> Result<Vec<Vec<u32>>, SourceError> {
-        let mut s = self.take()?;
-        let r = timeout(self.limit, s.select(wire)).await;
-        let selected = self.settle(s, "SELECT", r)?;
-        let validity = selected.uid_validity.map(|v| v.to_string());
-        let mut out = Vec::with_capacity(copies.len());
-        for c in copies {
-            let by_uid = c.item.as_deref().and_then(|i| i.parse::<u32>().ok());
-            match (by_uid, &c.validity) {
-                (Some(uid), Some(v)) if Some(v) == validity.as_ref() => out.push(vec![uid]),
-                _ => {
-                    let Some(id) = &c.message_id else {
-                        out.push(Vec::new());
-                        continue;
-                    };
-                    let mut s = self.take()?;
-                    let query = format!("HEADER Message-ID {}", quote(id));
-                    let r = timeout(self.limit, s.uid_search(&query)).await;
-                    out.push(self.settle(s, "UID SEARCH", r)?.into_iter().collect());
-                }
-            }
-        }
-        Ok(out)
-    }
-
-    /// Moves copies kept in `folder` to `to` (MOVE, or COPY and delete).
-    async fn move_in(
-        &mut self,
-        folder: &str,
-        copies: &[&ServerCopy],
-        to: &str,
-    ) -> Result<Vec<ServerCopy>, SourceError> {
-        let (wire, dest, is_inbox) = {
-            let f = self.folders()?;
-            let wire = f.wire(folder);
-            let is_inbox = wire == f.inbox;
-            (wire, f.wire(to), is_inbox)
-        };
-        let found = self.locate(&wire, copies).await?;
-        let uids: Vec<u32> = found.concat();
-        let nowhere = |c: &ServerCopy| ServerCopy {
-            folder: to.to_string(),
-            validity: None,
-            item: None,
-            ..c.clone()
-        };
-        if uids.is_empty() {
-            return Ok(copies.iter().map(|c| nowhere(c)).collect());
-        }
-        if is_inbox && !self.caps.uidplus && !self.caps.moves {
-            return Err(SourceError::Fatal(format!(
-                "{}: moving a copy kept in {folder} needs MOVE or UIDPLUS",
-                self.endpoint
-            )));
-        }
-        let set = uid_set(&uids);
-        let (validity, map) = if self.caps.moves {
-            self.copy_or_move("MOVE", &set, &dest).await?
-        } else {
-            let copied = self.copy_or_move("COPY", &set, &dest).await?;
-            self.delete_in_own_folder(&set).await?;
-            copied
-        };
-        Ok(found
-            .iter()
-            .zip(copies)
-            .map(|(uids, c)| ServerCopy {
-                folder: to.to_string(),
-                validity: validity.map(|v| v.to_string()),
-                item: uids.first().and_then(|u| map.get(u)).map(|u| u.to_string()),
-                ..(*c).clone()
-            })
-            .collect())
-    }
-
-    /// Selects the incoming folder again, noting a new UIDVALIDITY.
-    async fn reselect(&mut self) -> Result<(), SourceError> {
-        let inbox = self.folders()?.inbox.clone();
-        let mut s = self.take()?;
-        let r = timeout(self.limit, s.select(&inbox)).await;
-        let selected = self.settle(s, "SELECT", r)?;
-        self.key.validity = selected.uid_validity.unwrap_or(0).to_string();
-        Ok(())
-    }
-
-    /// Deletes messages from one of the product's own folders, where every message is the
-    /// product's: without UIDPLUS a plain EXPUNGE is safe there.
-    async fn delete_in_own_folder(&mut self, set: &str) -> Result<(), SourceError> {
-        if self.delete(set).await? {
-            self.simple("EXPUNGE", "EXPUNGE".to_string()).await?;
-        }
-        Ok(())
-    }
-
-    /// Flags messages `\Deleted` and expunges exactly them when UIDPLUS allows; returns
-    /// whether they stay on the server (flagged only).
-    async fn delete(&mut self, set: &str) -> Result<bool, SourceError> {
-        self.simple(
-            "UID STORE",
-            format!("UID STORE {set} +FLAGS.SILENT (\\Deleted)"),
-        )
-        .await?;
-        if self.caps.uidplus {
-            self.simple("UID EXPUNGE", format!("UID EXPUNGE {set}"))
-                .await?;
-            Ok(false)
-        } else {
-            Ok(true)
-        }
-    }
-}
-
-/// The copies' folders, each with the indices of its copies.
-fn by_folder(copies: &[ServerCopy]) -> Vec<(&str, Vec<usize>)> {
-    let mut folders: Vec<&str> = copies.iter().map(|c| c.folder.as_str()).collect();
-    folders.sort_unstable();
-    folders.dedup();
-    folders
-        .into_iter()
-        .map(|folder| {
-            let group = (0..copies.len())
-                .filter(|i| copies[*i].folder == folder)
-                .collect();
-            (folder, group)
-        })
-        .collect()
-}
-
-fn dest_is_some(folder_name: &str) -> bool {
-    !folder_name.is_empty()
-}
-
-fn uids(items: &[String]) -> Vec<u32> {
-    items.iter().filter_map(|i| i.parse().ok()).collect()
-}
-
-/// `1:3,7,9:10` from a list of UIDs.
-pub fn uid_set(uids: &[u32]) -> String {
-    let mut sorted = uids.to_vec();
-    sorted.sort_unstable();
-    sorted.dedup();
-    let mut out = String::new();
-    let mut i = 0;
-    while i < sorted.len() {
-        let start = sorted[i];
-        let mut end = start;
-        while i + 1 < sorted.len() && sorted[i + 1] == end + 1 {
-            i += 1;
-            end = sorted[i];
-        }
-        if !out.is_empty() {
-            out.push(',');
-        }
-        if start == end {
-            out.push_str(&start.to_string());
-        } else {
-            out.push_str(&format!("{start}:{end}"));
-        }
-        i += 1;
-    }
-    out
-}
-
-/// A quoted IMAP string (RFC 3501 §4.3).
-fn quote(s: &str) -> String {
-    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
-}
-
-/// Runs a tagged command, reading responses until its completion; collects COPYUID.
-async fn tagged(
-    session: &mut Session,
-    command: &str,
-) -> Result<(Option<u32>, HashMap<u32, u32>), async_imap::error::Error> {
-    let id = session.run_command(command).await?;
-    let mut validity = None;
-    let mut map = HashMap::new();
-    loop {
-        let Some(response) = session.read_response().await? else {
-            return Err(async_imap::error::Error::ConnectionLost);
-        };
-        let (outcome, done) = match response.parsed() {
-            Response::Done {
-                tag,
-                status,
-                outcome,
-            } if *tag == id => (outcome, Some(status)),
-            Response::Data { outcome, .. } => (outcome, None),
-            _ => continue,
-        };
-        if let Some(ResponseCode::CopyUid(v, src, dst)) = &outcome.code {
-            validity = Some(*v);
-            map.extend(expand(src).into_iter().zip(expand(dst)));
-        }
-        match done {
-            None => {}
-            Some(Status::Ok) => return Ok((validity, map)),
-            Some(Status::No) => {
-                return Err(async_imap::error::Error::No(
-                    outcome
-                        .information
-                        .as_deref()
-                        .unwrap_or_default()
-                        .to_string(),
-                ));
-            }
-            Some(_) => {
-                return Err(async_imap::error::Error::Bad(
-                    outcome
-                        .information
-                        .as_deref()
-                        .unwrap_or_default()
-                        .to_string(),
-                ));
-            }
-        }
-    }
-}
-
-fn expand(set: &[UidSetMember]) -> Vec<u32> {
-    set.iter()
-        .flat_map(|m| match m {
-            UidSetMember::Uid(u) => vec![*u],
-            UidSetMember::UidRange(r) => r.clone().collect(),
-        })
-        .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn uid_sets_are_compressed() {
-        assert_eq!(uid_set(&[3, 1, 2, 7, 9, 10, 10]), "1:3,7,9:10");
-        assert_eq!(uid_set(&[5]), "5");
-        assert_eq!(uid_set(&[]), "");
-    }
-
-    #[test]
-    fn quoting() {
-        assert_eq!(quote("SI-DEP.Traites"), "\"SI-DEP.Traites\"");
-        assert_eq!(quote("a\"b\\c"), "\"a\\\"b\\\\c\"");
     }
 }

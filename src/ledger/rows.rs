@@ -1,6 +1,9 @@
-//! The ledger's row types and the small enums stored as text.
+//! The ledger's rows: their types, the small enums stored as text, and how a SQLite row is
+//! read into them.
 
 use std::path::PathBuf;
+
+use crate::core::layout::FileId;
 
 pub use crate::source::{MailboxKey, ServerCopy};
 
@@ -185,4 +188,100 @@ pub struct ServerCopyRow {
     pub copy: ServerCopy,
     pub due: i64,
     pub attempts: i64,
+}
+
+/// The columns `copy_row_at` reads, in order.
+pub(crate) const COPY_COLUMNS: &str = "id, kind, path, temp, sha256, state, dev, ino, certificate";
+/// The same, of the table aliased `c`.
+pub(crate) const C_COPY_COLUMNS: &str =
+    "c.id, c.kind, c.path, c.temp, c.sha256, c.state, c.dev, c.ino, c.certificate";
+
+/// The columns `certificate_row` reads, in order.
+pub(crate) const CERTIFICATE_COLUMNS: &str = "id, state, received_at, site, result, rule, \
+     sampled_at, integrated_at, purge_at, purged_at, dossier_hmac";
+
+/// A `server_copy` row from `SELECT id, certificate, mailbox, folder, validity, item,
+/// message_id, due, attempts`.
+pub(crate) fn server_copy_row(r: &rusqlite::Row) -> rusqlite::Result<ServerCopyRow> {
+    Ok(ServerCopyRow {
+        id: r.get(0)?,
+        certificate: r.get(1)?,
+        copy: ServerCopy {
+            mailbox: r.get(2)?,
+            folder: r.get(3)?,
+            validity: r.get(4)?,
+            item: r.get(5)?,
+            message_id: r.get(6)?,
+        },
+        due: r.get(7)?,
+        attempts: r.get(8)?,
+    })
+}
+
+pub(crate) fn certificate_row(r: &rusqlite::Row) -> rusqlite::Result<CertificateRow> {
+    Ok(CertificateRow {
+        id: r.get(0)?,
+        state: CertState::parse(&r.get::<_, String>(1)?),
+        received_at: r.get(2)?,
+        site: r.get(3)?,
+        result: r.get(4)?,
+        rule: r.get(5)?,
+        sampled_at: r.get(6)?,
+        integrated_at: r.get(7)?,
+        purge_at: r.get(8)?,
+        purged_at: r.get(9)?,
+        dossier_hmac: r.get(10)?,
+    })
+}
+
+pub(crate) fn cert_ref(r: &rusqlite::Row) -> rusqlite::Result<CertificateRef> {
+    Ok(CertificateRef {
+        id: r.get(0)?,
+        state: CertState::parse(&r.get::<_, String>(1)?),
+    })
+}
+
+/// A copy as read, its path still sealed (`LedgerRead::reveal` opens it).
+pub struct SealedCopy {
+    pub(super) row: CopyRow,
+    pub(super) path: Vec<u8>,
+    pub(super) certificate: i64,
+}
+
+pub(crate) fn copy_row(r: &rusqlite::Row) -> rusqlite::Result<SealedCopy> {
+    copy_row_at(r, 0)
+}
+
+/// A copy read from columns `at..at + 9` (`COPY_COLUMNS`); `LedgerRead::reveal` opens its path.
+pub(crate) fn copy_row_at(r: &rusqlite::Row, at: usize) -> rusqlite::Result<SealedCopy> {
+    let dev: Option<i64> = r.get(at + 6)?;
+    let ino: Option<i64> = r.get(at + 7)?;
+    let path = match r.get_ref(at + 2)? {
+        rusqlite::types::ValueRef::Blob(b) => b.to_vec(),
+        _ => Vec::new(),
+    };
+    Ok(SealedCopy {
+        row: CopyRow {
+            id: r.get(at)?,
+            kind: CopyKind::parse(&r.get::<_, String>(at + 1)?),
+            path: PathBuf::new(),
+            temp: PathBuf::from(r.get::<_, String>(at + 3)?),
+            sha256: blob32(r.get::<_, Vec<u8>>(at + 4)?),
+            state: CopyState::parse(&r.get::<_, String>(at + 5)?),
+            // Stored as SQLite integers (signed): the bits round-trip.
+            file: dev.zip(ino).map(|(dev, ino)| FileId {
+                dev: dev as u64,
+                ino: ino as u64,
+            }),
+        },
+        path,
+        certificate: r.get(at + 8)?,
+    })
+}
+
+pub(crate) fn blob32(v: Vec<u8>) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    let n = v.len().min(32);
+    out[..n].copy_from_slice(&v[..n]);
+    out
 }
