@@ -3,6 +3,9 @@
 //! bounded batches and deliver them. The next batch is fetched while the previous one is being
 //! written to disk; a batch is acknowledged at the source only once `deliver_batch` returned,
 //! that is once its files and ledger rows are durable.
+//!
+//! Longer than 400 lines on purpose: the pass, its pipeline of batches and the bookkeeping of
+//! what is acknowledged when are one protocol, read top to bottom.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};

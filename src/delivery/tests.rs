@@ -1,3 +1,6 @@
+//! Tests of the exactly-once protocol, crash point by crash point. Long on purpose: each scenario is spelled out
+//! in full, so that a failing one reads on its own.
+
 use std::os::unix::fs::MetadataExt;
 
 use super::*;

@@ -1,3 +1,6 @@
+//! Tests of the purge pass, schedule by schedule. Long on purpose: each scenario is spelled out
+//! in full, so that a failing one reads on its own.
+
 use std::time::Duration;
 
 use super::*;
