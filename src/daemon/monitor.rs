@@ -146,7 +146,9 @@ impl Monitor {
                         if metrics_due && let Some(file) = &config.metrics.file {
                             last_metrics = Some(Instant::now());
                             let text = report::prometheus(&counts, &state);
-                            if let Err(e) = report::write_atomically(file, text.as_bytes(), 0o644) {
+                            if let Err(e) =
+                                crate::system::dir::replace_file(file, text.as_bytes(), 0o644)
+                            {
                                 tracing::warn!(file = %file.display(), error = %e,
                                     "cannot write the metrics file");
                             }

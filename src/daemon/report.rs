@@ -3,8 +3,9 @@
 //! from the ledger. Nothing here names a patient: sites, reasons, rules and counts only.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
+
+use crate::system::dir::{Dir, DirError};
 
 use serde::{Deserialize, Serialize};
 
@@ -38,31 +39,10 @@ pub fn daemon_file(state_dir: &Path) -> PathBuf {
     state_dir.join(DAEMON_FILE)
 }
 
-/// Replaces `path` with `bytes` atomically (readers see the old or the new file, whole).
-pub fn write_atomically(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let dir = path.parent().unwrap_or(Path::new("/"));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let temp = dir.join(format!(".{name}.tmp"));
-    {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(mode)
-            .open(&temp)?;
-        f.write_all(bytes)?;
-    }
-    std::fs::rename(&temp, path)
-}
-
-pub fn write_daemon_state(state_dir: &Path, state: &DaemonState) -> std::io::Result<()> {
+pub fn write_daemon_state(state_dir: &Path, state: &DaemonState) -> Result<(), DirError> {
     let mut bytes = serde_json::to_vec_pretty(state).expect("serialisable");
     bytes.push(b'\n');
-    write_atomically(&daemon_file(state_dir), &bytes, 0o640)
+    Dir::root(state_dir)?.replace(DAEMON_FILE, &bytes, 0o640)
 }
 
 /// Whether a daemon runs on this state directory (it holds the run lock).

@@ -36,7 +36,7 @@ use crate::ledger::{
     CertState, CopyRow, CopyState, Disposition, Ledger, LedgerError, LedgerTx, MailboxKey,
     ServerCopy,
 };
-use spool::{Access, Published, SpoolError, Syncs};
+use spool::{Access, DirError, Published, Syncs};
 
 pub use crate::source::{Ack, AckTarget};
 use acks::write_acks;
@@ -51,7 +51,7 @@ pub enum DeliveryError {
     #[error(transparent)]
     Ledger(#[from] LedgerError),
     #[error(transparent)]
-    Spool(#[from] SpoolError),
+    Spool(#[from] DirError),
 }
 
 /// The bytes of a file to write.
@@ -382,6 +382,16 @@ fn finished_state(decision: &Decision) -> CertState {
         _ => CertState::Delivered,
     }
 }
+
+impl From<&DeliveryError> for crate::system::failure::LocalFailure {
+    fn from(e: &DeliveryError) -> Self {
+        match e {
+            DeliveryError::Ledger(l) => l.into(),
+            DeliveryError::Spool(s) => s.into(),
+        }
+    }
+}
+crate::system::failure::by_value!(DeliveryError);
 
 #[cfg(test)]
 mod tests;

@@ -30,7 +30,7 @@ fn stage_one(set: &Setting, w: &mut Work) {
         };
         let dir = spool::folder(copy.kind, &copy.path, access)?;
         copy.file = Some(dir.stage(&spool::file_name(&copy.temp), bytes, access)?);
-        Ok::<(), SpoolError>(())
+        Ok::<(), DirError>(())
     });
     if let Err(e) = result {
         fail(w, &e);
@@ -39,7 +39,7 @@ fn stage_one(set: &Setting, w: &mut Work) {
 
 /// A certificate whose files could not be written: an ALERT naming the folder (never the
 /// file), and the certificate is retried at the next pass.
-fn fail(w: &mut Work, e: &SpoolError) {
+fn fail(w: &mut Work, e: &DirError) {
     if e.is_refused() {
         tracing::error!(
             certificate = w.certificate,
@@ -121,7 +121,7 @@ fn publish_copy(
             }
         }
     }
-    Err(DeliveryError::Spool(SpoolError {
+    Err(DeliveryError::Spool(DirError {
         what: "no free file name",
         dir: dir.path().to_path_buf(),
         source: std::io::Error::other("every candidate name is taken"),

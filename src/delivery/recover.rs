@@ -144,7 +144,7 @@ fn publish_staged(
             Published::NameTaken => {}
         }
     }
-    Err(DeliveryError::Spool(spool::SpoolError {
+    Err(DeliveryError::Spool(spool::DirError {
         what: "no free file name",
         dir: dir.path().to_path_buf(),
         source: std::io::Error::other("every candidate name is taken"),

@@ -50,8 +50,8 @@ impl From<crate::ledger::LedgerError> for ReleaseError {
     }
 }
 
-impl From<spool::SpoolError> for ReleaseError {
-    fn from(e: spool::SpoolError) -> Self {
+impl From<spool::DirError> for ReleaseError {
+    fn from(e: spool::DirError) -> Self {
         ReleaseError::Delivery(e.into())
     }
 }

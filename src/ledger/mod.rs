@@ -16,6 +16,7 @@ mod tx;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::system::failure::{Class, LocalFailure};
 use rusqlite::Connection;
 
 pub use crate::core::layout::FileId;
@@ -229,6 +230,34 @@ fn set_private(path: &Path) {
         }
     }
 }
+
+/// A ledger failure is a local failure: its class from SQLite's code, its folder the state
+/// directory.
+impl From<&LedgerError> for LocalFailure {
+    fn from(e: &LedgerError) -> Self {
+        use rusqlite::ErrorCode;
+        let class = match e {
+            LedgerError::Sqlite {
+                source: rusqlite::Error::SqliteFailure(f, _),
+                ..
+            } => match f.code {
+                ErrorCode::DiskFull => Class::DiskFull,
+                ErrorCode::ReadOnly | ErrorCode::PermissionDenied | ErrorCode::CannotOpen => {
+                    Class::Permission
+                }
+                _ => Class::Ledger,
+            },
+            LedgerError::Keys { source, .. } => match Class::of_io(source) {
+                Class::Io | Class::Refused => Class::Ledger,
+                other => other,
+            },
+            _ => Class::Ledger,
+        };
+        let folder = e.path().parent().unwrap_or(Path::new("/"));
+        LocalFailure::new(class, folder, e)
+    }
+}
+crate::system::failure::by_value!(LedgerError);
 
 #[cfg(test)]
 mod tests;

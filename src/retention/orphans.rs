@@ -19,7 +19,7 @@ use jiff::tz::TimeZone;
 use crate::core::audit::{Body, Event};
 use crate::core::config::Config;
 use crate::core::retention::{self, Rule, rfc3339};
-use crate::delivery::spool::{Dir, FileId, SpoolError};
+use crate::delivery::spool::{Dir, DirError, FileId};
 use crate::ledger::{Ledger, LedgerError, LedgerRead};
 
 #[derive(Debug, thiserror::Error)]
@@ -27,7 +27,7 @@ pub enum OrphanError {
     #[error(transparent)]
     Ledger(#[from] LedgerError),
     #[error(transparent)]
-    Spool(#[from] SpoolError),
+    Spool(#[from] DirError),
 }
 
 /// A folder the configuration names, and what is in it.
@@ -164,7 +164,7 @@ fn walk(
     now: Timestamp,
     depth: usize,
     found: &mut Vec<Orphan>,
-) -> Result<(), SpoolError> {
+) -> Result<(), DirError> {
     for (name, _) in dir.entries()? {
         let Some(st) = dir.stat(&name)? else { continue };
         if is_dir(&st) {
@@ -210,6 +210,16 @@ fn candidate(
 }
 
 /// The path of a root, for tests.
+impl From<&OrphanError> for crate::system::failure::LocalFailure {
+    fn from(e: &OrphanError) -> Self {
+        match e {
+            OrphanError::Ledger(l) => l.into(),
+            OrphanError::Spool(s) => s.into(),
+        }
+    }
+}
+crate::system::failure::by_value!(OrphanError);
+
 #[cfg(test)]
 fn root_paths(config: &Config) -> Vec<PathBuf> {
     roots(config).into_iter().map(|r| r.path).collect()

@@ -15,7 +15,7 @@ use jiff::tz::TimeZone;
 
 use crate::core::audit::Event;
 use crate::core::layout::CopyKind;
-use crate::delivery::spool::{Dir, Finder, Place, SpoolError};
+use crate::delivery::spool::{Dir, DirError, Finder, Place};
 use crate::ledger::{
     CertificateRow, CopyRow, CopyState, Ledger, LedgerError, LedgerRead, LedgerTx,
 };
@@ -28,7 +28,7 @@ pub enum PurgeError {
     #[error(transparent)]
     Ledger(#[from] LedgerError),
     #[error(transparent)]
-    Spool(#[from] SpoolError),
+    Spool(#[from] DirError),
 }
 
 /// What a local pass did.
@@ -222,6 +222,16 @@ pub fn record_taken(
     tx.audit(&cert.facts().body(event, now, tz))?;
     Ok(())
 }
+
+impl From<&PurgeError> for crate::system::failure::LocalFailure {
+    fn from(e: &PurgeError) -> Self {
+        match e {
+            PurgeError::Ledger(l) => l.into(),
+            PurgeError::Spool(s) => s.into(),
+        }
+    }
+}
+crate::system::failure::by_value!(PurgeError);
 
 #[cfg(test)]
 mod tests;

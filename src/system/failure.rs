@@ -7,9 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::delivery::spool::SpoolError;
-use crate::ledger::LedgerError;
-use crate::retention::log::AuditError;
+use crate::system::dir::DirError;
 
 /// What kind of local failure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -44,7 +42,7 @@ impl Class {
         }
     }
 
-    fn of_io(e: &std::io::Error) -> Class {
+    pub fn of_io(e: &std::io::Error) -> Class {
         use nix::errno::Errno;
         match e.raw_os_error().map(Errno::from_raw) {
             Some(Errno::ENOSPC | Errno::EDQUOT) => Class::DiskFull,
@@ -85,104 +83,25 @@ impl LocalFailure {
     }
 }
 
-impl From<&SpoolError> for LocalFailure {
-    fn from(e: &SpoolError) -> Self {
+impl From<&DirError> for LocalFailure {
+    fn from(e: &DirError) -> Self {
         LocalFailure::new(Class::of_io(&e.source), &e.dir, e)
     }
 }
 
-impl From<&LedgerError> for LocalFailure {
-    fn from(e: &LedgerError) -> Self {
-        use rusqlite::ErrorCode;
-        let class = match e {
-            LedgerError::Sqlite {
-                source: rusqlite::Error::SqliteFailure(f, _),
-                ..
-            } => match f.code {
-                ErrorCode::DiskFull => Class::DiskFull,
-                ErrorCode::ReadOnly | ErrorCode::PermissionDenied | ErrorCode::CannotOpen => {
-                    Class::Permission
-                }
-                _ => Class::Ledger,
-            },
-            LedgerError::Keys { source, .. } => match Class::of_io(source) {
-                Class::Io | Class::Refused => Class::Ledger,
-                other => other,
-            },
-            _ => Class::Ledger,
-        };
-        let folder = e.path().parent().unwrap_or(Path::new("/"));
-        LocalFailure::new(class, folder, e)
-    }
-}
-
-impl From<&AuditError> for LocalFailure {
-    fn from(e: &AuditError) -> Self {
-        match e {
-            AuditError::Ledger(l) => l.into(),
-            AuditError::Io { path, source } => {
-                let class = match Class::of_io(source) {
-                    Class::Io | Class::Refused => Class::RetentionLog,
-                    other => other,
-                };
-                LocalFailure::new(class, path.parent().unwrap_or(Path::new("/")), e)
-            }
-            AuditError::Broken { path, .. } | AuditError::Mismatch { path, .. } => {
-                LocalFailure::new(
-                    Class::RetentionLog,
-                    path.parent().unwrap_or(Path::new("/")),
-                    e,
-                )
-            }
-        }
-    }
-}
-
-impl From<&crate::delivery::DeliveryError> for LocalFailure {
-    fn from(e: &crate::delivery::DeliveryError) -> Self {
-        match e {
-            crate::delivery::DeliveryError::Ledger(l) => l.into(),
-            crate::delivery::DeliveryError::Spool(s) => s.into(),
-        }
-    }
-}
-
-impl From<&crate::retention::purge::PurgeError> for LocalFailure {
-    fn from(e: &crate::retention::purge::PurgeError) -> Self {
-        match e {
-            crate::retention::purge::PurgeError::Ledger(l) => l.into(),
-            crate::retention::purge::PurgeError::Spool(s) => s.into(),
-        }
-    }
-}
-
-/// Owned errors convert as their references do.
+/// Owned errors convert as their references do: `by_value!(SomeError)` next to an
+/// `impl From<&SomeError> for LocalFailure`.
 macro_rules! by_value {
     ($($t:ty),*) => {$(
-        impl From<$t> for LocalFailure {
+        impl From<$t> for $crate::system::failure::LocalFailure {
             fn from(e: $t) -> Self {
                 (&e).into()
             }
         }
     )*};
 }
-by_value!(
-    SpoolError,
-    LedgerError,
-    AuditError,
-    crate::delivery::DeliveryError,
-    crate::retention::purge::PurgeError,
-    crate::retention::orphans::OrphanError
-);
-
-impl From<&crate::retention::orphans::OrphanError> for LocalFailure {
-    fn from(e: &crate::retention::orphans::OrphanError) -> Self {
-        match e {
-            crate::retention::orphans::OrphanError::Ledger(l) => l.into(),
-            crate::retention::orphans::OrphanError::Spool(s) => s.into(),
-        }
-    }
-}
+pub(crate) use by_value;
+by_value!(DirError);
 
 #[cfg(test)]
 mod tests {
@@ -190,7 +109,7 @@ mod tests {
 
     #[test]
     fn classes_come_from_the_error_not_its_words() {
-        let e = |errno: i32| SpoolError {
+        let e = |errno: i32| DirError {
             what: "cannot write a file",
             dir: "/var/spool/mss-dispatch/sites/690000880/2026-11-26".into(),
             source: std::io::Error::from_raw_os_error(errno),

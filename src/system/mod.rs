@@ -3,6 +3,7 @@
 //! configuration file, and the local-failure type. It imports only `core`.
 
 pub mod config_file;
+pub mod dir;
 pub mod failure;
 pub mod groups;
 pub mod logging;

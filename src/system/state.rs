@@ -95,29 +95,13 @@ pub fn secret(state_dir: &Path) -> std::io::Result<[u8; 32]> {
     ensure(state_dir)?;
     let mut out = [0u8; 32];
     File::open("/dev/urandom")?.read_exact(&mut out)?;
-    let temp = state_dir.join(".secret.tmp");
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&temp)?;
-        f.write_all(&out)?;
-        f.sync_all()?;
+    let installed = super::dir::Dir::root(state_dir)
+        .and_then(|d| d.install("secret", &out, 0o600))
+        .map_err(|e| std::io::Error::new(e.source.kind(), e.to_string()))?;
+    if !installed {
+        // Two processes starting at once: the first secret written wins.
+        return secret(state_dir);
     }
-    // Two processes starting at once: the first secret written wins.
-    match std::fs::hard_link(&temp, &path) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            let _ = std::fs::remove_file(&temp);
-            return secret(state_dir);
-        }
-        Err(e) => return Err(e),
-    }
-    std::fs::remove_file(&temp)?;
-    File::open(state_dir)?.sync_all()?;
     Ok(out)
 }
 

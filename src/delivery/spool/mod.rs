@@ -10,52 +10,22 @@
 //! their tree (`Finder`). Errors never carry the file name, which holds the patient's name:
 //! only the folder.
 
-mod index;
-pub mod tree;
-
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
 use crate::core::layout::CopyKind;
-pub use index::Index;
-pub use tree::{Dir, FileId, Published, descend};
+pub use crate::system::dir::{
+    Access, Dir, DirError, FILE_MODE, FileId, Index, PARENT_MODE, Published, TEMP_PREFIX, descend,
+};
 
-pub const FILE_MODE: u32 = 0o640;
 /// Site and SIL folders, and the day folders in them: the site's group may delete or move
 /// what it was handed. No setgid bit (the unit's `RestrictSUIDSGID=yes` forbids it): the
 /// service sets the group on every folder and file it makes.
 pub const SITE_DIR_MODE: u32 = 0o770;
 /// The quarantine folder: the service and its operators only.
 pub const PRIVATE_DIR_MODE: u32 = 0o750;
-/// A missing parent shared between sites (a common spool root): the service's own group,
-/// passable by everyone, listable by no site.
-pub const PARENT_MODE: u32 = 0o751;
-/// Temporary files of this service start with this.
-pub const TEMP_PREFIX: &str = ".mss-dispatch.";
-
-/// The group applied to what is created for a site.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Access {
-    pub gid: Option<u32>,
-}
-
-#[derive(Debug, thiserror::Error)]
-#[error("{what} in {dir}: {source}")]
-pub struct SpoolError {
-    pub what: &'static str,
-    pub dir: PathBuf,
-    #[source]
-    pub source: std::io::Error,
-}
-
-impl SpoolError {
-    /// A link or a file planted where a folder should be.
-    pub fn is_refused(&self) -> bool {
-        self.source.kind() == std::io::ErrorKind::InvalidInput
-    }
-}
 
 /// Where a copy lives: the folder the configuration names (its root), the folders below it,
 /// and its name. A spool copy sits in a day folder of its site's folder; SIL and quarantine
@@ -108,7 +78,7 @@ pub fn dir_mode(kind: CopyKind) -> u32 {
 
 /// Opens the folder a copy goes into, creating it (and its root) with the group and mode of
 /// its kind where it is missing.
-pub fn folder(kind: CopyKind, path: &Path, access: Access) -> Result<Dir, SpoolError> {
+pub fn folder(kind: CopyKind, path: &Path, access: Access) -> Result<Dir, DirError> {
     let place = Place::of(kind, path);
     let mode = dir_mode(kind);
     let root = Dir::ensure_root(&place.root, access, mode)?;
@@ -155,7 +125,7 @@ impl Finder {
         path: &Path,
         temp: &Path,
         id: Option<FileId>,
-    ) -> Result<Located, SpoolError> {
+    ) -> Result<Located, DirError> {
         let place = Place::of(kind, path);
         let temp_name = file_name(temp);
         let root = match Dir::root(&place.root) {
@@ -236,7 +206,7 @@ impl Finder {
         path: &Path,
         temp: &Path,
         id: Option<FileId>,
-    ) -> Result<Removal, SpoolError> {
+    ) -> Result<Removal, DirError> {
         let found = self.locate(kind, path, temp, id)?;
         let mut removal = Removal {
             removed: 0,
@@ -275,13 +245,13 @@ pub struct Syncs {
 }
 
 impl Syncs {
-    pub fn add(&mut self, dir: Dir) -> Result<(), SpoolError> {
+    pub fn add(&mut self, dir: Dir) -> Result<(), DirError> {
         let id = dir.id()?;
         self.dirs.entry(id).or_insert(dir);
         Ok(())
     }
 
-    pub fn run(self) -> Result<(), SpoolError> {
+    pub fn run(self) -> Result<(), DirError> {
         for dir in self.dirs.into_values() {
             dir.sync()?;
         }

@@ -26,6 +26,7 @@ use jiff::tz::TimeZone;
 
 use crate::core::audit::{self, Body, Broken, Chain, Event, Head, Record};
 use crate::ledger::{Ledger, LedgerError, LedgerRead};
+use crate::system::failure::{Class, LocalFailure};
 
 pub const FILE_NAME: &str = "retention.log";
 const HEAD_SEQ: &str = "audit_head_seq";
@@ -373,6 +374,30 @@ pub fn tighten(state_dir: &Path) {
         let _ = std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o640));
     }
 }
+
+/// A retention-log failure is a local failure.
+impl From<&AuditError> for LocalFailure {
+    fn from(e: &AuditError) -> Self {
+        match e {
+            AuditError::Ledger(l) => l.into(),
+            AuditError::Io { path, source } => {
+                let class = match Class::of_io(source) {
+                    Class::Io | Class::Refused => Class::RetentionLog,
+                    other => other,
+                };
+                LocalFailure::new(class, path.parent().unwrap_or(Path::new("/")), e)
+            }
+            AuditError::Broken { path, .. } | AuditError::Mismatch { path, .. } => {
+                LocalFailure::new(
+                    Class::RetentionLog,
+                    path.parent().unwrap_or(Path::new("/")),
+                    e,
+                )
+            }
+        }
+    }
+}
+crate::system::failure::by_value!(AuditError);
 
 #[cfg(test)]
 mod tests;

@@ -1,8 +1,7 @@
 //! Finding files by identity in a tree people move things around in: walked through
 //! handles, never following links, and trusted only when two walks agree.
 
-use super::SpoolError;
-use super::tree::*;
+use super::*;
 
 /// Folders visited at most when a tree is searched.
 const MAX_DEPTH: usize = 12;
@@ -30,7 +29,7 @@ impl Index {
     /// visited into one already visited would be missed, and taken for gone. So the tree is
     /// walked until two walks in a row see the same tree; if it never holds still, the index
     /// is partial, and nothing is concluded from what it does not hold.
-    pub fn build(root: &Dir, deep: bool) -> Result<Index, SpoolError> {
+    pub fn build(root: &Dir, deep: bool) -> Result<Index, DirError> {
         let mut last = Index::walked(root, deep)?;
         for _ in 1..WALKS {
             let next = Index::walked(root, deep)?;
@@ -43,7 +42,7 @@ impl Index {
         Ok(last)
     }
 
-    fn walked(root: &Dir, deep: bool) -> Result<Index, SpoolError> {
+    fn walked(root: &Dir, deep: bool) -> Result<Index, DirError> {
         let mut index = Index::default();
         let mut seen = 0usize;
         index.walk(root, &mut Vec::new(), deep, &mut seen)?;
@@ -56,7 +55,7 @@ impl Index {
         trail: &mut Vec<String>,
         deep: bool,
         seen: &mut usize,
-    ) -> Result<(), SpoolError> {
+    ) -> Result<(), DirError> {
         for (name, kind) in dir.entries()? {
             *seen += 1;
             if *seen > MAX_ENTRIES {
@@ -72,7 +71,7 @@ impl Index {
                 continue;
             };
             if is_file(&st) {
-                if name.starts_with(super::TEMP_PREFIX) && st.st_uid == euid() {
+                if name.starts_with(TEMP_PREFIX) && st.st_uid == euid() {
                     self.temps
                         .entry(name.clone())
                         .or_default()

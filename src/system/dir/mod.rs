@@ -1,4 +1,7 @@
-//! Folders written by people, walked through directory handles (DESIGN invariant 8).
+//! Folders written by people, walked through directory handles (DESIGN invariant 8); and
+//! the one way this service writes a file whole: under a temporary name, synced, renamed into
+//! place, the folder synced (`Dir::stage` then `Dir::publish` for the spool, whose two steps
+//! straddle a ledger commit; `Dir::replace` and `Dir::install` for its own state files).
 //!
 //! A *root* is a folder the configuration names: a site's spool folder, a SIL drop folder or
 //! the quarantine folder. Its path is the administrator's and is opened as written (symbolic
@@ -20,47 +23,79 @@ use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
-use nix::fcntl::{OFlag, RenameFlags, openat, renameat2};
+use nix::fcntl::{OFlag, RenameFlags, openat, renameat, renameat2};
 use nix::sys::stat::{FileStat, Mode, SFlag, fchmod, fstat, fstatat, mkdirat};
 use nix::unistd::{Gid, UnlinkatFlags, fchown, linkat, unlinkat};
 use sha2::{Digest, Sha256};
 
-use super::{Access, SpoolError};
+/// Temporary files of this service start with this.
+pub const TEMP_PREFIX: &str = ".mss-dispatch.";
+/// Files this service writes: its own and the sites' (the group comes from `Access`).
+pub const FILE_MODE: u32 = 0o640;
+/// A missing parent shared between sites (a common spool root): the service's own group,
+/// passable by everyone, listable by no site.
+pub const PARENT_MODE: u32 = 0o751;
+
+/// The group applied to what is created for a site.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Access {
+    pub gid: Option<u32>,
+}
+
+/// A folder or a file of a folder could not be handled: what, in which folder, and why.
+#[derive(Debug, thiserror::Error)]
+#[error("{what} in {dir}: {source}")]
+pub struct DirError {
+    pub what: &'static str,
+    pub dir: PathBuf,
+    #[source]
+    pub source: std::io::Error,
+}
+
+impl DirError {
+    /// A link or a file planted where a folder should be.
+    pub fn is_refused(&self) -> bool {
+        self.source.kind() == std::io::ErrorKind::InvalidInput
+    }
+}
+
+mod index;
 
 pub use crate::core::layout::FileId;
+pub use index::Index;
 
-pub(super) fn id_of(st: &FileStat) -> FileId {
+fn id_of(st: &FileStat) -> FileId {
     FileId {
         dev: st.st_dev,
         ino: st.st_ino,
     }
 }
 
-fn io(what: &'static str, dir: &Path) -> impl FnOnce(Errno) -> SpoolError + use<> {
+fn io(what: &'static str, dir: &Path) -> impl FnOnce(Errno) -> DirError + use<> {
     let dir = dir.to_path_buf();
-    move |e| SpoolError {
+    move |e| DirError {
         what,
         dir,
         source: std::io::Error::from(e),
     }
 }
 
-pub(super) fn is_dir(st: &FileStat) -> bool {
+fn is_dir(st: &FileStat) -> bool {
     SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR
 }
 
-pub(super) fn is_file(st: &FileStat) -> bool {
+fn is_file(st: &FileStat) -> bool {
     SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFREG
 }
 
-pub(super) fn euid() -> u32 {
+fn euid() -> u32 {
     nix::unistd::geteuid().as_raw()
 }
 
 /// A file name, refused if it could name anything but an entry of one folder.
-fn entry(name: &str, dir: &Path) -> Result<(), SpoolError> {
+fn entry(name: &str, dir: &Path) -> Result<(), DirError> {
     if name.is_empty() || name == "." || name == ".." || name.contains('/') || name.contains('\0') {
-        return Err(SpoolError {
+        return Err(DirError {
             what: "not a file name",
             dir: dir.to_path_buf(),
             source: std::io::Error::from(ErrorKind::InvalidInput),
@@ -84,7 +119,7 @@ pub struct Dir {
 
 impl Dir {
     /// Opens a root by its configured path.
-    pub fn root(path: &Path) -> Result<Dir, SpoolError> {
+    pub fn root(path: &Path) -> Result<Dir, DirError> {
         let fd = nix::fcntl::open(
             path,
             OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
@@ -101,7 +136,7 @@ impl Dir {
     /// parents are shared between sites and get the service's own group and mode `0751`
     /// (staff may pass through, not list); the root gets `dir_mode` and the group of
     /// `access`, set on its handle.
-    pub fn ensure_root(path: &Path, access: Access, dir_mode: u32) -> Result<Dir, SpoolError> {
+    pub fn ensure_root(path: &Path, access: Access, dir_mode: u32) -> Result<Dir, DirError> {
         match Dir::root(path) {
             Ok(d) => return Ok(d),
             Err(e) if e.source.kind() == ErrorKind::NotFound => {}
@@ -111,7 +146,7 @@ impl Dir {
             return Err(io("cannot create the folder", path)(Errno::EINVAL));
         };
         let name = name.to_string_lossy().into_owned();
-        let parent = Dir::ensure_root(parent, Access::default(), super::PARENT_MODE)?;
+        let parent = Dir::ensure_root(parent, Access::default(), PARENT_MODE)?;
         parent.subdir(&name, Some((access, dir_mode)))
     }
 
@@ -120,7 +155,7 @@ impl Dir {
     }
 
     /// A second handle on the same folder.
-    pub fn dup(&self) -> Result<Dir, SpoolError> {
+    pub fn dup(&self) -> Result<Dir, DirError> {
         let fd = openat(&self.fd, ".", DIR_FLAGS, Mode::empty())
             .map_err(io("cannot open the folder", &self.path))?;
         Ok(Dir {
@@ -130,7 +165,7 @@ impl Dir {
     }
 
     /// The folder's own identity.
-    pub fn id(&self) -> Result<FileId, SpoolError> {
+    pub fn id(&self) -> Result<FileId, DirError> {
         fstat(&self.fd)
             .map(|st| id_of(&st))
             .map_err(io("cannot read the folder", &self.path))
@@ -139,7 +174,7 @@ impl Dir {
     /// Opens the folder `name` of this one, never through a link. With `create`, a missing
     /// folder is made with that group and mode (set on its handle); a folder this service
     /// owns is brought to them.
-    pub fn subdir(&self, name: &str, create: Option<(Access, u32)>) -> Result<Dir, SpoolError> {
+    pub fn subdir(&self, name: &str, create: Option<(Access, u32)>) -> Result<Dir, DirError> {
         entry(name, &self.path)?;
         let path = self.path.join(name);
         if let Some((_, mode)) = create {
@@ -152,7 +187,7 @@ impl Dir {
             Ok(fd) => fd,
             // A link, or a file, where a folder should be: never followed, never written.
             Err(Errno::ELOOP | Errno::ENOTDIR) => {
-                return Err(SpoolError {
+                return Err(DirError {
                     what: "a link or a file stands where a folder should be; refused",
                     dir: self.path.clone(),
                     source: std::io::Error::from(ErrorKind::InvalidInput),
@@ -169,7 +204,7 @@ impl Dir {
 
     /// Brings a folder this service owns to `mode` and the group of `access`, on its handle.
     /// A folder someone else made is left as it is.
-    pub fn tidy(&self, access: Access, mode: u32) -> Result<(), SpoolError> {
+    pub fn tidy(&self, access: Access, mode: u32) -> Result<(), DirError> {
         let st = fstat(&self.fd).map_err(io("cannot read a folder", &self.path))?;
         if st.st_uid != euid() {
             return Ok(());
@@ -188,7 +223,7 @@ impl Dir {
     }
 
     /// What stands at `name`, without following a link.
-    pub fn stat(&self, name: &str) -> Result<Option<FileStat>, SpoolError> {
+    pub fn stat(&self, name: &str) -> Result<Option<FileStat>, DirError> {
         entry(name, &self.path)?;
         match fstatat(&self.fd, name, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW) {
             Ok(st) => Ok(Some(st)),
@@ -198,14 +233,51 @@ impl Dir {
     }
 
     /// The identity of the regular file at `name`, if one is there.
-    pub fn file_id(&self, name: &str) -> Result<Option<FileId>, SpoolError> {
+    pub fn file_id(&self, name: &str) -> Result<Option<FileId>, DirError> {
         Ok(self.stat(name)?.filter(is_file).map(|st| id_of(&st)))
     }
 
     /// Writes `bytes` under `name` (replacing a stale file of that name left by an
     /// interrupted run), durable, with mode `0640` and the group, both set before the bytes
     /// are written. Returns the file's identity.
-    pub fn stage(&self, name: &str, bytes: &[u8], access: Access) -> Result<FileId, SpoolError> {
+    pub fn stage(&self, name: &str, bytes: &[u8], access: Access) -> Result<FileId, DirError> {
+        self.write_new(name, bytes, access, FILE_MODE)
+    }
+
+    /// Replaces the file `name` with `bytes`, atomically and durably: readers see the old
+    /// file or the new one, whole, and after a crash one of them is there. For the files the
+    /// service keeps for itself (reports, metrics); mode `mode`, the service's group.
+    pub fn replace(&self, name: &str, bytes: &[u8], mode: u32) -> Result<(), DirError> {
+        let temp = format!("{TEMP_PREFIX}{name}.tmp");
+        self.write_new(&temp, bytes, Access::default(), mode)?;
+        entry(name, &self.path)?;
+        renameat(&self.fd, temp.as_str(), &self.fd, name)
+            .map_err(io("cannot move a file into place", &self.path))?;
+        self.sync()
+    }
+
+    /// Writes `bytes` as the file `name` unless it exists, atomically and durably: of two
+    /// processes doing it at once, the first wins. False when `name` was already there.
+    pub fn install(&self, name: &str, bytes: &[u8], mode: u32) -> Result<bool, DirError> {
+        let temp = format!("{TEMP_PREFIX}{name}.{}.tmp", std::process::id());
+        self.write_new(&temp, bytes, Access::default(), mode)?;
+        let published = self.publish(&temp, name, &[0; 32]);
+        if !matches!(published, Ok(Published::Done)) {
+            let _ = unlinkat(&self.fd, temp.as_str(), UnlinkatFlags::NoRemoveDir);
+        }
+        let installed = published? == Published::Done;
+        self.sync()?;
+        Ok(installed)
+    }
+
+    /// Creates `name` with `bytes`, synced (a stale file of that name is replaced).
+    fn write_new(
+        &self,
+        name: &str,
+        bytes: &[u8],
+        access: Access,
+        mode: u32,
+    ) -> Result<FileId, DirError> {
         entry(name, &self.path)?;
         let create = || {
             openat(
@@ -216,7 +288,7 @@ impl Dir {
                     | OFlag::O_EXCL
                     | OFlag::O_NOFOLLOW
                     | OFlag::O_CLOEXEC,
-                Mode::from_bits_truncate(super::FILE_MODE),
+                Mode::from_bits_truncate(mode),
             )
         };
         let fd = match create() {
@@ -230,7 +302,7 @@ impl Dir {
             }
             Err(e) => return Err(io("cannot create a file", &self.path)(e)),
         };
-        fchmod(&fd, Mode::from_bits_truncate(super::FILE_MODE))
+        fchmod(&fd, Mode::from_bits_truncate(mode))
             .map_err(io("cannot set a file's mode", &self.path))?;
         if let Some(gid) = access.gid {
             fchown(&fd, None, Some(Gid::from_raw(gid)))
@@ -240,7 +312,7 @@ impl Dir {
         let mut file = File::from(fd);
         let e = |what| {
             let dir = self.path.clone();
-            move |source| SpoolError { what, dir, source }
+            move |source| DirError { what, dir, source }
         };
         file.write_all(bytes).map_err(e("cannot write a file"))?;
         file.sync_all().map_err(e("cannot sync a file"))?;
@@ -248,12 +320,7 @@ impl Dir {
     }
 
     /// Renames `from` to `to` in this folder unless `to` exists.
-    pub fn publish(
-        &self,
-        from: &str,
-        to: &str,
-        sha256: &[u8; 32],
-    ) -> Result<Published, SpoolError> {
+    pub fn publish(&self, from: &str, to: &str, sha256: &[u8; 32]) -> Result<Published, DirError> {
         entry(from, &self.path)?;
         entry(to, &self.path)?;
         match renameat2(&self.fd, from, &self.fd, to, RenameFlags::RENAME_NOREPLACE) {
@@ -277,7 +344,7 @@ impl Dir {
 
     /// `to` exists: the same content (an earlier run got this far; `from` is removed), or
     /// another file that keeps its name.
-    fn taken(&self, from: &str, to: &str, sha256: &[u8; 32]) -> Result<Published, SpoolError> {
+    fn taken(&self, from: &str, to: &str, sha256: &[u8; 32]) -> Result<Published, DirError> {
         if self.sha256(to)?.as_ref() == Some(sha256) {
             let _ = unlinkat(&self.fd, from, UnlinkatFlags::NoRemoveDir);
             Ok(Published::AlreadyThere)
@@ -287,14 +354,14 @@ impl Dir {
     }
 
     /// The hash of the regular file at `name`, never read through a link.
-    pub fn sha256(&self, name: &str) -> Result<Option<[u8; 32]>, SpoolError> {
+    pub fn sha256(&self, name: &str) -> Result<Option<[u8; 32]>, DirError> {
         let Some(mut file) = self.open_file(name)? else {
             return Ok(None);
         };
         let mut hasher = Sha256::new();
         let mut buf = vec![0u8; 64 * 1024];
         loop {
-            let n = file.read(&mut buf).map_err(|source| SpoolError {
+            let n = file.read(&mut buf).map_err(|source| DirError {
                 what: "cannot read a file",
                 dir: self.path.clone(),
                 source,
@@ -307,12 +374,12 @@ impl Dir {
     }
 
     /// The content of the regular file at `name`, never read through a link.
-    pub fn read(&self, name: &str) -> Result<Option<Vec<u8>>, SpoolError> {
+    pub fn read(&self, name: &str) -> Result<Option<Vec<u8>>, DirError> {
         let Some(mut file) = self.open_file(name)? else {
             return Ok(None);
         };
         let mut out = Vec::new();
-        file.read_to_end(&mut out).map_err(|source| SpoolError {
+        file.read_to_end(&mut out).map_err(|source| DirError {
             what: "cannot read a file",
             dir: self.path.clone(),
             source,
@@ -320,7 +387,7 @@ impl Dir {
         Ok(Some(out))
     }
 
-    fn open_file(&self, name: &str) -> Result<Option<File>, SpoolError> {
+    fn open_file(&self, name: &str) -> Result<Option<File>, DirError> {
         entry(name, &self.path)?;
         let fd = match openat(
             &self.fd,
@@ -338,7 +405,7 @@ impl Dir {
 
     /// Removes the name `name` if it is the file `id` (or, without an identity, a regular
     /// file this service owns). Returns whether it removed it.
-    pub fn remove(&self, name: &str, id: Option<FileId>) -> Result<bool, SpoolError> {
+    pub fn remove(&self, name: &str, id: Option<FileId>) -> Result<bool, DirError> {
         let Some(st) = self.stat(name)? else {
             return Ok(false);
         };
@@ -363,12 +430,12 @@ impl Dir {
     }
 
     /// Makes the folder's entries durable.
-    pub fn sync(&self) -> Result<(), SpoolError> {
+    pub fn sync(&self) -> Result<(), DirError> {
         nix::unistd::fsync(&self.fd).map_err(io("cannot sync a folder", &self.path))
     }
 
     /// Every entry of the folder but `.` and `..`, with its type when the file system says.
-    pub fn entries(&self) -> Result<Vec<(String, Option<nix::dir::Type>)>, SpoolError> {
+    pub fn entries(&self) -> Result<Vec<(String, Option<nix::dir::Type>)>, DirError> {
         let fd = nix::fcntl::openat(&self.fd, ".", DIR_FLAGS, Mode::empty())
             .map_err(io("cannot list a folder", &self.path))?;
         let mut list =
@@ -383,6 +450,14 @@ impl Dir {
         }
         Ok(out)
     }
+}
+
+/// Replaces the file at `path` with `bytes` (`Dir::replace` in its folder).
+pub fn replace_file(path: &Path, bytes: &[u8], mode: u32) -> Result<(), DirError> {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return Err(io("cannot write the file", path)(Errno::EINVAL));
+    };
+    Dir::root(dir)?.replace(&name.to_string_lossy(), bytes, mode)
 }
 
 /// What `publish` found.
@@ -402,7 +477,7 @@ pub fn descend(
     root: &Dir,
     trail: &[String],
     create: Option<(Access, u32)>,
-) -> Result<Dir, SpoolError> {
+) -> Result<Dir, DirError> {
     let mut dir = root.dup()?;
     for name in trail {
         dir = dir.subdir(name, create)?;
