@@ -110,3 +110,8 @@ pub fn corpus(name: &str) -> Fetched {
 pub fn now() -> Timestamp {
     "2021-10-30T12:00:00Z".parse().unwrap()
 }
+
+/// The zone the tests decide in (the core's own tests cannot look it up).
+pub fn paris() -> TimeZone {
+    crate::system::tz::paris()
+}

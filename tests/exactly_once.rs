@@ -3,12 +3,10 @@
 //! UIDVALIDITY, identical re-sent messages, SIGTERM mid-drain. Every certificate ends up
 //! delivered once, with no temporary file left in sight.
 
-mod support;
-
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use support::*;
+use crate::support::*;
 
 const PROCESSED: &str = "SI-DEP.Traites";
 

@@ -1,12 +1,10 @@
 //! Faults a real server will not produce on demand, from a scripted fake IMAP server: a
 //! message whose download is cut in the middle every time, and a server that stops answering.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
-use support::fake_imap::{FakeImap, Faults};
-use support::*;
+use crate::support::fake_imap::{FakeImap, Faults};
+use crate::support::*;
 
 struct World {
     _tmp: tempfile::TempDir,

@@ -6,13 +6,11 @@
 //! duplicated, every failure shows in `status` and as an ALERT, and the retention log is
 //! verifiable or said to be broken, never silently re-based.
 
-mod support;
-
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::Duration;
 
-use support::*;
+use crate::support::*;
 
 const PROCESSED: &str = "SI-DEP.Traites";
 
@@ -76,17 +74,8 @@ impl Drop for Mount {
     }
 }
 
-fn cmd(install: &Install, args: &[&str]) -> Output {
-    Command::new(bin())
-        .args(args)
-        .arg("--config")
-        .arg(&install.config)
-        .output()
-        .unwrap()
-}
-
 fn status(install: &Install) -> serde_json::Value {
-    let out = cmd(install, &["status", "--json"]);
+    let out = install.command(&["status", "--json"]);
     assert!(out.status.success(), "{}", stderr(&out));
     serde_json::from_slice(&out.stdout).unwrap()
 }
@@ -225,7 +214,7 @@ fn a_read_only_state_directory_is_reported_and_the_service_resumes() {
     assert!(eventually(30, || pdfs(&w.install, "690000880").len() == 5));
     sigterm(&daemon);
     assert!(daemon.wait().unwrap().success());
-    let out = cmd(&w.install, &["audit", "verify"]);
+    let out = w.install.command(&["audit", "verify"]);
     assert!(
         out.status.success(),
         "{}",
@@ -298,7 +287,7 @@ fn a_deleted_emptied_or_corrupted_ledger_stops_the_service_with_what_to_do() {
     let out = w.install.run_once();
     assert!(out.status.success(), "{}", stderr(&out));
     exactly(&w.install, 3);
-    let out = cmd(&w.install, &["audit", "verify"]);
+    let out = w.install.command(&["audit", "verify"]);
     assert!(
         out.status.success(),
         "{}",
@@ -307,16 +296,15 @@ fn a_deleted_emptied_or_corrupted_ledger_stops_the_service_with_what_to_do() {
 
     // Or, with no backup, a new ledger started deliberately: the break is in the log.
     std::fs::remove_file(&ledger).unwrap();
-    let out = cmd(
-        &w.install,
-        &["audit", "reseal", "--new-ledger", "--reason", "disk lost"],
-    );
+    let out = w
+        .install
+        .command(&["audit", "reseal", "--new-ledger", "--reason", "disk lost"]);
     assert!(out.status.success(), "{}", stderr(&out));
     load(&w, 4, 1, 4000);
     let out = w.install.run_once();
     assert!(out.status.success(), "{}", stderr(&out));
     exactly(&w.install, 4);
-    let out = cmd(&w.install, &["audit", "verify"]);
+    let out = w.install.command(&["audit", "verify"]);
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(out.status.success(), "{text}");
     assert!(text.contains("a new segment started"), "{text}");
@@ -331,7 +319,7 @@ fn a_cut_deleted_or_torn_retention_log_is_never_silently_rebased() {
     assert!(eventually(30, || pdfs(&w.install, "690000880").len() == 3));
     let rlog = w.install.root.join("state/retention.log");
     let verify = |w: &World| {
-        let out = cmd(&w.install, &["audit", "verify"]);
+        let out = w.install.command(&["audit", "verify"]);
         (
             out.status.success(),
             String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -365,7 +353,9 @@ fn a_cut_deleted_or_torn_retention_log_is_never_silently_rebased() {
         lines.len() - 2,
         "nothing was appended to a broken log"
     );
-    let out = cmd(&w.install, &["audit", "reseal", "--reason", "test: cut"]);
+    let out = w
+        .install
+        .command(&["audit", "reseal", "--reason", "test: cut"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let (ok, out) = verify(&w);
     assert!(ok, "{out}");
@@ -384,10 +374,9 @@ fn a_cut_deleted_or_torn_retention_log_is_never_silently_rebased() {
         .unwrap()
         .starts_with("broken")));
     assert!(!rlog.exists() || !verify(&w).0);
-    let out = cmd(
-        &w.install,
-        &["audit", "reseal", "--reason", "test: deleted"],
-    );
+    let out = w
+        .install
+        .command(&["audit", "reseal", "--reason", "test: deleted"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(verify(&w).0);
 
@@ -502,11 +491,11 @@ fn the_service_killed_mid_purge_purges_everything_once_restarted() {
         pdfs(&install, "690000880").len()
     );
     assert!(eventually(20, || {
-        cmd(&install, &["purge", "--dry-run"]).stdout.is_empty()
+        install.command(&["purge", "--dry-run"]).stdout.is_empty()
     }));
     sigterm(&daemon);
     assert!(daemon.wait().unwrap().success());
-    let out = cmd(&install, &["audit", "verify"]);
+    let out = install.command(&["audit", "verify"]);
     assert!(
         out.status.success(),
         "{}",
@@ -533,7 +522,7 @@ fn audit_verify_never_raises_a_false_alarm_during_a_drain() {
     let mut daemon = install.spawn();
     let mut runs = 0;
     while runs < 200 {
-        let out = cmd(&install, &["audit", "verify"]);
+        let out = install.command(&["audit", "verify"]);
         assert!(
             out.status.success(),
             "run {runs}: {}{}",
@@ -587,7 +576,7 @@ fn operator_commands_during_a_first_start_never_fail_nor_create_the_ledger() {
     assert!(eventually(60, || pdfs(&install, "690000880").len() == 50));
     sigterm(&daemon);
     assert!(daemon.wait().unwrap().success());
-    let out = cmd(&install, &["audit", "verify"]);
+    let out = install.command(&["audit", "verify"]);
     assert!(
         out.status.success(),
         "{}",

@@ -9,8 +9,6 @@
 //! due certificate of the attacked site was removed wherever it was moved, or is reported
 //! failing by an ALERT; no `.part` file is left anywhere.
 
-mod support;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -19,7 +17,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use support::*;
+use crate::support::*;
 
 const SITES: [&str; 3] = ["690000880", "750712184", "2A0000154"];
 const PER_SITE: u32 = 100;

@@ -1,12 +1,10 @@
 //! The daemon against a real Dovecot over TLS: authentication modes, trust failures, IDLE,
 //! folders, flags and the quarantine reasons.
 
-mod support;
-
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use support::*;
+use crate::support::*;
 
 struct World {
     _tmp: tempfile::TempDir,

@@ -2,16 +2,10 @@
 //! Debian package, live reload on SIGHUP, `status`, and the metrics file (checked by
 //! promtool).
 
-mod support;
-
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
-use support::*;
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf()
-}
+use crate::support::{project_root as root, *};
 
 fn run(cmd: &mut Command) -> Output {
     cmd.output()

@@ -3,31 +3,15 @@
 //! would still quarantine (nothing changes), `discard` (no copy and no personal field left),
 //! `list` without names, and the retention log naming who did what with which override.
 
-mod support;
-
 use std::path::Path;
-use std::process::{Command, Output};
 
-use support::*;
+use crate::support::*;
 
 const QUARANTINE: &str = "SI-DEP.Quarantaine";
 const PROCESSED: &str = "SI-DEP.Traites";
 
-fn cmd(config: &Path, args: &[&str]) -> Output {
-    Command::new(bin())
-        .args(args)
-        .arg("--config")
-        .arg(config)
-        .output()
-        .unwrap()
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
 fn listed(config: &Path) -> Vec<serde_json::Value> {
-    let out = cmd(config, &["quarantine", "list", "--json"]);
+    let out = command(config, &["quarantine", "list", "--json"]);
     assert!(out.status.success(), "{}", stderr(&out));
     stdout(&out)
         .lines()
@@ -40,14 +24,6 @@ fn id_for(list: &[serde_json::Value], reason: &str) -> i64 {
         .find(|e| e["reason"] == reason)
         .and_then(|e| e["id"].as_i64())
         .unwrap_or_else(|| panic!("no {reason} in {list:?}"))
-}
-
-fn log_events(root: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(root.join("state/retention.log"))
-        .unwrap_or_default()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
 }
 
 fn bytes_under(dir: &Path) -> Vec<u8> {
@@ -100,7 +76,7 @@ fn retry_release_and_discard_while_the_daemon_runs() {
     assert!(eventually(10, || dovecot.count(USER, QUARANTINE) == 3));
 
     // The list names no patient.
-    let out = cmd(&config, &["quarantine", "list"]);
+    let out = command(&config, &["quarantine", "list"]);
     let text = stdout(&out);
     assert!(
         text.contains("unknown_site") && text.contains("unknown_result"),
@@ -118,7 +94,7 @@ fn retry_release_and_discard_while_the_daemon_runs() {
     let (unknown_result, to_discard) = (ids[1], ids[2]);
 
     // `show` is where the person deciding sees the patient.
-    let out = cmd(
+    let out = command(
         &config,
         &["quarantine", "show", &unknown_result.to_string()],
     );
@@ -133,7 +109,7 @@ fn retry_release_and_discard_while_the_daemon_runs() {
     );
 
     // Without an override, the unknown result would still be quarantined: nothing changes.
-    let out = cmd(
+    let out = command(
         &config,
         &["quarantine", "release", &unknown_result.to_string()],
     );
@@ -146,7 +122,7 @@ fn retry_release_and_discard_while_the_daemon_runs() {
     assert_eq!(listed(&config).len(), 3);
 
     // With --result negative: delivered, on the 72-hour rule from the sampling time.
-    let out = cmd(
+    let out = command(
         &config,
         &[
             "quarantine",
@@ -186,7 +162,7 @@ fn retry_release_and_discard_while_the_daemon_runs() {
             install_root.display()
         );
     std::fs::write(&config, text).unwrap();
-    let out = cmd(&config, &["quarantine", "retry", "--json"]);
+    let out = command(&config, &["quarantine", "retry", "--json"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let lines: Vec<serde_json::Value> = stdout(&out)
         .lines()
@@ -202,7 +178,7 @@ fn retry_release_and_discard_while_the_daemon_runs() {
     assert_eq!(listed(&config).len(), 1);
 
     // Discard: no copy left anywhere, no personal field in the ledger.
-    let out = cmd(&config, &["quarantine", "discard", &to_discard.to_string()]);
+    let out = command(&config, &["quarantine", "discard", &to_discard.to_string()]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(listed(&config).is_empty());
     assert!(
@@ -275,7 +251,7 @@ fn retry_release_and_discard_while_the_daemon_runs() {
     assert!(discarded["user"].as_str().unwrap().starts_with(&user));
     assert_eq!(event("purged", to_discard)["lateness_seconds"], 0);
     event("server_copy_purged", to_discard);
-    let out = cmd(&config, &["audit", "verify"]);
+    let out = command(&config, &["audit", "verify"]);
     assert!(out.status.success(), "{}", stderr(&out));
 }
 
@@ -290,7 +266,7 @@ fn a_site_override_and_a_sampling_override_without_a_daemon() {
     let id = id_for(&list, "unknown_site");
 
     // A bad override is a usage error naming the option.
-    let out = cmd(
+    let out = command(
         &install.config,
         &[
             "quarantine",
@@ -305,7 +281,7 @@ fn a_site_override_and_a_sampling_override_without_a_daemon() {
 
     // Routed to Lyon, sampled at a time the operator gives: with no daemon running, the
     // command moves the server copy itself.
-    let out = cmd(
+    let out = command(
         &install.config,
         &[
             "quarantine",
@@ -328,7 +304,7 @@ fn a_site_override_and_a_sampling_override_without_a_daemon() {
         "{}{}\n{}",
         stdout(&out),
         stderr(&out),
-        stdout(&cmd(
+        stdout(&command(
             &install.config,
             &["quarantine", "show", &id.to_string()]
         ))
@@ -354,7 +330,7 @@ fn a_site_override_and_a_sampling_override_without_a_daemon() {
     assert_eq!(released["site"], "690000880");
     assert_eq!(released["rule"], "positive");
     // A second release of the same certificate is refused: it is not in quarantine any more.
-    let out = cmd(&install.config, &["quarantine", "release", &id.to_string()]);
+    let out = command(&install.config, &["quarantine", "release", &id.to_string()]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
         stderr(&out).contains("not in quarantine"),
@@ -393,7 +369,7 @@ fn run_as_root_a_command_acts_as_the_service_account() {
         }
     }
     let id = id_for(&listed(&install.config), "unknown_result");
-    let out = cmd(
+    let out = command(
         &install.config,
         &[
             "quarantine",
@@ -404,7 +380,7 @@ fn run_as_root_a_command_acts_as_the_service_account() {
         ],
     );
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
-    let out = cmd(&install.config, &["status"]);
+    let out = command(&install.config, &["status"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let owned_by_root: Vec<_> = tree(&root)
         .into_iter()

@@ -2,26 +2,14 @@
 //! later, when the server was down), the clock-safety hold and its confirmation, re-sends,
 //! hand-over tracking by the running daemon, and the auditors' commands.
 
-mod support;
-
 use std::path::Path;
-use std::process::{Command, Output};
 
-use support::*;
+use crate::support::*;
 
 const PROCESSED: &str = "SI-DEP.Traites";
 
 fn world(extra: &str) -> World {
     World::new("", extra)
-}
-
-fn cmd(w: &World, args: &[&str]) -> Output {
-    Command::new(bin())
-        .args(args)
-        .arg("--config")
-        .arg(&w.install.config)
-        .output()
-        .unwrap()
 }
 
 fn ledger(w: &World) -> rusqlite::Connection {
@@ -37,14 +25,6 @@ fn make_due(w: &World) {
         .unwrap();
     db.execute("UPDATE server_copy SET due = ?1", [past])
         .unwrap();
-}
-
-fn log_events(w: &World) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(w.install.root.join("state/retention.log"))
-        .unwrap_or_default()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
 }
 
 fn state_bytes(dir: &Path) -> Vec<u8> {
@@ -76,7 +56,7 @@ fn a_due_certificate_is_purged_everywhere_including_the_server_copy() {
     ));
 
     make_due(&w);
-    let out = cmd(&w, &["purge"]);
+    let out = w.install.command(&["purge"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
         String::from_utf8_lossy(&out.stdout)
@@ -88,7 +68,7 @@ fn a_due_certificate_is_purged_everywhere_including_the_server_copy() {
         0,
         "the server copy is gone too"
     );
-    let kinds: Vec<String> = log_events(&w)
+    let kinds: Vec<String> = log_events(&w.install.root)
         .iter()
         .map(|e| e["event"].as_str().unwrap().to_string())
         .collect();
@@ -114,7 +94,7 @@ fn with_the_server_down_the_local_purge_completes_and_the_server_catches_up() {
     assert!(w.install.run_once().status.success());
     make_due(&w);
     w.dovecot.stop();
-    let out = cmd(&w, &["purge"]);
+    let out = w.install.command(&["purge"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
         String::from_utf8_lossy(&out.stdout).contains("0 server copy(ies) deleted, 1 to retry")
@@ -122,10 +102,10 @@ fn with_the_server_down_the_local_purge_completes_and_the_server_catches_up() {
     assert!(w.install.files().is_empty());
     w.dovecot.restart();
     assert_eq!(w.dovecot.count(USER, PROCESSED), 1);
-    let out = cmd(&w, &["purge"]);
+    let out = w.install.command(&["purge"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(w.dovecot.count(USER, PROCESSED), 0);
-    let late = log_events(&w)
+    let late = log_events(&w.install.root)
         .into_iter()
         .find(|e| e["event"] == "server_copy_purged")
         .unwrap();
@@ -148,7 +128,7 @@ fn a_clock_set_back_holds_purging_until_an_operator_confirms_it() {
             [tomorrow.to_string()],
         )
         .unwrap();
-    let out = cmd(&w, &["purge"]);
+    let out = w.install.command(&["purge"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("went back"), "{}", stderr(&out));
     assert_eq!(
@@ -159,12 +139,12 @@ fn a_clock_set_back_holds_purging_until_an_operator_confirms_it() {
     // The daemon does not purge either.
     assert!(w.install.run_once().status.success());
     assert_eq!(w.install.spool_files("690000880").len(), 1);
-    let out = cmd(&w, &["purge", "--confirm-clock"]);
+    let out = w.install.command(&["purge", "--confirm-clock"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let out = cmd(&w, &["purge"]);
+    let out = w.install.command(&["purge"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(w.install.spool_files("690000880").is_empty());
-    let events = log_events(&w);
+    let events = log_events(&w.install.root);
     let confirm = events
         .iter()
         .find(|e| e["event"] == "clock_confirmed")
@@ -181,11 +161,11 @@ fn dry_run_lists_what_is_due_and_deletes_nothing() {
     w.dovecot
         .deliver(USER, "INBOX", &certificate(4, "690000880", "Positif", 4000));
     assert!(w.install.run_once().status.success());
-    let out = cmd(&w, &["purge", "--dry-run"]);
+    let out = w.install.command(&["purge", "--dry-run"]);
     assert!(out.status.success());
     assert!(out.stdout.is_empty(), "nothing due yet");
     make_due(&w);
-    let out = cmd(&w, &["purge", "--dry-run"]);
+    let out = w.install.command(&["purge", "--dry-run"]);
     let line: serde_json::Value =
         serde_json::from_str(String::from_utf8_lossy(&out.stdout).trim()).unwrap();
     assert_eq!(line["certificate"], 1);
@@ -213,7 +193,7 @@ fn the_running_daemon_records_sil_pick_up_and_staff_deletion() {
         std::fs::remove_file(w.install.root.join(f)).unwrap();
     }
     let seen = eventually(20, || {
-        let kinds: Vec<String> = log_events(&w)
+        let kinds: Vec<String> = log_events(&w.install.root)
             .iter()
             .map(|e| e["event"].as_str().unwrap().to_string())
             .collect();
@@ -222,9 +202,9 @@ fn the_running_daemon_records_sil_pick_up_and_staff_deletion() {
     });
     sigterm(&daemon);
     assert!(daemon.wait().unwrap().success());
-    assert!(seen, "{:?}", log_events(&w));
+    assert!(seen, "{:?}", log_events(&w.install.root));
     // Recorded once each.
-    let events = log_events(&w);
+    let events = log_events(&w.install.root);
     assert_eq!(
         events
             .iter()
@@ -253,7 +233,7 @@ fn audit_verify_catches_an_edit_a_deletion_and_a_swap() {
     let original = std::fs::read_to_string(&log).unwrap();
     let lines: Vec<&str> = original.lines().collect();
     assert!(lines.len() >= 6);
-    let out = cmd(&w, &["audit", "verify"]);
+    let out = w.install.command(&["audit", "verify"]);
     assert!(
         out.status.success(),
         "{}",
@@ -271,7 +251,7 @@ fn audit_verify_catches_an_edit_a_deletion_and_a_swap() {
     edited[2] = edited[2].replace("\"result\":\"negative\"", "\"result\":\"positive\"");
     assert_ne!(edited[2], owned[2]);
     write(&edited);
-    let out = cmd(&w, &["audit", "verify"]);
+    let out = w.install.command(&["audit", "verify"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
         String::from_utf8_lossy(&out.stdout).contains("record 4"),
@@ -282,7 +262,7 @@ fn audit_verify_catches_an_edit_a_deletion_and_a_swap() {
     let mut deleted = owned.clone();
     deleted.remove(1);
     write(&deleted);
-    let out = cmd(&w, &["audit", "verify"]);
+    let out = w.install.command(&["audit", "verify"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
         String::from_utf8_lossy(&out.stdout).contains("record 3"),
@@ -293,7 +273,7 @@ fn audit_verify_catches_an_edit_a_deletion_and_a_swap() {
     let mut swapped = owned.clone();
     swapped.swap(3, 4);
     write(&swapped);
-    let out = cmd(&w, &["audit", "verify"]);
+    let out = w.install.command(&["audit", "verify"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
         String::from_utf8_lossy(&out.stdout).contains("line 4"),
@@ -304,7 +284,7 @@ fn audit_verify_catches_an_edit_a_deletion_and_a_swap() {
     // The last record removed: only the ledger can tell.
     let truncated = owned[..owned.len() - 1].to_vec();
     write(&truncated);
-    let out = cmd(&w, &["audit", "verify"]);
+    let out = w.install.command(&["audit", "verify"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
         String::from_utf8_lossy(&out.stdout).contains("missing"),
@@ -313,7 +293,7 @@ fn audit_verify_catches_an_edit_a_deletion_and_a_swap() {
     );
 
     std::fs::write(&log, &original).unwrap();
-    assert!(cmd(&w, &["audit", "verify"]).status.success());
+    assert!(w.install.command(&["audit", "verify"]).status.success());
 }
 
 #[test]
@@ -325,9 +305,11 @@ fn audit_export_filters_and_answers_how_late() {
         .deliver(USER, "INBOX", &certificate(7, "750712184", "Négatif", 2000));
     assert!(w.install.run_once().status.success());
     make_due(&w);
-    assert!(cmd(&w, &["purge"]).status.success());
+    assert!(w.install.command(&["purge"]).status.success());
 
-    let out = cmd(&w, &["audit", "export", "--site", "750712184"]);
+    let out = w
+        .install
+        .command(&["audit", "export", "--site", "750712184"]);
     assert!(out.status.success());
     let records: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
         .lines()
@@ -338,7 +320,7 @@ fn audit_export_filters_and_answers_how_late() {
     let purged = records.iter().find(|r| r["event"] == "purged").unwrap();
     assert!(purged["lateness_seconds"].as_i64().unwrap() >= 60);
 
-    let out = cmd(&w, &["audit", "export", "--format", "csv"]);
+    let out = w.install.command(&["audit", "export", "--format", "csv"]);
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     let mut rows = text.lines();
     assert!(
@@ -349,9 +331,13 @@ fn audit_export_filters_and_answers_how_late() {
     assert!(text.lines().any(|l| l.contains(",purged,")));
     assert!(!text.contains("PATIENT"));
 
-    let out = cmd(&w, &["audit", "export", "--until", "2000-01-01"]);
+    let out = w
+        .install
+        .command(&["audit", "export", "--until", "2000-01-01"]);
     assert!(out.status.success());
     assert!(out.stdout.is_empty());
-    let out = cmd(&w, &["audit", "export", "--since", "yesterday"]);
+    let out = w
+        .install
+        .command(&["audit", "export", "--since", "yesterday"]);
     assert_eq!(out.status.code(), Some(2));
 }

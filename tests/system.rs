@@ -8,15 +8,13 @@
 //! the test's Dovecot is reachable from inside. Needs root and systemd-nspawn (skipped with a
 //! message otherwise).
 
-mod support;
-
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use support::*;
+use crate::support::*;
 
 fn target() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("target/system")

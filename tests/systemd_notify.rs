@@ -2,14 +2,12 @@
 //! STATUS= lines, WATCHDOG=1 while the loop makes progress (idle included), none while an
 //! IMAP call hangs, RELOADING=1 then READY=1 around a SIGHUP reload, STOPPING=1 on SIGTERM.
 
-mod support;
-
 use std::os::unix::net::UnixDatagram;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::fake_imap::{FakeImap, Faults};
-use support::*;
+use crate::support::fake_imap::{FakeImap, Faults};
+use crate::support::*;
 
 /// Messages received on a notify socket, with their arrival time.
 fn collect(sock: &UnixDatagram, for_how_long: Duration) -> Vec<(Duration, String)> {

@@ -10,7 +10,8 @@ use serde_json::json;
 
 use super::Outcome;
 use crate::core::config::{Config, Source, is_pkcs12};
-use crate::daemon::report::{self, Counts, DaemonState};
+use crate::daemon::report::{self, DaemonState};
+use crate::ledger::Counts;
 use crate::ledger::Ledger;
 
 pub fn run(config_path: &Path, as_json: bool) -> Outcome {
@@ -21,7 +22,7 @@ pub fn run(config_path: &Path, as_json: bool) -> Outcome {
     let last = report::read_daemon_state(&config.state_dir);
     // Before the first run there is no ledger yet: nothing delivered, nothing held.
     let counts = match Ledger::open_read_only(&config.state_dir)? {
-        Some(l) => report::counts(&l, now)?,
+        Some(l) => crate::ledger::counts(&l, now)?,
         None => Counts::default(),
     };
     let problems = local_problems(&config.state_dir);

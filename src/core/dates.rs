@@ -83,7 +83,7 @@ mod tests {
     use super::*;
 
     fn paris() -> TimeZone {
-        crate::system::tz::paris()
+        crate::test_support::paris()
     }
 
     fn at(text: &str) -> Option<String> {

@@ -107,7 +107,7 @@ mod tests {
     use crate::core::dates::parse_instant;
 
     fn paris() -> TimeZone {
-        crate::system::tz::paris()
+        crate::test_support::paris()
     }
 
     fn due_of(rule: Rule, sampled: &str, policy: &Policy) -> String {

@@ -124,8 +124,10 @@ impl Monitor {
                 let dir = self.state_dir.clone();
                 let counts = tokio::task::spawn_blocking(move || {
                     match Ledger::open_read_only(&dir).map_err(|e| e.to_string())? {
-                        Some(ledger) => report::counts(&ledger, now).map_err(|e| e.to_string()),
-                        None => Ok(report::Counts::default()),
+                        Some(ledger) => {
+                            crate::ledger::counts(&ledger, now).map_err(|e| e.to_string())
+                        }
+                        None => Ok(crate::ledger::Counts::default()),
                     }
                 })
                 .await;

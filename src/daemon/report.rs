@@ -9,7 +9,7 @@ use crate::system::dir::{Dir, DirError};
 
 use serde::{Deserialize, Serialize};
 
-use crate::ledger::{Ledger, LedgerError, LedgerRead};
+use crate::ledger::Counts;
 
 const DAEMON_FILE: &str = "daemon.json";
 
@@ -64,129 +64,6 @@ pub fn daemon_running(state_dir: &Path) -> bool {
 pub fn read_daemon_state(state_dir: &Path) -> Option<DaemonState> {
     let text = std::fs::read_to_string(daemon_file(state_dir)).ok()?;
     serde_json::from_str(&text).ok()
-}
-
-/// Counts from the ledger at `now`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct Counts {
-    /// Certificates delivered (by their reception) in the last 24 hours, per site.
-    pub delivered_24h: BTreeMap<String, i64>,
-    /// Certificates now in quarantine, per reason.
-    pub quarantine: BTreeMap<String, i64>,
-    pub purges_due_24h: i64,
-    pub next_purge_at: Option<i64>,
-    pub server_copies_pending: i64,
-    pub last_purge_pass: Option<i64>,
-    pub clock_hold: Option<String>,
-    /// Since the installation: delivered per site, quarantined per reason, purged per rule.
-    pub delivered_total: BTreeMap<String, i64>,
-    pub quarantined_total: BTreeMap<String, i64>,
-    pub purged_total: BTreeMap<String, i64>,
-    pub ignored_total: i64,
-    /// Certificates held now (not purged), per rule.
-    pub held: BTreeMap<String, i64>,
-    /// Copies due whose removal failed at the last attempts, and the last error of one.
-    pub purge_failing: i64,
-    pub purge_failing_error: Option<String>,
-    /// Why the retention log is broken, while it is.
-    pub retention_log_broken: Option<String>,
-}
-
-pub fn counts(ledger: &Ledger, now: i64) -> Result<Counts, LedgerError> {
-    let c = ledger.conn();
-    let err = |e| ledger.read_err(e);
-    let grouped =
-        |sql: &str, p: &[&dyn rusqlite::ToSql]| -> Result<BTreeMap<String, i64>, LedgerError> {
-            let mut stmt = c.prepare_cached(sql).map_err(err)?;
-            stmt.query_map(p, |r| {
-                Ok((
-                    r.get::<_, Option<String>>(0)?
-                        .unwrap_or_else(|| "none".into()),
-                    r.get(1)?,
-                ))
-            })
-            .and_then(|rows| rows.collect())
-            .map_err(err)
-        };
-    let delivered = "state IN ('delivered', 'superseded')";
-    let (purges_due_24h, next) = c
-        .query_row(
-            "SELECT count(*), min(purge_at) FROM certificate
-             WHERE purged_at IS NULL AND purge_at <= ?1",
-            [now + 86_400],
-            |r| Ok((r.get(0)?, r.get::<_, Option<i64>>(1)?)),
-        )
-        .map_err(err)?;
-    let (purge_failing, purge_failing_error) = c
-        .query_row(
-            "SELECT count(*), max(last_error) FROM copy
-             WHERE state = 'purging' AND attempts > 0",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .map_err(err)?;
-    let next_purge_at = match next {
-        Some(n) => Some(n),
-        None => c
-            .query_row(
-                "SELECT min(purge_at) FROM certificate WHERE purged_at IS NULL",
-                [],
-                |r| r.get(0),
-            )
-            .map_err(err)?,
-    };
-    Ok(Counts {
-        delivered_24h: grouped(
-            &format!(
-                "SELECT site, count(*) FROM certificate
-                 WHERE received_at >= ?1 AND {delivered} GROUP BY site"
-            ),
-            &[&(now - 86_400)],
-        )?,
-        quarantine: grouped(
-            "SELECT reason, count(*) FROM certificate
-             WHERE purged_at IS NULL AND state IN ('quarantining', 'quarantined')
-             GROUP BY reason",
-            &[],
-        )?,
-        purges_due_24h,
-        next_purge_at,
-        server_copies_pending: c
-            .query_row(
-                "SELECT count(*) FROM server_copy WHERE state = 'present' AND due <= ?1",
-                [now],
-                |r| r.get(0),
-            )
-            .map_err(err)?,
-        last_purge_pass: ledger.meta("purge_last_pass")?.and_then(|s| s.parse().ok()),
-        clock_hold: ledger.meta("clock_hold")?,
-        delivered_total: grouped(
-            &format!("SELECT site, count(*) FROM certificate WHERE {delivered} GROUP BY site"),
-            &[],
-        )?,
-        quarantined_total: grouped(
-            "SELECT reason, count(*) FROM certificate WHERE reason IS NOT NULL GROUP BY reason",
-            &[],
-        )?,
-        purged_total: grouped(
-            "SELECT rule, count(*) FROM certificate WHERE purged_at IS NOT NULL GROUP BY rule",
-            &[],
-        )?,
-        ignored_total: c
-            .query_row(
-                "SELECT count(*) FROM message WHERE disposition = 'ignored'",
-                [],
-                |r| r.get(0),
-            )
-            .map_err(err)?,
-        held: grouped(
-            "SELECT rule, count(*) FROM certificate WHERE purged_at IS NULL GROUP BY rule",
-            &[],
-        )?,
-        purge_failing,
-        purge_failing_error,
-        retention_log_broken: crate::retention::log::broken(ledger)?,
-    })
 }
 
 /// The Prometheus text exposition of the counts and the daemon's state.

@@ -7,10 +7,12 @@
 //! not linger in free pages.
 
 pub mod keys;
+pub mod meta;
 mod migrate;
 mod quarantine;
 mod read;
 mod rows;
+mod summary;
 mod tx;
 
 use std::path::{Path, PathBuf};
@@ -23,6 +25,7 @@ pub use crate::core::layout::FileId;
 pub use quarantine::{QuarantineRead, QuarantinedRow, Recorded, Release, ServerCopyInfo};
 pub use read::LedgerRead;
 pub use rows::*;
+pub use summary::{Counts, counts};
 pub use tx::LedgerTx;
 
 /// The schema this program reads and writes.

@@ -12,8 +12,7 @@ use crate::core::audit::Event;
 use crate::core::clock::{self, LastPass, Verdict};
 use crate::ledger::{Ledger, LedgerError, LedgerRead};
 
-const LAST_PASS: &str = "purge_last_pass";
-const CLOCK_HOLD: &str = "clock_hold";
+use crate::ledger::meta::{CLOCK_HOLD, PURGE_LAST_PASS as LAST_PASS};
 
 /// Whether purging may go ahead.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -23,7 +23,7 @@ use crate::retention::purge::record_taken;
 
 /// Published copies checked per reconcile slice.
 pub const RECONCILE_SLICE: usize = 2000;
-const CURSOR: &str = "reconcile_cursor";
+use crate::ledger::meta::RECONCILE_CURSOR as CURSOR;
 
 /// What the watcher reports.
 pub enum Signal {

@@ -53,22 +53,8 @@ impl Msg {
 }
 
 fn b64(data: &[u8]) -> String {
-    const T: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for chunk in data.chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |n, (i, b)| n | (u32::from(*b) << (16 - 8 * i)));
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(T[((n >> (18 - 6 * i)) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(data)
 }
 
 fn outcome(msg: &Msg) -> Outcome {
@@ -77,7 +63,7 @@ fn outcome(msg: &Msg) -> Outcome {
 
 fn with_context(f: impl FnOnce(&Context) -> Outcome) -> Outcome {
     let config = config::parse(CONFIG, "t").unwrap();
-    let tz = crate::system::tz::paris();
+    let tz = crate::test_support::paris();
     let ctx = Context {
         config: &config,
         tz: &tz,

@@ -28,11 +28,10 @@ use crate::core::audit::{self, Body, Broken, Chain, Event, Head, Record};
 use crate::ledger::{Ledger, LedgerError, LedgerRead};
 use crate::system::failure::{Class, LocalFailure};
 
+pub use crate::ledger::meta::AUDIT_BROKEN as BROKEN;
+use crate::ledger::meta::{AUDIT_HEAD_HASH as HEAD_HASH, AUDIT_HEAD_SEQ as HEAD_SEQ};
+
 pub const FILE_NAME: &str = "retention.log";
-const HEAD_SEQ: &str = "audit_head_seq";
-const HEAD_HASH: &str = "audit_head_hash";
-/// Why the log is broken, while it is (for `status`).
-pub const BROKEN: &str = "audit_broken";
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuditError {

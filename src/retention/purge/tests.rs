@@ -422,7 +422,7 @@ fn a_copy_that_cannot_be_removed_is_failing_and_the_others_are_purged() {
         1,
         "the Corsican certificate is purged all the same"
     );
-    let counts = crate::daemon::report::counts(&ledger, t(DUE).as_second()).unwrap();
+    let counts = crate::ledger::counts(&ledger, t(DUE).as_second()).unwrap();
     assert_eq!(counts.purge_failing, 1);
     // Retried at the next pass, where it succeeds once the file is reachable again.
     std::fs::rename(deep.join("x.pdf"), f.root.join("sites/690000880/x.pdf")).unwrap();
@@ -430,7 +430,7 @@ fn a_copy_that_cannot_be_removed_is_failing_and_the_others_are_purged() {
     assert!(pass.failing.is_empty());
     assert_eq!(pass.purged.len(), 1);
     assert!(!f.root.join("sites/690000880/x.pdf").exists());
-    let counts = crate::daemon::report::counts(&ledger, t(DUE).as_second()).unwrap();
+    let counts = crate::ledger::counts(&ledger, t(DUE).as_second()).unwrap();
     assert_eq!(counts.purge_failing, 0);
 }
 
