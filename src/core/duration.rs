@@ -4,8 +4,10 @@
 
 use jiff::SignedDuration;
 
+/// A retention period or an interval as written: a fixed length, or calendar months (named
+/// apart from `jiff::Span`, which mixes both).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Span {
+pub enum Period {
     /// An absolute duration.
     Fixed(SignedDuration),
     /// Calendar months in Europe/Paris, clamped at month end.
@@ -41,7 +43,7 @@ pub enum Problem {
 }
 
 /// Parses a duration. Months cannot be mixed with other units.
-pub fn parse(input: &str) -> Result<Span, DurationError> {
+pub fn parse(input: &str) -> Result<Period, DurationError> {
     let err = |problem| DurationError {
         input: input.to_string(),
         problem,
@@ -97,8 +99,8 @@ pub fn parse(input: &str) -> Result<Span, DurationError> {
             .ok_or_else(|| err(Problem::TooLarge))?;
     }
     Ok(match months {
-        Some(m) => Span::Months(m),
-        None => Span::Fixed(fixed),
+        Some(m) => Period::Months(m),
+        None => Period::Fixed(fixed),
     })
 }
 
@@ -109,9 +111,9 @@ pub fn parse_fixed(input: &str) -> Result<std::time::Duration, DurationError> {
         problem,
     };
     match parse(input)? {
-        Span::Fixed(d) if d.is_positive() => d.try_into().map_err(|_| err(Problem::TooLarge)),
-        Span::Fixed(_) => Err(err(Problem::NotPositive)),
-        Span::Months(_) => Err(err(Problem::Months)),
+        Period::Fixed(d) if d.is_positive() => d.try_into().map_err(|_| err(Problem::TooLarge)),
+        Period::Fixed(_) => Err(err(Problem::NotPositive)),
+        Period::Months(_) => Err(err(Problem::Months)),
     }
 }
 
@@ -119,8 +121,8 @@ pub fn parse_fixed(input: &str) -> Result<std::time::Duration, DurationError> {
 mod tests {
     use super::*;
 
-    fn secs(n: i64) -> Span {
-        Span::Fixed(SignedDuration::from_secs(n))
+    fn secs(n: i64) -> Period {
+        Period::Fixed(SignedDuration::from_secs(n))
     }
 
     #[test]
@@ -132,9 +134,9 @@ mod tests {
         assert_eq!(parse("3d"), Ok(secs(3 * 86_400)));
         assert_eq!(parse("3 jours"), Ok(secs(3 * 86_400)));
         assert_eq!(parse("1h30m"), Ok(secs(5400)));
-        assert_eq!(parse("6 months"), Ok(Span::Months(6)));
-        assert_eq!(parse("6 mois"), Ok(Span::Months(6)));
-        assert_eq!(parse("1 month"), Ok(Span::Months(1)));
+        assert_eq!(parse("6 months"), Ok(Period::Months(6)));
+        assert_eq!(parse("6 mois"), Ok(Period::Months(6)));
+        assert_eq!(parse("1 month"), Ok(Period::Months(1)));
     }
 
     #[test]

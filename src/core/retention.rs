@@ -9,7 +9,7 @@ use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp, ToSpan};
 use serde::Serialize;
 
-use super::duration::Span;
+use super::duration::Period;
 use super::test_result::ResultClass;
 
 /// The legal maxima.
@@ -22,15 +22,15 @@ pub const POSITIVE_MAX_FIXED: SignedDuration = SignedDuration::from_hours(179 * 
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Policy {
-    pub negative: Span,
-    pub positive: Span,
+    pub negative: Period,
+    pub positive: Period,
 }
 
 impl Default for Policy {
     fn default() -> Self {
         Policy {
-            negative: Span::Fixed(NEGATIVE_MAX),
-            positive: Span::Months(POSITIVE_MAX_MONTHS),
+            negative: Period::Fixed(NEGATIVE_MAX),
+            positive: Period::Months(POSITIVE_MAX_MONTHS),
         }
     }
 }
@@ -66,16 +66,16 @@ impl Rule {
 /// for quarantine without a sampling date) must be gone.
 pub fn due(rule: Rule, anchor: Timestamp, policy: &Policy, tz: &TimeZone) -> Timestamp {
     let (configured, legal) = match rule {
-        Rule::Negative => (policy.negative, Span::Fixed(NEGATIVE_MAX)),
-        Rule::Positive | Rule::Quarantine => (policy.positive, Span::Months(POSITIVE_MAX_MONTHS)),
+        Rule::Negative => (policy.negative, Period::Fixed(NEGATIVE_MAX)),
+        Rule::Positive | Rule::Quarantine => (policy.positive, Period::Months(POSITIVE_MAX_MONTHS)),
     };
     apply(configured, anchor, tz).min(apply(legal, anchor, tz))
 }
 
-fn apply(span: Span, anchor: Timestamp, tz: &TimeZone) -> Timestamp {
+fn apply(span: Period, anchor: Timestamp, tz: &TimeZone) -> Timestamp {
     match span {
-        Span::Fixed(d) => anchor.checked_add(d).unwrap_or(anchor),
-        Span::Months(n) => {
+        Period::Fixed(d) => anchor.checked_add(d).unwrap_or(anchor),
+        Period::Months(n) => {
             let date = anchor.to_zoned_datetime(tz.clone()).date();
             start_of_day(add_months(date, n).unwrap_or(date), tz).unwrap_or(anchor)
         }
@@ -156,8 +156,8 @@ mod tests {
     #[test]
     fn shorter_policies_apply_longer_ones_never_do() {
         let short = Policy {
-            negative: Span::Fixed(SignedDuration::from_hours(48)),
-            positive: Span::Months(3),
+            negative: Period::Fixed(SignedDuration::from_hours(48)),
+            positive: Period::Months(3),
         };
         assert_eq!(
             due_of(Rule::Negative, "16/07/2021 17:55", &short),
@@ -168,8 +168,8 @@ mod tests {
             "2021-11-30T00:00:00+01:00"
         );
         let long = Policy {
-            negative: Span::Fixed(SignedDuration::from_hours(100)),
-            positive: Span::Fixed(SignedDuration::from_hours(200 * 24)),
+            negative: Period::Fixed(SignedDuration::from_hours(100)),
+            positive: Period::Fixed(SignedDuration::from_hours(200 * 24)),
         };
         assert_eq!(
             due_of(Rule::Negative, "29/10/2021 10:00", &long),
@@ -186,8 +186,8 @@ mod tests {
         // Over every sampling day of four years, 179 days ends no later than the legal rule.
         let tz = paris();
         let p = Policy {
-            negative: Span::Fixed(NEGATIVE_MAX),
-            positive: Span::Fixed(POSITIVE_MAX_FIXED),
+            negative: Period::Fixed(NEGATIVE_MAX),
+            positive: Period::Fixed(POSITIVE_MAX_FIXED),
         };
         let mut d = jiff::civil::date(2021, 1, 1);
         for _ in 0..(8 * 366) {

@@ -149,7 +149,7 @@ mod tests {
         );
         assert_eq!(
             config.retention.negative,
-            crate::core::duration::Span::Fixed(jiff::SignedDuration::from_hours(48))
+            crate::core::duration::Period::Fixed(jiff::SignedDuration::from_hours(48))
         );
         assert_eq!(config.state_dir, Path::new("/srv/a/state"));
         assert!(

@@ -26,7 +26,7 @@ const UPGRADE_1_TO_2: &str = "
 /// keys made, to be written before the upgrade commits.
 fn seal_version_1(tx: &Transaction, secret: &[u8]) -> rusqlite::Result<Vec<(i64, keys::Key)>> {
     let mut made = Vec::new();
-    let fields = ["dossier", "nom", "prenom", "sexe", "birth_date", "ins"];
+    let fields = super::Personal::COLUMNS;
     let rows: Vec<(i64, Vec<Option<String>>)> = tx
         .prepare(&format!(
             "SELECT id, {} FROM certificate WHERE purged_at IS NULL",

@@ -30,12 +30,7 @@ pub struct Recorded {
     pub detail: Option<String>,
     pub message_id: Option<String>,
     pub integrated_at: Option<i64>,
-    pub dossier: Option<String>,
-    pub nom: Option<String>,
-    pub prenom: Option<String>,
-    pub sexe: Option<String>,
-    pub birth_date: Option<String>,
-    pub ins: Option<String>,
+    pub personal: crate::ledger::Personal,
 }
 
 /// Where a certificate's message is, or was, on the server.
@@ -117,15 +112,14 @@ pub trait QuarantineRead: LedgerRead {
             )
             .optional()
             .map_err(|e| self.read_err(e))?;
-        let Some((mut rec, [dossier, nom, prenom, sexe, birth_date, ins])) = row else {
+        let Some((mut rec, sealed)) = row else {
             return Ok(None);
         };
-        rec.dossier = self.open_field(id, dossier)?;
-        rec.nom = self.open_field(id, nom)?;
-        rec.prenom = self.open_field(id, prenom)?;
-        rec.sexe = self.open_field(id, sexe)?;
-        rec.birth_date = self.open_field(id, birth_date)?;
-        rec.ins = self.open_field(id, ins)?;
+        let mut fields: [Option<String>; 6] = Default::default();
+        for (field, sealed) in fields.iter_mut().zip(sealed) {
+            *field = self.open_field(id, sealed)?;
+        }
+        rec.personal = crate::ledger::Personal::from_fields(fields);
         Ok(Some(rec))
     }
 

@@ -155,12 +155,47 @@ pub struct NewCertificate {
     pub pdf_sha256: Option<[u8; 32]>,
     pub message_id: Option<String>,
     pub dossier_hmac: Option<String>,
+    pub personal: Personal,
+}
+
+/// A certificate's personal fields: sealed in the ledger with the certificate's own key, and
+/// gone with it at the purge.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Personal {
     pub dossier: Option<String>,
     pub nom: Option<String>,
     pub prenom: Option<String>,
     pub sexe: Option<String>,
     pub birth_date: Option<String>,
     pub ins: Option<String>,
+}
+
+impl Personal {
+    /// The columns that hold them, in the order of `fields` and `from_fields`.
+    pub const COLUMNS: [&'static str; 6] =
+        ["dossier", "nom", "prenom", "sexe", "birth_date", "ins"];
+
+    pub fn fields(&self) -> [&Option<String>; 6] {
+        [
+            &self.dossier,
+            &self.nom,
+            &self.prenom,
+            &self.sexe,
+            &self.birth_date,
+            &self.ins,
+        ]
+    }
+
+    pub fn from_fields([dossier, nom, prenom, sexe, birth_date, ins]: [Option<String>; 6]) -> Self {
+        Personal {
+            dossier,
+            nom,
+            prenom,
+            sexe,
+            birth_date,
+            ins,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -16,7 +16,10 @@ fn certificate_copies_and_messages_round_trip() {
     let id = tx
         .insert_certificate(&NewCertificate {
             site: Some("690000880".into()),
-            dossier: Some("D1".into()),
+            personal: Personal {
+                dossier: Some("D1".into()),
+                ..Personal::default()
+            },
             dossier_hmac: Some("h1".into()),
             rule: "negative".into(),
             received_at: 1,
@@ -150,8 +153,8 @@ fn a_version_1_ledger_is_sealed_by_the_upgrade() {
         Path::new("/spool/2021-10-29/ZZOLDNAME_Lea_D77.pdf")
     );
     let rec = ledger.recorded(1).unwrap().unwrap();
-    assert_eq!(rec.nom.as_deref(), Some("ZZOLDNAME"));
-    assert_eq!(rec.ins.as_deref(), Some("295109912611193"));
+    assert_eq!(rec.personal.nom.as_deref(), Some("ZZOLDNAME"));
+    assert_eq!(rec.personal.ins.as_deref(), Some("295109912611193"));
     assert!(
         ledger
             .published_at(Path::new("/spool/2021-10-29/ZZOLDNAME_Lea_D77.pdf"))

@@ -66,6 +66,7 @@ impl LedgerTx<'_> {
             .map_err(|e| self.err(e))?;
         let key = self.key_for(id)?;
         let seal = |v: &Option<String>| v.as_deref().map(|v| keys::seal(&key, v));
+        let [dossier, nom, prenom, sexe, birth_date, ins] = c.personal.fields().map(seal);
         self.tx
             .execute(
                 "INSERT INTO certificate (id, state, reason, detail, site, result, rule,
@@ -87,12 +88,12 @@ impl LedgerTx<'_> {
                     &c.content_sha256[..],
                     c.pdf_sha256.as_ref().map(|h| &h[..]),
                     c.message_id,
-                    seal(&c.dossier),
-                    seal(&c.nom),
-                    seal(&c.prenom),
-                    seal(&c.sexe),
-                    seal(&c.birth_date),
-                    seal(&c.ins),
+                    dossier,
+                    nom,
+                    prenom,
+                    sexe,
+                    birth_date,
+                    ins,
                     c.dossier_hmac,
                     id,
                 ],

@@ -8,7 +8,7 @@ use jiff::tz::TimeZone;
 
 use crate::core::audit::Event;
 use crate::core::config::Config;
-use crate::ledger::{Ledger, LedgerError, LedgerRead, ServerCopyRow};
+use crate::ledger::{Ledger, LedgerError, LedgerRead, LedgerTx, ServerCopyRow};
 use crate::source::{ServerCopy, Source, SourceError};
 
 /// What to do on the server.
@@ -110,22 +110,14 @@ pub fn record_moves(
     ledger: &mut Ledger,
     results: &[(ServerCopyRow, Result<ServerCopy, SourceError>)],
 ) -> Result<usize, LedgerError> {
-    if results.is_empty() {
-        return Ok(0);
-    }
-    let tx = ledger.tx()?;
-    let mut done = 0;
-    for (copy, result) in results {
-        match result {
-            Ok(m) => {
-                tx.server_copy_moved(copy.id, &m.folder, m.validity.as_deref(), m.item.as_deref())?;
-                done += 1;
-            }
-            Err(e) => tx.server_copy_failed(copy.id, &e.to_string())?,
-        }
-    }
-    tx.commit()?;
-    Ok(done)
+    record_each(ledger, results, |tx, copy, moved| {
+        tx.server_copy_moved(
+            copy.id,
+            &moved.folder,
+            moved.validity.as_deref(),
+            moved.item.as_deref(),
+        )
+    })
 }
 
 /// Records the outcome of deleting server copies.
@@ -135,37 +127,49 @@ pub fn record_server_results(
     now: Timestamp,
     tz: &TimeZone,
 ) -> Result<usize, LedgerError> {
+    record_each(ledger, results, |tx, copy, ()| {
+        tx.server_copy_purged(copy.id, now.as_second())?;
+        let mut body = match tx.certificate(copy.certificate)? {
+            Some(c) => c.facts().body(Event::ServerCopyPurged, now, tz),
+            None => crate::core::audit::Body {
+                time: crate::core::retention::rfc3339(now, tz),
+                event: Some(Event::ServerCopyPurged),
+                certificate: Some(copy.certificate),
+                ..Default::default()
+            },
+        };
+        body.folder = Some(copy.copy.folder.clone());
+        body.due = Some(stamp(copy.due, tz));
+        body.purged_at = Some(crate::core::retention::rfc3339(now, tz));
+        body.lateness_seconds = Some((now.as_second() - copy.due).max(0));
+        tx.audit(&body)?;
+        Ok(())
+    })
+}
+
+/// Records each copy's result in one transaction: `done` for a success, the error counted
+/// against the copy otherwise. Returns how many succeeded.
+fn record_each<T>(
+    ledger: &mut Ledger,
+    results: &[(ServerCopyRow, Result<T, SourceError>)],
+    mut done: impl FnMut(&LedgerTx, &ServerCopyRow, &T) -> Result<(), LedgerError>,
+) -> Result<usize, LedgerError> {
     if results.is_empty() {
         return Ok(0);
     }
     let tx = ledger.tx()?;
-    let mut done = 0;
+    let mut succeeded = 0;
     for (copy, result) in results {
         match result {
-            Ok(()) => {
-                tx.server_copy_purged(copy.id, now.as_second())?;
-                let cert = tx.certificate(copy.certificate)?;
-                let mut body = match &cert {
-                    Some(c) => c.facts().body(Event::ServerCopyPurged, now, tz),
-                    None => crate::core::audit::Body {
-                        time: crate::core::retention::rfc3339(now, tz),
-                        event: Some(Event::ServerCopyPurged),
-                        certificate: Some(copy.certificate),
-                        ..Default::default()
-                    },
-                };
-                body.folder = Some(copy.copy.folder.clone());
-                body.due = Some(stamp(copy.due, tz));
-                body.purged_at = Some(crate::core::retention::rfc3339(now, tz));
-                body.lateness_seconds = Some((now.as_second() - copy.due).max(0));
-                tx.audit(&body)?;
-                done += 1;
+            Ok(value) => {
+                done(&tx, copy, value)?;
+                succeeded += 1;
             }
             Err(e) => tx.server_copy_failed(copy.id, &e.to_string())?,
         }
     }
     tx.commit()?;
-    Ok(done)
+    Ok(succeeded)
 }
 
 fn stamp(unix: i64, tz: &TimeZone) -> String {

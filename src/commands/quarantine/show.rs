@@ -42,12 +42,13 @@ pub(super) fn show(config: &Config, tz: &TimeZone, id: i64) -> Outcome {
     line("received", time(row.received_at, tz));
     line("purge at", time(row.purge_at, tz));
     line("site (FINESS)", opt(&row.site));
-    line("dossier", opt(&rec.dossier));
-    line("nom", opt(&rec.nom));
-    line("prénom", opt(&rec.prenom));
-    line("sexe", opt(&rec.sexe));
-    line("date de naissance", opt(&rec.birth_date));
-    line("INS", opt(&rec.ins));
+    let p = &rec.personal;
+    line("dossier", opt(&p.dossier));
+    line("nom", opt(&p.nom));
+    line("prénom", opt(&p.prenom));
+    line("sexe", opt(&p.sexe));
+    line("date de naissance", opt(&p.birth_date));
+    line("INS", opt(&p.ins));
     line("result", opt(&row.result));
     line(
         "sampled",

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use toml::{Table, Value};
 
-use super::duration::{self, Span};
+use super::duration::{self, Period};
 use super::finess::Finess;
 use super::retention::{NEGATIVE_MAX, POSITIVE_MAX_FIXED, POSITIVE_MAX_MONTHS, Policy};
 pub use mailbox::is_pkcs12;

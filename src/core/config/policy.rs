@@ -11,8 +11,8 @@ pub(super) fn read_retention(r: &mut Reader, s: &mut Section) -> Option<Policy> 
         None if s.has("negative") => None,
         None => Some(legal.negative),
         Some(text) => match duration::parse(&text) {
-            Ok(Span::Fixed(d)) if d.is_positive() && d <= NEGATIVE_MAX => Some(Span::Fixed(d)),
-            Ok(Span::Fixed(d)) if !d.is_positive() => {
+            Ok(Period::Fixed(d)) if d.is_positive() && d <= NEGATIVE_MAX => Some(Period::Fixed(d)),
+            Ok(Period::Fixed(d)) if !d.is_positive() => {
                 r.error(s.key("negative"), "must be longer than zero");
                 None
             }
@@ -33,15 +33,17 @@ pub(super) fn read_retention(r: &mut Reader, s: &mut Section) -> Option<Policy> 
         None if s.has("positive") => None,
         None => Some(legal.positive),
         Some(text) => match duration::parse(&text) {
-            Ok(Span::Months(m)) if (1..=POSITIVE_MAX_MONTHS).contains(&m) => Some(Span::Months(m)),
-            Ok(Span::Fixed(d)) if d.is_positive() && d <= POSITIVE_MAX_FIXED => {
-                Some(Span::Fixed(d))
+            Ok(Period::Months(m)) if (1..=POSITIVE_MAX_MONTHS).contains(&m) => {
+                Some(Period::Months(m))
             }
-            Ok(Span::Months(0)) => {
+            Ok(Period::Fixed(d)) if d.is_positive() && d <= POSITIVE_MAX_FIXED => {
+                Some(Period::Fixed(d))
+            }
+            Ok(Period::Months(0)) => {
                 r.error(s.key("positive"), "must be longer than zero");
                 None
             }
-            Ok(Span::Fixed(d)) if !d.is_positive() => {
+            Ok(Period::Fixed(d)) if !d.is_positive() => {
                 r.error(s.key("positive"), "must be longer than zero");
                 None
             }

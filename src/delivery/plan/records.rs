@@ -9,7 +9,7 @@ use crate::core::{Decision, Outcome, mime};
 use crate::delivery::{Ack, AckTarget, BatchReport, Setting, Work};
 use crate::ledger::{
     CertState, CertificateRow, CopyState, Disposition, LedgerError, LedgerRead, LedgerTx,
-    NewCertificate,
+    NewCertificate, Personal,
 };
 
 pub(in crate::delivery) fn facts_of(
@@ -95,14 +95,7 @@ impl NotDelivered<'_> {
         let mut row = new_certificate(self.outcome, self.key, self.pdf_sha, hmac.clone(), now);
         row.state = state;
         row.purge_at = row.purge_at.min(now.as_second());
-        (
-            row.dossier,
-            row.nom,
-            row.prenom,
-            row.sexe,
-            row.birth_date,
-            row.ins,
-        ) = (None, None, None, None, None, None);
+        row.personal = Personal::default();
         let id = tx.insert_certificate(&row)?;
         let facts = facts_of(id, self.outcome, hmac);
         tx.audit(&facts.body(Event::Received, now, set.tz))?;
@@ -176,11 +169,13 @@ pub(super) fn new_certificate(
         pdf_sha256,
         message_id: c.message_id.clone(),
         dossier_hmac,
-        dossier: c.dossier.clone(),
-        nom: c.nom.clone(),
-        prenom: c.prenom.clone(),
-        sexe: c.body.sexe.clone(),
-        birth_date: c.body.birth_date.clone(),
-        ins: c.body.ins.clone(),
+        personal: Personal {
+            dossier: c.dossier.clone(),
+            nom: c.nom.clone(),
+            prenom: c.prenom.clone(),
+            sexe: c.body.sexe.clone(),
+            birth_date: c.body.birth_date.clone(),
+            ins: c.body.ins.clone(),
+        },
     }
 }

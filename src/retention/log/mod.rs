@@ -270,14 +270,7 @@ pub fn flush(ledger: &mut Ledger, state_dir: &Path) -> Result<Flushed, AuditErro
             text.push_str(line);
             text.push('\n');
         }
-        let mut file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .mode(0o640)
-            .open(&path)
-            .map_err(io(&path))?;
-        file.write_all(text.as_bytes()).map_err(io(&path))?;
-        file.sync_all().map_err(io(&path))?;
+        append(&path, &text)?;
         flushed.appended = rest.len();
     }
     let tx = ledger.tx()?;
@@ -289,6 +282,18 @@ pub fn flush(ledger: &mut Ledger, state_dir: &Path) -> Result<Flushed, AuditErro
     tx.delete_meta(BROKEN)?;
     tx.commit()?;
     Ok(flushed)
+}
+
+/// Appends whole lines to the log and syncs them.
+fn append(path: &Path, text: &str) -> Result<(), AuditError> {
+    let mut file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o640)
+        .open(path)
+        .map_err(io(path))?;
+    file.write_all(text.as_bytes()).map_err(io(path))?;
+    file.sync_all().map_err(io(path))
 }
 
 /// Removes a cut last line: the file ends at `at`, synced.
@@ -348,15 +353,7 @@ pub fn reseal(
         id: 0,
     };
     let (line, head) = audit::append(&before, id, body.clone());
-    let mut file = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o640)
-        .open(&path)
-        .map_err(io(&path))?;
-    file.write_all(format!("{line}\n").as_bytes())
-        .map_err(io(&path))?;
-    file.sync_all().map_err(io(&path))?;
+    append(&path, &format!("{line}\n"))?;
     let tx = ledger.tx()?;
     tx.set_meta(HEAD_SEQ, &head.seq.to_string())?;
     tx.set_meta(HEAD_HASH, &head.hash)?;
