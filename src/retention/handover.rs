@@ -16,10 +16,12 @@ use jiff::tz::TimeZone;
 use notify::{EventKind, RecursiveMode};
 use notify_debouncer_full::{DebounceEventResult, new_debouncer};
 
+use crate::core::audit::Event;
 use crate::core::config::Config;
 use crate::delivery::spool::Finder;
-use crate::ledger::{CopyRow, Ledger, LedgerError, LedgerRead};
-use crate::retention::purge::record_taken;
+use crate::ledger::{
+    CertificateRow, CopyRow, CopyState, Ledger, LedgerError, LedgerRead, LedgerTx,
+};
 
 /// Published copies checked per reconcile slice.
 pub const RECONCILE_SLICE: usize = 2000;
@@ -222,4 +224,25 @@ fn record(
     }
     tx.commit()?;
     Ok(n)
+}
+
+/// Records that the SIL took a file from its drop folder, or the site removed one from its
+/// spool, and forgets the copy (it is not ours any more).
+pub fn record_taken(
+    tx: &LedgerTx,
+    cert: &CertificateRow,
+    copy: &CopyRow,
+    now: Timestamp,
+    tz: &TimeZone,
+) -> Result<(), LedgerError> {
+    use crate::core::layout::CopyKind;
+    tx.set_copy_state(copy.id, CopyState::Gone)?;
+    let event = match copy.kind {
+        CopyKind::SilPdf => Event::HandedToSil,
+        CopyKind::Spool => Event::RemovedBySite,
+        // The sidecar goes with its PDF; quarantine files are the operators'.
+        CopyKind::SilJson | CopyKind::QuarantineEml | CopyKind::QuarantineJson => return Ok(()),
+    };
+    tx.audit(&cert.facts().body(event, now, tz))?;
+    Ok(())
 }

@@ -16,9 +16,8 @@ use jiff::tz::TimeZone;
 use crate::core::audit::Event;
 use crate::core::layout::CopyKind;
 use crate::delivery::spool::{Dir, DirError, Finder, Place};
-use crate::ledger::{
-    CertificateRow, CopyRow, CopyState, Ledger, LedgerError, LedgerRead, LedgerTx,
-};
+use crate::ledger::{CertificateRow, CopyState, Ledger, LedgerError, LedgerRead};
+use crate::retention::handover::record_taken;
 
 /// Certificates handled per pass; the next pass takes the rest.
 pub const PASS_LIMIT: usize = 5000;
@@ -200,27 +199,6 @@ pub fn purge_certificates(
     // Erased values must not survive in the write-ahead log either.
     ledger.checkpoint()?;
     Ok(pass)
-}
-
-/// Records that the SIL took a file from its drop folder, or the site removed one from its
-/// spool, and forgets the copy (it is not ours any more).
-pub fn record_taken(
-    tx: &LedgerTx,
-    cert: &CertificateRow,
-    copy: &CopyRow,
-    now: Timestamp,
-    tz: &TimeZone,
-) -> Result<(), LedgerError> {
-    use crate::core::layout::CopyKind;
-    tx.set_copy_state(copy.id, CopyState::Gone)?;
-    let event = match copy.kind {
-        CopyKind::SilPdf => Event::HandedToSil,
-        CopyKind::Spool => Event::RemovedBySite,
-        // The sidecar goes with its PDF; quarantine files are the operators'.
-        CopyKind::SilJson | CopyKind::QuarantineEml | CopyKind::QuarantineJson => return Ok(()),
-    };
-    tx.audit(&cert.facts().body(event, now, tz))?;
-    Ok(())
 }
 
 impl From<&PurgeError> for crate::system::failure::LocalFailure {
