@@ -5,7 +5,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use mss_dispatch::commands::cli::{AuditCommand, Cli, Command};
+use mss_dispatch::commands::cli::{AuditCommand, Cli, Command, SitesCommand};
 use mss_dispatch::commands::{self, Outcome};
 
 fn main() -> ExitCode {
@@ -50,7 +50,24 @@ fn dispatch(command: Command) -> Outcome {
         Command::Status { config, json } => commands::status::run(&config, json),
         Command::Quarantine(command) => commands::quarantine::run(command),
         Command::Man => commands::man(),
-        Command::CheckConfig { config } => commands::check_config::run(&config),
+        Command::CheckConfig { config, finess } => {
+            commands::check_config::run(&config, finess.as_deref())
+        }
+        Command::Sites(SitesCommand::Import {
+            ej,
+            file,
+            categories,
+            spool_root,
+            config,
+            write,
+        }) => commands::sites::import(&commands::sites::Import {
+            legal: ej,
+            file,
+            categories,
+            spool_root,
+            config,
+            write,
+        }),
         Command::Reload { config, pid } => commands::reload::run(config.as_deref(), pid),
         Command::Inspect {
             config,

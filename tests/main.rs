@@ -19,5 +19,6 @@ mod operations;
 mod quarantine;
 mod retention;
 mod robustness;
+mod sites;
 mod system;
 mod systemd_notify;

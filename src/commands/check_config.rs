@@ -1,4 +1,5 @@
-//! `check-config`: every error of the file at once (exit 2), then what this machine lacks.
+//! `check-config`: every error of the file at once (exit 2), then what this machine lacks,
+//! and with `--finess` what the public register says of each site (warnings).
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -10,7 +11,7 @@ use crate::core::config::Source;
 use crate::source::imap::tls;
 use crate::system::config_file;
 
-pub fn run(path: &Path) -> Outcome {
+pub fn run(path: &Path, finess: Option<&Path>) -> Outcome {
     let config = super::load(path)?;
     let warnings = config_file::environment_warnings(&config, path);
     for w in &warnings {
@@ -35,6 +36,18 @@ pub fn run(path: &Path) -> Outcome {
                 path,
                 errors.iter().map(|e| e.to_string()).collect(),
             ));
+        }
+    }
+    if let Some(register) = finess {
+        let warnings = super::sites::check(&config, register)?;
+        for w in &warnings {
+            eprintln!("warning: {w}");
+        }
+        if warnings.is_empty() {
+            eprintln!(
+                "every site is an open laboratory of the FINESS register ({})",
+                register.display()
+            );
         }
     }
     println!(

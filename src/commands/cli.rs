@@ -39,6 +39,11 @@ pub enum Command {
         /// The configuration file (TOML).
         #[arg(long, short, value_name = "FILE")]
         config: PathBuf,
+        /// Also check each site against the FINESS register (the JSON flow, .json or
+        /// .json.gz, or the CSV extract): a warning for a site unknown, closed, not a
+        /// laboratory, or under another legal entity than the others.
+        #[arg(long, value_name = "FILE")]
+        finess: Option<PathBuf>,
     },
     /// Purge what is due now (the daemon also does it every retention.check_interval).
     #[command(
@@ -72,6 +77,9 @@ pub enum Command {
     /// Read the retention log: export it, or verify its chain.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// The sites table from the public FINESS register.
+    #[command(subcommand)]
+    Sites(SitesCommand),
     /// Resolve quarantined certificates: list, show, release, discard, retry.
     #[command(subcommand)]
     Quarantine(QuarantineCommand),
@@ -264,4 +272,43 @@ pub enum ResultArg {
 pub enum ExportFormat {
     Jsonl,
     Csv,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SitesCommand {
+    /// Print the `[[site]]` table of a lab group's open laboratories, read from the FINESS
+    /// register; with --config, what differs from the configuration instead.
+    #[command(
+        after_help = "The register: the daily \"FINESS - Structures\" JSON flow (data.gouv.fr, \
+        dataset finess-structures-1, .json.gz), or the historic CSV extract (etalab \
+        cs1100502, frozen since May 2026). The format is read from the content.\n\n\
+        Examples:\n  mss-dispatch sites import --ej 690000013 --file finess-structures-journalier-20261126.json.gz\n  \
+        mss-dispatch sites import --ej 690000013 --file etalab-cs1100502-stock.csv --config /etc/mss-dispatch/config.toml\n  \
+        mss-dispatch sites import --ej 690000013 --file finess.json.gz --config /etc/mss-dispatch/config.toml --write"
+    )]
+    Import {
+        /// The legal entity (FINESS juridique) whose sites are wanted; repeat for several.
+        #[arg(long = "ej", value_name = "FINESS_JURIDIQUE", required = true)]
+        ej: Vec<String>,
+        /// The register file: JSON flow (.json or .json.gz) or CSV extract.
+        #[arg(long, value_name = "FILE")]
+        file: PathBuf,
+        /// The categories kept (codes, never labels).
+        #[arg(long, value_delimiter = ',', default_value = "610,611,612")]
+        categories: Vec<String>,
+        /// Where each site's spool folder goes: DIR/FINESS.
+        #[arg(
+            long,
+            value_name = "DIR",
+            default_value = "/var/spool/mss-dispatch/sites"
+        )]
+        spool_root: String,
+        /// Compare with this configuration instead of printing a table.
+        #[arg(long, short, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// With --config: add the missing sites and correct typed FINESS in the file, keeping
+        /// its comments and layout, after a backup (FILE.bak-DATE).
+        #[arg(long, requires = "config")]
+        write: bool,
+    },
 }

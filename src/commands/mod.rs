@@ -10,6 +10,7 @@ pub mod purge;
 pub mod quarantine;
 pub mod reload;
 pub mod run;
+pub mod sites;
 pub mod status;
 
 use std::path::Path;

@@ -19,6 +19,7 @@ pub mod html;
 pub mod ins;
 pub mod layout;
 pub mod mime;
+pub mod register;
 pub mod retention;
 pub mod test_result;
 pub mod text;

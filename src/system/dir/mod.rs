@@ -248,8 +248,19 @@ impl Dir {
     /// file or the new one, whole, and after a crash one of them is there. For the files the
     /// service keeps for itself (reports, metrics); mode `mode`, the service's group.
     pub fn replace(&self, name: &str, bytes: &[u8], mode: u32) -> Result<(), DirError> {
+        self.replace_as(name, bytes, mode, Access::default())
+    }
+
+    /// `replace`, the new file given the group of `access`.
+    pub fn replace_as(
+        &self,
+        name: &str,
+        bytes: &[u8],
+        mode: u32,
+        access: Access,
+    ) -> Result<(), DirError> {
         let temp = format!("{TEMP_PREFIX}{name}.tmp");
-        self.write_new(&temp, bytes, Access::default(), mode)?;
+        self.write_new(&temp, bytes, access, mode)?;
         entry(name, &self.path)?;
         renameat(&self.fd, temp.as_str(), &self.fd, name)
             .map_err(io("cannot move a file into place", &self.path))?;
@@ -458,6 +469,28 @@ pub fn replace_file(path: &Path, bytes: &[u8], mode: u32) -> Result<(), DirError
         return Err(io("cannot write the file", path)(Errno::EINVAL));
     };
     Dir::root(dir)?.replace(&name.to_string_lossy(), bytes, mode)
+}
+
+/// Replaces the file at `path` with `bytes`, keeping its mode and group (a configuration
+/// file edited in place: `root:mss-dispatch 0640` stays so).
+pub fn replace_file_like(path: &Path, bytes: &[u8]) -> Result<(), DirError> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(path).map_err(|source| DirError {
+        what: "cannot read the file's mode",
+        dir: path.parent().unwrap_or(Path::new("/")).to_path_buf(),
+        source,
+    })?;
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return Err(io("cannot write the file", path)(Errno::EINVAL));
+    };
+    Dir::root(dir)?.replace_as(
+        &name.to_string_lossy(),
+        bytes,
+        meta.mode() & 0o7777,
+        Access {
+            gid: Some(meta.gid()),
+        },
+    )
 }
 
 /// What `publish` found.
