@@ -276,6 +276,31 @@ pub trait LedgerRead {
             .map_err(|e| self.read_err(e))
     }
 
+    /// Several meta values read in one statement, so from one snapshot of the ledger (two
+    /// `meta` calls may straddle a commit of the service).
+    fn metas<const N: usize>(&self, keys: [&str; N]) -> Result<[Option<String>; N]> {
+        let marks = vec!["?"; N].join(",");
+        let mut stmt = self
+            .conn()
+            .prepare(&format!(
+                "SELECT key, value FROM meta WHERE key IN ({marks})"
+            ))
+            .map_err(|e| self.read_err(e))?;
+        let rows = stmt
+            .query_map(rusqlite::params_from_iter(keys), |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+            })
+            .map_err(|e| self.read_err(e))?;
+        let mut out: [Option<String>; N] = std::array::from_fn(|_| None);
+        for row in rows {
+            let (key, value) = row.map_err(|e| self.read_err(e))?;
+            if let Some(i) = keys.iter().position(|k| *k == key) {
+                out[i] = Some(value);
+            }
+        }
+        Ok(out)
+    }
+
     /// Number of certificates per state, for reports and tests.
     fn count_by_state(&self) -> Result<HashMap<String, i64>> {
         let mut stmt = self

@@ -71,13 +71,10 @@ pub struct Flushed {
 
 /// The head the ledger holds: the last record written, as far as it knows.
 pub fn ledger_head(ledger: &impl LedgerRead) -> Result<Head, LedgerError> {
-    let seq = ledger
-        .meta(HEAD_SEQ)?
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let hash = ledger
-        .meta(HEAD_HASH)?
-        .unwrap_or_else(|| audit::GENESIS.to_string());
+    // One statement: the service may commit a new head between two reads.
+    let [seq, hash] = ledger.metas([HEAD_SEQ, HEAD_HASH])?;
+    let seq = seq.and_then(|s| s.parse().ok()).unwrap_or(0);
+    let hash = hash.unwrap_or_else(|| audit::GENESIS.to_string());
     Ok(Head { seq, hash, id: 0 })
 }
 
