@@ -13,6 +13,7 @@
 //!   is (`MailboxKey`), what is done with a message (`Ack`) and where it stays (`ServerCopy`).
 //! - [`ledger`]: the SQLite ledger, source of truth for exactly-once delivery and retention.
 //! - [`delivery`]: plan, stage, publish, acknowledge: exactly once, through a crash.
+//! - [`printing`]: each certificate printed once at its site's printer (IPP), after delivery.
 //! - [`retention`]: the purge pass, the clock gate, handover, server copies, the orphan
 //!   sweep and the retention log file.
 //! - [`daemon`]: the service's loop only.
@@ -20,8 +21,8 @@
 //! - [`system`]: beside `core`: directory handles and the one atomic write, local failures,
 //!   logging, the time zone, the state directory, the operator, site groups.
 //!
-//! Dependencies point down: `commands → daemon → delivery / retention → source / ledger →
-//! core`, with `system` beside `core` (`tests/layers.rs` fails otherwise).
+//! Dependencies point down: `commands → daemon → delivery / printing / retention → source /
+//! ledger → core`, with `system` beside `core` (`tests/layers.rs` fails otherwise).
 #![forbid(unsafe_code)]
 
 pub mod commands;
@@ -29,6 +30,7 @@ pub mod core;
 pub mod daemon;
 pub mod delivery;
 pub mod ledger;
+pub mod printing;
 pub mod retention;
 pub mod source;
 pub mod system;

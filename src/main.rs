@@ -5,7 +5,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use mss_dispatch::commands::cli::{AuditCommand, Cli, Command, SitesCommand};
+use mss_dispatch::commands::cli::{AuditCommand, Cli, Command, PrintCommand, SitesCommand};
 use mss_dispatch::commands::{self, Outcome};
 
 fn main() -> ExitCode {
@@ -50,9 +50,15 @@ fn dispatch(command: Command) -> Outcome {
         Command::Status { config, json } => commands::status::run(&config, json),
         Command::Quarantine(command) => commands::quarantine::run(command),
         Command::Man => commands::man(),
-        Command::CheckConfig { config, finess } => {
-            commands::check_config::run(&config, finess.as_deref())
+        Command::CheckConfig {
+            config,
+            finess,
+            printers,
+        } => commands::check_config::run(&config, finess.as_deref(), printers),
+        Command::Print(PrintCommand::List { config, site, json }) => {
+            commands::print::list(&config, site.as_deref(), json)
         }
+        Command::Print(PrintCommand::Again { config, id }) => commands::print::again(&config, id),
         Command::Sites(SitesCommand::Import {
             ej,
             file,

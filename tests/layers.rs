@@ -15,6 +15,7 @@ const TIERS: &[(&str, u8)] = &[
     ("ledger", 1),
     ("delivery", 2),
     ("retention", 2),
+    ("printing", 2),
     ("daemon", 3),
     ("commands", 4),
 ];

@@ -16,6 +16,7 @@ mod hostile;
 mod imap;
 mod layers;
 mod operations;
+mod printing;
 mod quarantine;
 mod retention;
 mod robustness;

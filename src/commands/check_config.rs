@@ -11,7 +11,7 @@ use crate::core::config::Source;
 use crate::source::imap::tls;
 use crate::system::config_file;
 
-pub fn run(path: &Path, finess: Option<&Path>) -> Outcome {
+pub fn run(path: &Path, finess: Option<&Path>, printers: bool) -> Outcome {
     let config = super::load(path)?;
     let warnings = config_file::environment_warnings(&config, path);
     for w in &warnings {
@@ -50,6 +50,11 @@ pub fn run(path: &Path, finess: Option<&Path>) -> Outcome {
             );
         }
     }
+    let printer_problems = if printers {
+        check_printers(&config)?
+    } else {
+        0
+    };
     println!(
         "{}: configuration is valid ({} site{})",
         path.display(),
@@ -57,7 +62,58 @@ pub fn run(path: &Path, finess: Option<&Path>) -> Outcome {
         if config.sites.len() == 1 { "" } else { "s" }
     );
     print!("{}", folders(&config));
+    if printer_problems > 0 {
+        eprintln!(
+            "{printer_problems} printer{} cannot print certificates now: their prints wait \
+             (the files are delivered all the same)",
+            if printer_problems == 1 { "" } else { "s" }
+        );
+        return Ok(ExitCode::FAILURE);
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Asks each site's printer for its state; prints a line per printer and returns how many
+/// cannot print PDF certificates now.
+fn check_printers(config: &crate::core::config::Config) -> anyhow::Result<usize> {
+    use crate::printing::ipp::Client;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let mut problems = 0;
+    for site in &config.sites {
+        let Some(p) = &site.printer else { continue };
+        let state =
+            Client::new(p, std::time::Duration::from_secs(10)).map(|c| runtime.block_on(c.state()));
+        let verdict = match state {
+            Ok(Ok(s)) if s.accepting && s.pdf && s.state != 5 => {
+                format!("{}, accepting jobs, takes PDF", s.state_name())
+            }
+            Ok(Ok(s)) => {
+                problems += 1;
+                let mut why = Vec::new();
+                if s.state == 5 {
+                    why.push(format!("stopped ({})", s.reasons.join(", ")));
+                }
+                if !s.accepting {
+                    why.push("NOT accepting jobs".to_string());
+                }
+                if !s.pdf {
+                    why.push("does NOT take application/pdf".to_string());
+                }
+                why.join("; ")
+            }
+            Ok(Err(e)) | Err(e) => {
+                problems += 1;
+                format!("NOT READY: {e}")
+            }
+        };
+        println!(
+            "  printer of site {} ({}): {} — {verdict}",
+            site.finess, site.name, p.uri
+        );
+    }
+    Ok(problems)
 }
 
 /// What the service will make of the folders: their group and modes, as staff will see them.

@@ -39,6 +39,10 @@ pub enum Command {
         /// The configuration file (TOML).
         #[arg(long, short, value_name = "FILE")]
         config: PathBuf,
+        /// Also ask each site's printer for its state (Get-Printer-Attributes): whether it
+        /// answers, is accepting jobs, and takes PDF.
+        #[arg(long)]
+        printers: bool,
         /// Also check each site against the FINESS register (the JSON flow, .json or
         /// .json.gz, or the CSV extract): a warning for a site unknown, closed, not a
         /// laboratory, or under another legal entity than the others.
@@ -80,6 +84,9 @@ pub enum Command {
     /// The sites table from the public FINESS register.
     #[command(subcommand)]
     Sites(SitesCommand),
+    /// The prints at the sites' printers: list them, or print a certificate again.
+    #[command(subcommand)]
+    Print(PrintCommand),
     /// Resolve quarantined certificates: list, show, release, discard, retry.
     #[command(subcommand)]
     Quarantine(QuarantineCommand),
@@ -310,5 +317,36 @@ pub enum SitesCommand {
         /// its comments and layout, after a backup (FILE.bak-DATE).
         #[arg(long, requires = "config")]
         write: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PrintCommand {
+    /// Every print: certificate id, site, printer, state, job id, times and attempts (no
+    /// names), newest first.
+    #[command(
+        after_help = "Examples:\n  mss-dispatch print list --config /etc/mss-dispatch/config.toml\n  \
+        mss-dispatch print list --config /etc/mss-dispatch/config.toml --site 690000880 --json"
+    )]
+    List {
+        #[arg(long, short, value_name = "FILE")]
+        config: PathBuf,
+        /// Only this site's (FINESS).
+        #[arg(long, value_name = "FINESS")]
+        site: Option<String>,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a certificate once more (a paper jam, a lost page), by its id; you are recorded
+    /// in the retention log.
+    #[command(
+        after_help = "Example:\n  mss-dispatch print again --config /etc/mss-dispatch/config.toml 1234"
+    )]
+    Again {
+        #[arg(long, short, value_name = "FILE")]
+        config: PathBuf,
+        /// The certificate id (`print list`, `status`, the retention log).
+        id: i64,
     },
 }

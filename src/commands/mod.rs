@@ -6,6 +6,7 @@ pub mod audit;
 pub mod check_config;
 pub mod cli;
 pub mod inspect;
+pub mod print;
 pub mod purge;
 pub mod quarantine;
 pub mod reload;

@@ -66,6 +66,7 @@ pub fn run(config_path: &Path, as_json: bool) -> Outcome {
             "clock_hold": counts.clock_hold,
             "purge_failing": counts.purge_failing,
             "purge_failing_error": counts.purge_failing_error,
+            "printers": printers(&config, daemon, &counts),
             "problems": problems,
         });
         println!(
@@ -189,6 +190,31 @@ fn text(
              verify, then audit reseal)"
         ));
     }
+    for p in printers(config, daemon, c) {
+        let state = p["state"].as_str().unwrap_or("unknown");
+        line(format!(
+            "printer:     {} (site {}) {}{}; {} waiting",
+            p["printer"].as_str().unwrap_or_default(),
+            p["sites"]
+                .as_array()
+                .map(|s| s
+                    .iter()
+                    .filter_map(|v| v.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "))
+                .unwrap_or_default(),
+            if state == "ok" {
+                "ok".to_string()
+            } else {
+                state.to_uppercase()
+            },
+            p["detail"]
+                .as_str()
+                .map(|d| format!(": {d}"))
+                .unwrap_or_default(),
+            p["waiting"]
+        ));
+    }
     line(match &c.clock_hold {
         None => "clock:       consistent".into(),
         Some(reason) => format!("clock:       PURGING HELD: {reason}"),
@@ -227,6 +253,30 @@ fn local_problems(dir: &Path) -> Vec<String> {
              (restore it from a backup, or see `mss-dispatch audit reseal --new-ledger`)",
             crate::ledger::file(dir).display()
         ));
+    }
+    out
+}
+
+/// Each configured printer: its sites, its state as the running service last found it, and
+/// the prints waiting for it.
+fn printers(config: &Config, daemon: Option<&DaemonState>, c: &Counts) -> Vec<serde_json::Value> {
+    let mut out: Vec<serde_json::Value> = Vec::new();
+    for site in &config.sites {
+        let Some(p) = &site.printer else { continue };
+        if let Some(known) = out.iter_mut().find(|v| v["printer"] == p.uri.as_str()) {
+            if let Some(sites) = known["sites"].as_array_mut() {
+                sites.push(json!(site.finess.as_str()));
+            }
+            continue;
+        }
+        let health = daemon.and_then(|d| d.printers.get(&p.uri));
+        out.push(json!({
+            "printer": p.uri,
+            "sites": [site.finess.as_str()],
+            "state": health.map_or("unknown", |h| h.state.as_str()),
+            "detail": health.and_then(|h| h.detail.clone()),
+            "waiting": c.print_waiting.get(&p.uri).copied().unwrap_or(0),
+        }));
     }
     out
 }

@@ -17,11 +17,11 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::health::Health;
-use super::locked::{LockError, locked, with_ledger};
 use crate::core::config::Config;
 use crate::core::finess::Finess;
 use crate::core::{Context, Prescreen, prescreen};
 use crate::delivery::{self, Ack, BatchReport, DeliveryError, Fetched, Setting};
+use crate::ledger::locked::{LockError, locked, with_ledger};
 use crate::ledger::{Disposition, Ledger, LedgerRead, MailboxKey, MessageRow, ServerCopy};
 use crate::source::{Listed, Source, SourceError};
 use crate::system::failure::{Class, LocalFailure};

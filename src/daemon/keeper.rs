@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 use jiff::Timestamp;
 
 use super::health::{Health, status};
-use super::locked::with_ledger;
 use crate::core::clock::LastPass;
 use crate::core::config::Config;
+use crate::ledger::locked::with_ledger;
 use crate::ledger::{Ledger, LedgerRead, QuarantineRead, ServerCopyRow};
 use crate::retention::clock::{self, Gate};
 use crate::retention::handover::{self, RECONCILE_SLICE, Watcher};

@@ -8,7 +8,6 @@
 mod drain;
 pub mod health;
 mod keeper;
-mod locked;
 mod monitor;
 mod passes;
 mod reload;
@@ -105,9 +104,17 @@ pub async fn serve(service: Service) -> Result<ExitCode, Stopped> {
         cancel: cancel.clone(),
         once,
     };
+    let printer = crate::printing::worker::Worker::new(
+        Arc::clone(&drainer.ledger),
+        drainer.state_dir.clone(),
+        drainer.tz.clone(),
+    );
+    let printers = Arc::clone(&printer.printers.health);
+    let printing = spawn_printing(printer, config_rx.clone(), cancel.clone());
     let watcher = monitor::Monitor {
         health: Arc::clone(&health),
         config: config_rx,
+        printers,
         state_dir,
         mailbox: source.describe(),
         cert_expiry: source.client_cert_expiry().map(jiff::Timestamp::as_second),
@@ -116,9 +123,37 @@ pub async fn serve(service: Service) -> Result<ExitCode, Stopped> {
     let result = passes::main_loop(&mut source, &mut drainer, &mut control).await;
     cancel.cancel();
     let _ = watcher.await;
+    let _ = printing.await;
     notify(&[NotifyState::Stopping]);
     drop(state);
     result
+}
+
+/// The print worker, every second (a pass takes the prints due: most seconds, none).
+fn spawn_printing(
+    mut worker: crate::printing::worker::Worker,
+    config: tokio::sync::watch::Receiver<Arc<Config>>,
+    cancel: CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut failing = false;
+        loop {
+            let current = Arc::clone(&config.borrow());
+            match worker.pass(&current, None).await {
+                Ok(_) => failing = false,
+                Err(f) => {
+                    if !failing {
+                        tracing::error!(class = f.class.as_str(), "ALERT: printing stopped: {f}");
+                    }
+                    failing = true;
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+                _ = cancel.cancelled() => return,
+            }
+        }
+    })
 }
 
 fn watch_signals(cancel: CancellationToken, reloader: reload::Shared) -> std::io::Result<()> {

@@ -27,6 +27,7 @@ pub struct Monitor {
     pub state_dir: PathBuf,
     pub mailbox: String,
     pub cert_expiry: Option<i64>,
+    pub printers: crate::printing::health::Health,
 }
 
 impl Monitor {
@@ -60,6 +61,7 @@ impl Monitor {
                 local_error: local.as_ref().map(ToString::to_string),
                 local_error_class: local.as_ref().map(|l| l.class.as_str().to_string()),
                 local_failures: self.health.local_counts(),
+                printers: self.printers.lock().map(|p| p.clone()).unwrap_or_default(),
             };
             let dir = self.state_dir.clone();
             let st = state.clone();

@@ -33,6 +33,9 @@ pub struct DaemonState {
     /// Local failures since the start, per class.
     #[serde(default)]
     pub local_failures: BTreeMap<String, u64>,
+    /// The sites' printers as the print worker last found them, by address.
+    #[serde(default)]
+    pub printers: BTreeMap<String, crate::printing::health::PrinterHealth>,
 }
 
 pub fn daemon_file(state_dir: &Path) -> PathBuf {
@@ -175,6 +178,39 @@ pub fn prometheus(counts: &Counts, daemon: &DaemonState) -> String {
         "gauge",
         "1 while purging is held for a clock inconsistency.",
         vec![(String::new(), i64::from(counts.clock_hold.is_some()))],
+    );
+    metric(
+        "printed_total",
+        "counter",
+        "Certificates printed at their site, per site (FINESS).",
+        labelled("site", &counts.printed_total),
+    );
+    metric(
+        "print_failed_total",
+        "counter",
+        "Certificates that could not be printed, per site (FINESS).",
+        labelled("site", &counts.print_failed_total),
+    );
+    metric(
+        "print_waiting",
+        "gauge",
+        "Prints not finished, per printer.",
+        labelled("printer", &counts.print_waiting),
+    );
+    metric(
+        "printer_up",
+        "gauge",
+        "1 while the printer takes and prints jobs, per printer.",
+        daemon
+            .printers
+            .iter()
+            .map(|(p, h)| {
+                (
+                    format!("{{printer=\"{}\"}}", escape(p)),
+                    i64::from(matches!(h.state.as_str(), "ok" | "busy")),
+                )
+            })
+            .collect(),
     );
     out
 }

@@ -313,6 +313,9 @@ fn finish(tx: &LedgerTx, set: &Setting, w: &Work, now: Timestamp) -> Result<(), 
         tx.audit(&body)?;
     } else {
         record_delivered(tx, &w.facts, w.copies.iter().map(|(c, _)| c), now, set.tz)?;
+        if let Some((spool, _)) = w.copies.iter().find(|(c, _)| c.kind == CopyKind::Spool) {
+            crate::printing::intent(tx, set.config, &w.facts, &spool.sha256, now)?;
+        }
     }
     tx.set_certificate_state(w.certificate, w.finished)?;
     let disposition = if w.finished.is_quarantine() {

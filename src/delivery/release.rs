@@ -260,6 +260,9 @@ pub fn release(
     body.due = Some(rfc3339(purge_at, set.tz));
     tx.audit(&body)?;
     super::record_delivered(&tx, &w.facts, w.copies.iter().map(|(c, _)| c), now, set.tz)?;
+    if let Some((spool, _)) = w.copies.iter().find(|(c, _)| c.kind == CopyKind::Spool) {
+        crate::printing::intent(&tx, set.config, &w.facts, &spool.sha256, now)?;
+    }
     tx.commit()?;
 
     // 5. The quarantine files go; a crash before this leaves them for the certificate's purge.

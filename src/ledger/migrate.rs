@@ -22,6 +22,9 @@ const UPGRADE_1_TO_2: &str = "
     CREATE INDEX copy_live_temp ON copy (temp) WHERE state <> 'gone';
 ";
 
+/// Version 3: the print jobs.
+const PRINT_JOBS: &str = include_str!("schema_print.sql");
+
 /// Seals the personal fields and the paths a version-1 ledger held in clear; returns the
 /// keys made, to be written before the upgrade commits.
 fn seal_version_1(tx: &Transaction, secret: &[u8]) -> rusqlite::Result<Vec<(i64, keys::Key)>> {
@@ -105,12 +108,15 @@ impl Ledger {
         let version: i64 = tx
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .map_err(err)?;
-        let steps = match version {
-            0 => include_str!("schema.sql"),
-            1 => UPGRADE_1_TO_2,
-            _ => "",
+        let steps: &[&str] = match version {
+            0 => &[include_str!("schema.sql"), PRINT_JOBS],
+            1 => &[UPGRADE_1_TO_2, PRINT_JOBS],
+            2 => &[PRINT_JOBS],
+            _ => &[],
         };
-        tx.execute_batch(steps).map_err(err)?;
+        for step in steps {
+            tx.execute_batch(step).map_err(err)?;
+        }
         let sealed = if version == 1 {
             seal_version_1(&tx, &self.secret).map_err(err)?
         } else {

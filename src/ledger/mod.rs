@@ -7,8 +7,10 @@
 //! not linger in free pages.
 
 pub mod keys;
+pub mod locked;
 pub mod meta;
 mod migrate;
+mod print;
 mod quarantine;
 mod read;
 mod rows;
@@ -22,6 +24,7 @@ use crate::system::failure::{Class, LocalFailure};
 use rusqlite::Connection;
 
 pub use crate::core::layout::FileId;
+pub use print::{NewPrintJob, PrintJobRow, PrintRead};
 pub use quarantine::{QuarantineRead, QuarantinedRow, Recorded, Release, ServerCopyInfo};
 pub use read::LedgerRead;
 pub use rows::*;
@@ -29,7 +32,7 @@ pub use summary::{Counts, counts};
 pub use tx::LedgerTx;
 
 /// The schema this program reads and writes.
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LedgerError {

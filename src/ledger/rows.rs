@@ -70,6 +70,25 @@ impl CertState {
 pub use crate::core::layout::CopyKind;
 
 text_enum!(
+    /// A print of a certificate: pending (recorded, not sent) → sending (being sent; after a
+    /// crash, looked for on the printer before it is sent again) → sent (the printer took
+    /// it: its job id is known) → printed, or failed after its attempts.
+    PrintState {
+        Pending = "pending",
+        Sending = "sending",
+        Sent = "sent",
+        Printed = "printed",
+        Failed = "failed",
+    }
+);
+
+impl PrintState {
+    pub fn is_finished(self) -> bool {
+        matches!(self, PrintState::Printed | PrintState::Failed)
+    }
+}
+
+text_enum!(
     /// planned → staged (temp written and synced) → published (renamed into place) →
     /// purging (its removal has begun) → gone (removed, or taken by the SIL or the site).
     CopyState {

@@ -31,6 +31,11 @@ pub struct Counts {
     pub purge_failing_error: Option<String>,
     /// Why the retention log is broken, while it is.
     pub retention_log_broken: Option<String>,
+    /// Prints done and failed since the installation, per site; prints not finished, per
+    /// printer.
+    pub printed_total: BTreeMap<String, i64>,
+    pub print_failed_total: BTreeMap<String, i64>,
+    pub print_waiting: BTreeMap<String, i64>,
 }
 
 pub fn counts(ledger: &Ledger, now: i64) -> Result<Counts, LedgerError> {
@@ -122,6 +127,19 @@ pub fn counts(ledger: &Ledger, now: i64) -> Result<Counts, LedgerError> {
                 |r| r.get(0),
             )
             .map_err(err)?,
+        printed_total: grouped(
+            "SELECT site, count(*) FROM print_job WHERE state = 'printed' GROUP BY site",
+            &[],
+        )?,
+        print_failed_total: grouped(
+            "SELECT site, count(*) FROM print_job WHERE state = 'failed' GROUP BY site",
+            &[],
+        )?,
+        print_waiting: grouped(
+            "SELECT printer, count(*) FROM print_job
+             WHERE state IN ('pending', 'sending', 'sent') GROUP BY printer",
+            &[],
+        )?,
         held: grouped(
             "SELECT rule, count(*) FROM certificate WHERE purged_at IS NULL GROUP BY rule",
             &[],

@@ -170,3 +170,54 @@ fn a_version_1_ledger_is_sealed_by_the_upgrade() {
         );
     }
 }
+
+/// A version-2 ledger (before printing) gains the print jobs and keeps what it held.
+#[test]
+fn a_version_2_ledger_gains_the_print_jobs() {
+    let dir = tempfile::tempdir().unwrap();
+    let id = {
+        let mut ledger = Ledger::open(dir.path()).unwrap();
+        let tx = ledger.tx().unwrap();
+        let id = tx
+            .insert_certificate(&NewCertificate {
+                site: Some("690000880".into()),
+                rule: "negative".into(),
+                received_at: 1,
+                purge_at: 2,
+                content_sha256: [1u8; 32],
+                ..NewCertificate::default()
+            })
+            .unwrap();
+        tx.commit().unwrap();
+        id
+    };
+    {
+        // Back to version 2, as the previous release left it.
+        let conn = Connection::open(dir.path().join("ledger.sqlite")).unwrap();
+        conn.execute_batch("DROP TABLE print_job").unwrap();
+        conn.pragma_update(None, "user_version", 2).unwrap();
+    }
+    let mut ledger = Ledger::open(dir.path()).unwrap();
+    assert!(ledger.certificate(id).unwrap().is_some());
+    assert!(ledger.prints(None, 10).unwrap().is_empty());
+    let tx = ledger.tx().unwrap();
+    tx.insert_print(
+        &NewPrintJob {
+            certificate: id,
+            site: "690000880",
+            printer: "ipp://printer/ipp/print",
+            copies: 1,
+            job_name: "mssd-1-00000000",
+            by_user: None,
+        },
+        3,
+    )
+    .unwrap();
+    tx.commit().unwrap();
+    assert_eq!(ledger.prints(None, 10).unwrap().len(), 1);
+    let version: i64 = ledger
+        .conn()
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, SCHEMA_VERSION);
+}

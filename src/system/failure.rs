@@ -73,6 +73,8 @@ impl std::fmt::Display for LocalFailure {
     }
 }
 
+impl std::error::Error for LocalFailure {}
+
 impl LocalFailure {
     pub fn new(class: Class, folder: &Path, message: impl std::fmt::Display) -> LocalFailure {
         LocalFailure {

@@ -2,12 +2,12 @@
 //! `scripts/install-test-deps`), stopped when dropped.
 
 use std::io::Write;
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use super::{CERT_USER, PASSWORD, Pki, USER, write_secret};
+use super::{CERT_USER, PASSWORD, Pki, USER, free_port, write_secret};
 
 #[derive(Clone, Debug, Default)]
 pub struct DovecotOptions {
@@ -23,14 +23,6 @@ pub struct Dovecot {
     pub starttls_port: u16,
     pub implicit_port: u16,
     child: Option<Child>,
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn mail_user() -> (u32, u32) {

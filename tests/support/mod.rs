@@ -3,6 +3,7 @@
 //! installations (`install`), and the binary run as a child killed on drop (`process`);
 //! `fake_imap` scripts the faults Dovecot cannot produce.
 
+use std::net::TcpListener;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
@@ -11,12 +12,14 @@ pub mod fake_imap;
 mod install;
 mod mail;
 mod pki;
+mod printer;
 mod process;
 
 pub use dovecot::*;
 pub use install::*;
 pub use mail::*;
 pub use pki::*;
+pub use printer::*;
 pub use process::*;
 
 pub const USER: &str = "lbm";
@@ -34,4 +37,13 @@ pub fn workdir() -> tempfile::TempDir {
     let dir = tempfile::Builder::new().prefix("mssd-").tempdir().unwrap();
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     dir
+}
+
+/// A TCP port free on loopback now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }

@@ -56,6 +56,14 @@ pub enum Event {
     /// A file in a site, SIL or quarantine folder that the ledger did not know (after a
     /// ledger loss) was removed at the end of the longest retention (`folder`, `rule`, `due`).
     OrphanPurged,
+    /// The site's printer printed the certificate (`destination` the printer, `detail` its
+    /// job id and name).
+    Printed,
+    /// The certificate could not be printed after its attempts, or the printer refused it
+    /// (`destination`, `detail` why); its spool copy is there all the same.
+    PrintFailed,
+    /// A person asked for another print (`user`, `destination`).
+    Reprinted,
 }
 
 impl Event {
@@ -78,6 +86,9 @@ impl Event {
             Event::LogRepaired => "log_repaired",
             Event::Resealed => "resealed",
             Event::OrphanPurged => "orphan_purged",
+            Event::Printed => "printed",
+            Event::PrintFailed => "print_failed",
+            Event::Reprinted => "reprinted",
         }
     }
 }

@@ -112,6 +112,56 @@ pub struct Site {
     pub spool: Option<PathBuf>,
     pub sil: Option<PathBuf>,
     pub group: Option<String>,
+    /// The site's printer: each certificate delivered to its spool is printed there.
+    pub printer: Option<Printer>,
+}
+
+/// A site's printer (IPP).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Printer {
+    /// `ipp://HOST[:PORT]/PATH` or `ipps://…`, as written.
+    pub uri: String,
+    pub host: String,
+    pub port: u16,
+    /// The resource path (`/ipp/print`, `/printers/accueil`).
+    pub path: String,
+    /// For `ipps`: the CA that signed the printer's certificate (only anchor).
+    pub ca_file: Option<PathBuf>,
+    pub copies: u32,
+    pub print: PrintWhich,
+}
+
+impl Printer {
+    pub fn tls(&self) -> bool {
+        self.uri.starts_with("ipps:")
+    }
+}
+
+/// Which certificates a site prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PrintWhich {
+    All,
+    Positives,
+    Negatives,
+}
+
+impl PrintWhich {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PrintWhich::All => "all",
+            PrintWhich::Positives => "positives",
+            PrintWhich::Negatives => "negatives",
+        }
+    }
+
+    /// Whether a certificate of this result (`positive`, `negative`, …) is printed.
+    pub fn wants(self, result: Option<&str>) -> bool {
+        match self {
+            PrintWhich::All => true,
+            PrintWhich::Positives => result == Some("positive"),
+            PrintWhich::Negatives => result == Some("negative"),
+        }
+    }
 }
 
 impl Config {

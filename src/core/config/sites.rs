@@ -52,6 +52,13 @@ pub(super) fn read_sites(r: &mut Reader, top: &mut Section) -> Vec<(usize, Site)
         {
             r.error(s.key("group"), format!("{g:?} is not a group name"));
         }
+        let printer = read_printer(r, &mut s);
+        if printer.is_some() && !s.has("spool") {
+            r.error(
+                s.key("printer"),
+                "a site prints what is delivered to its spool: give it a spool folder",
+            );
+        }
         r.finish(s);
         // Kept even when other keys are wrong, so that the folder checks still run.
         if let Some(finess) = finess {
@@ -63,11 +70,108 @@ pub(super) fn read_sites(r: &mut Reader, top: &mut Section) -> Vec<(usize, Site)
                     spool,
                     sil,
                     group,
+                    printer,
                 },
             ));
         }
     }
     sites
+}
+
+/// `printer`, `printer_ca_file`, `copies` and `print` of a site.
+fn read_printer(r: &mut Reader, s: &mut Section) -> Option<Printer> {
+    let uri = r.string(s, "printer");
+    let ca_file = r.path(s, "printer_ca_file");
+    let copies = r.integer(s, "copies");
+    let print = r.string(s, "print");
+    let Some(uri) = uri else {
+        for key in ["printer_ca_file", "copies", "print"] {
+            if s.has(key) {
+                r.error(s.key(key), "only with a printer");
+            }
+        }
+        return None;
+    };
+    let parsed = parse_printer_uri(&uri);
+    if let Err(why) = &parsed {
+        r.error(s.key("printer"), format!("{uri:?}: {why}"));
+    }
+    let tls = parsed.as_ref().is_ok_and(|p| p.0);
+    if ca_file.is_some() && !tls && parsed.is_ok() {
+        r.error(
+            s.key("printer_ca_file"),
+            "only for an ipps:// printer (TLS)",
+        );
+    }
+    if tls && ca_file.is_none() && !s.has("printer_ca_file") {
+        r.error(
+            s.key("printer_ca_file"),
+            "an ipps:// printer needs the CA that signed its certificate (the only one trusted)",
+        );
+    }
+    let copies = match copies {
+        None => 1,
+        Some(n @ 1..=10) => n as u32,
+        Some(n) => {
+            r.error(s.key("copies"), format!("{n}: between 1 and 10"));
+            1
+        }
+    };
+    let print = match print.as_deref() {
+        None | Some("all") => PrintWhich::All,
+        Some("positives") => PrintWhich::Positives,
+        Some("negatives") => PrintWhich::Negatives,
+        Some(other) => {
+            r.error(
+                s.key("print"),
+                format!("{other:?}: \"all\", \"positives\" or \"negatives\""),
+            );
+            PrintWhich::All
+        }
+    };
+    let (_, host, port, path) = parsed.ok()?;
+    Some(Printer {
+        uri,
+        host,
+        port,
+        path,
+        ca_file,
+        copies,
+        print,
+    })
+}
+
+/// `ipp://HOST[:PORT]/PATH` or `ipps://…`: TLS, host, port (631 by default), path.
+pub fn parse_printer_uri(uri: &str) -> Result<(bool, String, u16, String), String> {
+    let (tls, rest) = if let Some(r) = uri.strip_prefix("ipps://") {
+        (true, r)
+    } else if let Some(r) = uri.strip_prefix("ipp://") {
+        (false, r)
+    } else {
+        return Err("a printer is ipp://HOST[:PORT]/PATH or ipps://HOST[:PORT]/PATH".into());
+    };
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/ipp/print"),
+    };
+    if authority.contains('@') {
+        return Err("no user or password in the printer's address".into());
+    }
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((h, p)) if !h.ends_with(']') || h.starts_with('[') => match p.parse::<u16>() {
+            Ok(port) if port > 0 => (h, port),
+            _ => return Err(format!("{p:?} is not a port")),
+        },
+        _ => (authority, 631),
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() || host.contains(|c: char| c.is_whitespace() || c == '/') {
+        return Err("no host".into());
+    }
+    if path.contains(|c: char| c.is_whitespace() || c.is_control()) {
+        return Err("the path holds spaces".into());
+    }
+    Ok((tls, host.to_string(), port, path.to_string()))
 }
 
 /// A site's spool holds its own certificates only (DESIGN invariant 4): no spool may equal or

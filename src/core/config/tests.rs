@@ -142,6 +142,50 @@ spool = "/srv/sites/690000880/sub"
 }
 
 #[test]
+fn printer_keys_are_checked_all_at_once() {
+    let text = MINIMAL.replace(
+        "[[site]]\n",
+        "[[site]]\nprinter = \"lpd://printer/queue\"\ncopies = 0\nprint = \"some\"\n",
+    ) + r#"
+[[site]]
+finess = "750712184"
+name = "Paris"
+spool = "/srv/sites/750712184"
+printer = "ipps://printer.paris.lab:631/ipp/print"
+
+[[site]]
+finess = "130000011"
+name = "Marseille"
+spool = "/srv/sites/130000011"
+copies = 2
+"#;
+    let errs = errors(&text);
+    for needle in [
+        "site[0].printer: \"lpd://printer/queue\"",
+        "site[0].copies: 0: between 1 and 10",
+        "site[0].print: \"some\": \"all\", \"positives\" or \"negatives\"",
+        "site[1].printer_ca_file: an ipps:// printer needs the CA",
+        "site[2].copies: only with a printer",
+    ] {
+        assert!(has(&errs, needle), "{needle}: {errs:#?}");
+    }
+    assert_eq!(errs.len(), 5, "{errs:#?}");
+
+    let good = MINIMAL.replace(
+        "[[site]]\n",
+        "[[site]]\nprinter = \"ipp://10.1.2.3/ipp/print\"\ncopies = 2\nprint = \"positives\"\n",
+    );
+    let config = parse(&good, "t.toml").unwrap();
+    let printer = config.sites[0].printer.as_ref().unwrap();
+    assert_eq!(
+        (printer.host.as_str(), printer.port, printer.path.as_str()),
+        ("10.1.2.3", 631, "/ipp/print")
+    );
+    assert_eq!((printer.copies, printer.print), (2, PrintWhich::Positives));
+    assert!(printer.print.wants(Some("positive")) && !printer.print.wants(Some("negative")));
+}
+
+#[test]
 fn no_site_and_unknown_keys() {
     let text = "[mailbox]\nmaildir=\"/m\"\nprocesed_folder=\"x\"\n[stat]\ndir=\"/x\"\n";
     let errs = errors(text);

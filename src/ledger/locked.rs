@@ -1,10 +1,10 @@
-//! How the daemon touches the ledger: under the work lock (so that a command run meanwhile
-//! waits for it), in the blocking pool (SQLite and the spool block).
+//! How the service's tasks touch the ledger: under the work lock (so that a command run
+//! meanwhile waits for it), in the blocking pool (SQLite and the spool block).
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use crate::ledger::Ledger;
+use super::Ledger;
 use crate::system::failure::{Class, LocalFailure};
 
 /// The ledger could not be had.
