@@ -5,14 +5,17 @@
 //!
 //!     cargo run --release --example purge_bench -- [DUE] [SMALL] [LARGE] [ROUNDS]
 
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::time::Instant;
 
 use jiff::Timestamp;
-use mss_dispatch::ledger::Ledger;
+use mss_dispatch::core::layout::{CopyKind, FileId};
+use mss_dispatch::ledger::{
+    CertState, CopyState, Ledger, LedgerTx, NewCertificate, NewCopy, Personal,
+};
 use mss_dispatch::retention::handover;
 use mss_dispatch::retention::purge;
-use rusqlite::params;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1).map(|a| a.parse::<usize>());
@@ -61,13 +64,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-/// Inserts delivered certificates, each with one published spool copy.
-struct Loader<'t> {
-    tx: &'t rusqlite::Transaction<'t>,
-    cert: rusqlite::Statement<'t>,
-    copy: rusqlite::Statement<'t>,
-}
-
 /// One certificate to insert: its rule, times, content hash, pseudonym and dossier.
 struct Row<'a> {
     rule: &'a str,
@@ -78,54 +74,58 @@ struct Row<'a> {
     dossier: String,
 }
 
-impl<'t> Loader<'t> {
-    fn new(tx: &'t rusqlite::Transaction<'t>) -> rusqlite::Result<Loader<'t>> {
-        Ok(Loader {
-            cert: tx.prepare(
-                "INSERT INTO certificate (state, site, result, rule, received_at, sampled_at,
-                     purge_at, content_sha256, dossier_hmac, dossier, nom, prenom)
-                 VALUES ('delivered', '690000880', ?1, ?1, ?2, ?2, ?3, ?4, ?5, ?6,
-                     'NOM', 'Prenom')",
-            )?,
-            copy: tx.prepare(
-                "INSERT INTO copy (certificate, kind, path, temp, sha256, state)
-                 VALUES (?1, 'spool', ?2, ?3, ?4, 'published')",
-            )?,
-            tx,
-        })
-    }
-
-    fn add(&mut self, row: &Row, path: &Path) -> rusqlite::Result<()> {
-        self.cert.execute(params![
-            row.rule,
-            row.sampled_at,
-            row.purge_at,
-            &row.sha[..],
-            row.hmac,
-            row.dossier
-        ])?;
-        let id = self.tx.last_insert_rowid();
-        self.copy.execute(params![
-            id,
-            path.to_string_lossy(),
-            format!("{}.part", path.display()),
-            &row.sha[..]
-        ])?;
-        Ok(())
-    }
+/// Inserts a delivered certificate with one published spool copy, through the ledger's own
+/// writes (personal fields and paths sealed, as the service stores them).
+fn add(tx: &LedgerTx, row: &Row, path: &Path) -> Result<(), Box<dyn std::error::Error>> {
+    let id = tx.insert_certificate(&NewCertificate {
+        state: CertState::Delivered,
+        site: Some("690000880".into()),
+        result: Some(row.rule.into()),
+        rule: row.rule.into(),
+        received_at: row.sampled_at,
+        sampled_at: Some(row.sampled_at),
+        purge_at: row.purge_at,
+        content_sha256: row.sha,
+        dossier_hmac: Some(row.hmac.clone()),
+        personal: Personal {
+            dossier: Some(row.dossier.clone()),
+            nom: Some("NOM".into()),
+            prenom: Some("Prenom".into()),
+            ..Personal::default()
+        },
+        ..NewCertificate::default()
+    })?;
+    let copy = tx.insert_copy(
+        id,
+        &NewCopy {
+            kind: CopyKind::Spool,
+            path: path.to_path_buf(),
+            temp: path.with_extension("part"),
+            sha256: row.sha,
+        },
+    )?;
+    let st = std::fs::metadata(path)?;
+    tx.set_copy_staged(
+        copy,
+        FileId {
+            dev: st.dev(),
+            ino: st.ino(),
+        },
+    )?;
+    tx.set_copy_state(copy, CopyState::Published)?;
+    Ok(())
 }
 
 /// `held` certificates not due for a long time, each with one published spool copy whose file
 /// exists (hard links to one file per folder: the reconcile slice finds them, as it would in
 /// a spool).
 fn fill(dir: &Path, held: usize) -> Result<(), Box<dyn std::error::Error>> {
-    let mut db = rusqlite::Connection::open(dir.join("ledger.sqlite"))?;
-    db.pragma_update(None, "synchronous", "OFF")?;
-    let tx = db.transaction()?;
-    {
-        let mut loader = Loader::new(&tx)?;
-        let future = Timestamp::now().as_second() + 180 * 86_400;
-        for i in 0..held {
+    let mut ledger = Ledger::open(dir)?;
+    let future = Timestamp::now().as_second() + 180 * 86_400;
+    // Committed 10,000 at a time: a transaction keeps its new keys in memory until it commits.
+    for start in (0..held).step_by(10_000) {
+        let tx = ledger.tx()?;
+        for i in start..held.min(start + 10_000) {
             let mut sha = [0u8; 32];
             sha[..8].copy_from_slice(&(i as u64).to_le_bytes());
             let day = dir.join(format!("spool/held/{:04}", i / 10_000));
@@ -144,11 +144,12 @@ fn fill(dir: &Path, held: usize) -> Result<(), Box<dyn std::error::Error>> {
                 hmac: format!("h{i}"),
                 dossier: format!("D{i}"),
             };
-            loader.add(&row, &path)?;
+            add(&tx, &row, &path)?;
         }
+        tx.commit()?;
     }
-    tx.commit()?;
     // The load itself is not part of the pass.
+    let db = rusqlite::Connection::open(dir.join("ledger.sqlite"))?;
     db.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
     Ok(())
 }
@@ -157,10 +158,9 @@ fn fill(dir: &Path, held: usize) -> Result<(), Box<dyn std::error::Error>> {
 fn add_due(dir: &Path, due: usize, round: usize) -> Result<(), Box<dyn std::error::Error>> {
     let spool = dir.join(format!("spool/2021-10-{:02}", 1 + round));
     std::fs::create_dir_all(&spool)?;
-    let mut db = rusqlite::Connection::open(dir.join("ledger.sqlite"))?;
-    let tx = db.transaction()?;
+    let mut ledger = Ledger::open(dir)?;
+    let tx = ledger.tx()?;
     {
-        let mut loader = Loader::new(&tx)?;
         let past = Timestamp::now().as_second() - 60;
         for i in 0..due {
             let n = round * due + i;
@@ -174,7 +174,7 @@ fn add_due(dir: &Path, due: usize, round: usize) -> Result<(), Box<dyn std::erro
                 hmac: format!("due{n}"),
                 dossier: format!("X{n}"),
             };
-            loader.add(&row, &path)?;
+            add(&tx, &row, &path)?;
         }
     }
     tx.commit()?;

@@ -35,6 +35,7 @@ pub fn run(config_path: &Path, once: bool) -> Outcome {
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
+        .max_blocking_threads(4)
         .enable_all()
         .build()
         .context("cannot start the runtime")?;

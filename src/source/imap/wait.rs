@@ -38,7 +38,10 @@ impl ImapSource {
             let (idle, _stop) = handle.wait_with_timeout(max + Duration::from_secs(60));
             tokio::select! {
                 r = timeout(max, idle) => match r {
-                    Ok(Ok(IdleResponse::NewData(_))) => Woken::Change,
+                    Ok(Ok(IdleResponse::NewData(_))) => {
+                        tracing::debug!("the server announced a change (IDLE)");
+                        Woken::Change
+                    }
                     // The stream ended: the connection is gone; DONE below will say so.
                     Ok(Ok(IdleResponse::ManualInterrupt | IdleResponse::Timeout)) | Err(_) => {
                         Woken::Timeout
