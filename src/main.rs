@@ -41,7 +41,11 @@ fn dispatch(command: Command) -> Outcome {
             commands::audit::Filter { since, until, site },
             format,
         ),
-        Command::Audit(AuditCommand::Verify { config }) => commands::audit::verify(&config),
+        Command::Audit(AuditCommand::Verify {
+            config,
+            log,
+            expect_head,
+        }) => commands::audit::verify(config.as_deref(), log.as_deref(), expect_head.as_deref()),
         Command::Audit(AuditCommand::Reseal {
             config,
             reason,

@@ -341,3 +341,55 @@ fn audit_export_filters_and_answers_how_late() {
         .command(&["audit", "export", "--since", "yesterday"]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn audit_verify_checks_a_copied_log_alone_against_the_head_it_printed() {
+    let w = world("");
+    for n in 1..=3 {
+        w.dovecot
+            .deliver(USER, "INBOX", &certificate(n, "690000880", "Négatif", 2000));
+    }
+    assert!(w.install.run_once().status.success());
+    let out = w.install.command(&["audit", "verify"]);
+    assert!(out.status.success(), "{}", stdout(&out));
+    let said = stdout(&out);
+    let head = said
+        .trim()
+        .rsplit_once("head ")
+        .map(|(_, h)| h.trim().to_string())
+        .unwrap_or_else(|| panic!("no head in {said}"));
+    assert_eq!(head.len(), 64, "{said}");
+
+    // The auditor's copy, checked without the configuration or the ledger.
+    let copy = w.install.root.join("copy-retention.log");
+    std::fs::copy(w.install.root.join("state/retention.log"), &copy).unwrap();
+    let verify = |extra: &[&str]| {
+        let mut args = vec!["audit", "verify", "--log", copy.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        std::process::Command::new(bin())
+            .args(&args)
+            .output()
+            .unwrap()
+    };
+    let out = verify(&["--expect-head", &head]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert!(
+        stdout(&out).contains(&format!("head {head}")),
+        "{}",
+        stdout(&out)
+    );
+
+    let mut wrong = head.clone().into_bytes();
+    wrong[0] = if wrong[0] == b'0' { b'1' } else { b'0' };
+    let out = verify(&["--expect-head", std::str::from_utf8(&wrong).unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(stdout(&out).contains("does NOT end with the expected head"));
+
+    // One byte changed anywhere breaks it.
+    let mut bytes = std::fs::read(&copy).unwrap();
+    let at = bytes.iter().position(|b| *b == b'6').unwrap();
+    bytes[at] = b'7';
+    std::fs::write(&copy, bytes).unwrap();
+    let out = verify(&[]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+}

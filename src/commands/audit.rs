@@ -140,17 +140,36 @@ fn csv_field(s: &str) -> String {
     }
 }
 
-pub fn verify(config_path: &Path) -> Outcome {
-    let config = super::load_as_owner(config_path, false)?;
-    let dir = &config.state_dir;
-    // The ledger's head is read before the file: records appended meanwhile only lengthen
-    // it. Without a ledger (a fresh directory) the chain is still checked.
-    let (head, broken) = match Ledger::open_read_only(dir)? {
-        Some(l) => (Some(log::ledger_head(&l)?), log::broken(&l)?),
-        None => (None, None),
+pub fn verify(config_path: Option<&Path>, copy: Option<&Path>, expect: Option<&str>) -> Outcome {
+    let (path, verdict, broken) = match (copy, config_path) {
+        (Some(file), _) => {
+            // A copy on its own: its chain, from its first record to its last.
+            let verdict = log::read_lines(file).and_then(|lines| {
+                crate::core::audit::verify(lines.iter().map(String::as_str)).map_err(|broken| {
+                    log::AuditError::Broken {
+                        path: file.to_path_buf(),
+                        broken,
+                    }
+                })
+            });
+            (file.to_path_buf(), verdict, None)
+        }
+        (None, Some(config_path)) => {
+            let config = super::load_as_owner(config_path, false)?;
+            let dir = &config.state_dir;
+            // The ledger's head is read before the file: records appended meanwhile only
+            // lengthen it. Without a ledger (a fresh directory) the chain is still checked.
+            let (head, broken) = match Ledger::open_read_only(dir)? {
+                Some(l) => (Some(log::ledger_head(&l)?), log::broken(&l)?),
+                None => (None, None),
+            };
+            (log::path(dir), log::verify(dir, head.as_ref()), broken)
+        }
+        (None, None) => {
+            return Err(ConfigProblem::usage("give --config or --log"));
+        }
     };
-    let path = log::path(dir);
-    let chain = match log::verify(dir, head.as_ref()) {
+    let chain = match verdict {
         Ok(chain) => chain,
         Err(e) => {
             // The verdict is the command's output, for the auditor.
@@ -187,6 +206,15 @@ pub fn verify(config_path: &Path) -> Outcome {
         },
         chain.head.hash
     );
+    if let Some(expected) = expect
+        && !expected.eq_ignore_ascii_case(&chain.head.hash)
+    {
+        println!(
+            "the log does NOT end with the expected head {expected}: records were added, cut \
+             or replaced since it was taken"
+        );
+        return Ok(ExitCode::FAILURE);
+    }
     if let Some(why) = broken {
         println!("the service cannot append to it: {why}");
         return Ok(ExitCode::FAILURE);

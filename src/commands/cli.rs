@@ -158,15 +158,24 @@ pub enum AuditCommand {
         #[arg(long, value_enum, default_value = "jsonl")]
         format: ExportFormat,
     },
-    /// Verify the retention log's hash chain: exit 0 with the number of records, or 1 naming
-    /// the first record that breaks it.
+    /// Verify the retention log's hash chain: exit 0 with the number of records and the
+    /// final hash (keep it elsewhere: `--expect-head` checks against it later), or 1 naming
+    /// the first record that breaks it. With `--log`, a copied log is checked on its own,
+    /// without the configuration or the ledger.
     #[command(
-        after_help = "Example:\n  mss-dispatch audit verify --config /etc/mss-dispatch/config.toml"
+        after_help = "Examples:\n  mss-dispatch audit verify --config /etc/mss-dispatch/config.toml\n  \
+        mss-dispatch audit verify --log retention-2026-11.log --expect-head 3f1c…"
     )]
     Verify {
-        /// The configuration file (TOML).
-        #[arg(long, short, value_name = "FILE")]
-        config: PathBuf,
+        /// The configuration file (TOML): the installation's log, checked against its ledger.
+        #[arg(long, short, value_name = "FILE", required_unless_present = "log")]
+        config: Option<PathBuf>,
+        /// A copy of a retention log, checked on its own.
+        #[arg(long, value_name = "FILE", conflicts_with = "config")]
+        log: Option<PathBuf>,
+        /// The final hash the log must end with (as printed by an earlier `verify`).
+        #[arg(long, value_name = "HASH")]
+        expect_head: Option<String>,
     },
     /// Carry on after a real loss: the log was cut, deleted or replaced (the service then
     /// appends nothing and says "retention log broken"), or the ledger was lost. Starts a new
