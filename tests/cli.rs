@@ -6,7 +6,7 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
-use crate::support::{bin, project_root as root, stderr, stdout};
+use crate::support::{bin, certificate, project_root as root, stderr, stdout};
 
 fn run(args: &[&str]) -> Output {
     Command::new(bin())
@@ -164,7 +164,9 @@ fn inspect_touches_nothing_and_keeps_names_off_stderr() {
     for name in ["DIAYE", "Marie", "2100004"] {
         assert!(!err.contains(name), "patient data on stderr: {err}");
     }
-    assert!(stdout(&o).contains("deliver to 690000880"));
+    // Sampled in 2021: the service would record it as expired, for its site.
+    let out = stdout(&o);
+    assert!(out.contains("expired (already due on arrival)") && out.contains("for 690000880"));
 }
 
 #[test]
@@ -237,4 +239,47 @@ fn check_config_reads_the_mailbox_files_as_run_does_and_refuses_loose_secrets() 
     let o = run(&["check-config", "--config", file.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("mailbox.ca_file"), "{}", stderr(&o));
+}
+
+#[test]
+fn inspect_says_expired_where_the_service_would_record_it_so() {
+    // The corpus was sampled in 2021: long due today.
+    let out = inspect(&["negative_plain"]);
+    assert_eq!(out[0]["decision"], "deliver");
+    assert_eq!(out[0]["expired_on_arrival"], true);
+    let o = run(&[
+        "inspect",
+        "--config",
+        "fixtures/config.toml",
+        "fixtures/corpus/negative_plain.eml",
+    ]);
+    assert!(
+        stdout(&o).contains("expired (already due on arrival)"),
+        "{}",
+        stdout(&o)
+    );
+    // Sampled yesterday: delivered.
+    let dir = tempfile::tempdir().unwrap();
+    let fresh = dir.path().join("fresh.eml");
+    std::fs::write(&fresh, certificate(1, "690000880", "Négatif", 2_000)).unwrap();
+    let o = run(&[
+        "inspect",
+        "--config",
+        "fixtures/config.toml",
+        fresh.to_str().unwrap(),
+    ]);
+    assert!(
+        stdout(&o).contains(": deliver to 690000880"),
+        "{}",
+        stdout(&o)
+    );
+    let o = run(&[
+        "inspect",
+        "--config",
+        "fixtures/config.toml",
+        "--json",
+        fresh.to_str().unwrap(),
+    ]);
+    let line: Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!(line["expired_on_arrival"], false);
 }

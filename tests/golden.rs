@@ -69,7 +69,7 @@ fn corpus_decisions_match_expectations_with_lf_and_crlf() {
         let raw = std::fs::read(root.join("corpus").join(name)).unwrap();
         for (ending, bytes) in [("LF", with_lf(&raw)), ("CRLF", with_crlf(&raw))] {
             let outcome = decide(&bytes, &ctx);
-            let got = to_json(name, &outcome, &tz);
+            let got = to_json(name, &outcome, &tz, ctx.received_at);
             for key in CONTRACT_KEYS {
                 if got[key] != expected[name][key] {
                     failures.push(format!(

@@ -37,7 +37,10 @@ pub fn run(config_path: &Path, json: bool, messages: &[impl AsRef<Path>]) -> Don
         };
         let outcome = decide(&raw, &ctx);
         if json {
-            println!("{}", to_json(&path.display().to_string(), &outcome, &tz));
+            println!(
+                "{}",
+                to_json(&path.display().to_string(), &outcome, &tz, ctx.received_at)
+            );
         } else {
             println!(
                 "{}",
@@ -83,7 +86,7 @@ pub fn run_mailbox(config_path: &Path, json: bool, limit: Option<usize>) -> Done
     let print = |item: &str, mailbox: &str, outcome: &Outcome| {
         let file = format!("{mailbox};UID={item}");
         if json {
-            let mut line = to_json(&file, outcome, &tz);
+            let mut line = to_json(&file, outcome, &tz, ctx.received_at);
             line["uid"] = item
                 .parse::<u32>()
                 .map_or_else(|_| json!(item), |u| json!(u));
@@ -143,8 +146,16 @@ async fn dry_run<S: Source>(
     Ok(decided)
 }
 
-/// The `--json` line; its keys are a contract (extend, never rename).
-pub fn to_json(file: &str, o: &Outcome, tz: &TimeZone) -> Value {
+/// Whether the service would record the certificate as expired: already due when it arrives
+/// (sampled long ago), so never written anywhere.
+fn expired_on_arrival(o: &Outcome, now: Timestamp) -> bool {
+    matches!(o.decision, Decision::Deliver { .. })
+        && o.decision.purge_at().is_some_and(|due| due <= now)
+}
+
+/// The `--json` line; its keys are a contract (extend, never rename). `expired_on_arrival`:
+/// a `deliver` the service records as `expired` instead, writing nothing.
+pub fn to_json(file: &str, o: &Outcome, tz: &TimeZone, now: Timestamp) -> Value {
     let time = |t: Option<Timestamp>| t.map(|t| rfc3339(t, tz));
     let (rule, file_name, detail) = match &o.decision {
         Decision::Deliver {
@@ -168,6 +179,7 @@ pub fn to_json(file: &str, o: &Outcome, tz: &TimeZone) -> Value {
         "purge_at": time(o.decision.purge_at()),
         "rule": rule,
         "file_name": file_name,
+        "expired_on_arrival": expired_on_arrival(o, now),
     })
 }
 
@@ -185,6 +197,15 @@ fn to_text(file: &str, o: &Outcome, tz: &TimeZone, ctx: &Context) -> String {
                 .sampled_at
                 .map(|t| rfc3339(t, tz))
                 .unwrap_or_default();
+            if expired_on_arrival(o, ctx.received_at) {
+                return format!(
+                    "{file}: expired (already due on arrival): {} sampled {sampled} for {site} \
+                     ({name}) was due at {}; the service writes it nowhere and records it as \
+                     expired",
+                    rule.as_str(),
+                    rfc3339(*purge_at, tz)
+                );
+            }
             format!(
                 "{file}: deliver to {site} ({name}) as {file_name:?}; {} sampled {sampled}, \
                  purge at {}",

@@ -32,15 +32,19 @@ pub enum Problem {
     TooLarge,
     #[error("months cannot be combined with other units")]
     MixedMonths,
-    #[error("missing unit (s, m, h, d, w or months)")]
+    #[error("missing unit ({UNITS})")]
     NoUnit,
-    #[error("unknown unit {0:?}")]
+    #[error("unknown unit {0:?} ({UNITS})")]
     UnknownUnit(String),
     #[error("must be longer than zero")]
     NotPositive,
     #[error("give a fixed duration, not months")]
     Months,
 }
+
+/// The units a duration may use, for error messages.
+pub const UNITS: &str = "the units are s, m or min, h, d or jours, w or semaines, and months or \
+     mois, e.g. \"90s\", \"1h30m\", \"3d\", \"6 months\"";
 
 /// Parses a duration. Months cannot be mixed with other units.
 pub fn parse(input: &str) -> Result<Period, DurationError> {

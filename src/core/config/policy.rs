@@ -19,7 +19,7 @@ pub(super) fn read_retention(r: &mut Reader, s: &mut Section) -> Option<Policy> 
             Ok(_) => {
                 r.error(
                     s.key("negative"),
-                    format!("{text:?} is longer than the legal maximum of 72h (SPEC §4)"),
+                    format!("{text:?} is longer than the legal maximum of 72h"),
                 );
                 None
             }
@@ -51,7 +51,7 @@ pub(super) fn read_retention(r: &mut Reader, s: &mut Section) -> Option<Policy> 
                 r.error(
                     s.key("positive"),
                     format!(
-                        "{text:?} is longer than the legal maximum of 6 months (SPEC §4); \
+                        "{text:?} is longer than the legal maximum of 6 months \
                          as a fixed duration, 179d at most"
                     ),
                 );

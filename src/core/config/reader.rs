@@ -201,11 +201,43 @@ impl<'f> Reader<'f> {
     /// default.
     pub fn finish(&mut self, s: Section) {
         for key in s.table.keys() {
-            if !s.seen.contains(&key.as_str()) {
-                self.error(s.key(key), "unknown key");
+            if s.seen.contains(&key.as_str()) {
+                continue;
             }
+            let hint = match closest(key, &s.seen) {
+                Some(k) => format!("unknown key; did you mean {:?}?", s.key(k)),
+                None => "unknown key".to_string(),
+            };
+            self.error(s.key(key), hint);
         }
     }
+}
+
+/// The known key nearest to a misspelt one (two edits at most), for a "did you mean".
+fn closest<'k>(key: &str, known: &[&'k str]) -> Option<&'k str> {
+    let key = key.to_lowercase();
+    known
+        .iter()
+        .map(|k| (edits(&key, k), *k))
+        .filter(|(d, k)| *d <= 2.min(k.len() / 3 + 1))
+        .min()
+        .map(|(_, k)| k)
+}
+
+/// Levenshtein distance.
+fn edits(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
 }
 
 /// Drops `.` components and trailing slashes.

@@ -8,6 +8,15 @@ use super::*;
 
 /// Sites, each with its index in the file (for messages).
 pub(super) fn read_sites(r: &mut Reader, top: &mut Section) -> Vec<(usize, Site)> {
+    if let Some(Value::Table(_)) = top.table.get("site") {
+        // `[site]` (one table) where `[[site]]` (one entry of a list) is meant.
+        top.has("site");
+        r.error(
+            "site",
+            "write [[site]], with double brackets: each site is one entry of a list",
+        );
+        return Vec::new();
+    }
     let Some(values) = r.array(top, "site") else {
         if !top.has("site") {
             r.error("site", "at least one [[site]] is required");

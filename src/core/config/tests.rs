@@ -290,3 +290,37 @@ fn spool_may_not_hide_inside_quarantine_or_state() {
     let text = MINIMAL.replace("/srv/sites/690000880", "/var/lib/mss-dispatch/sites");
     assert!(has(&errors(&text), "site[0].spool: overlaps state.dir"));
 }
+
+#[test]
+fn mistakes_people_make_get_a_hint() {
+    let text = MINIMAL
+        .replace("[[site]]", "[site]")
+        .replace("ca_file", "cafile")
+        + "[retention]\nnegative = \"3 jrs\"\n";
+    let errs = errors(&text);
+    assert!(
+        has(&errs, "site: write [[site]], with double brackets"),
+        "{errs:#?}"
+    );
+    assert!(
+        has(
+            &errs,
+            "mailbox.cafile: unknown key; did you mean \"mailbox.ca_file\"?"
+        ),
+        "{errs:#?}"
+    );
+    assert!(
+        has(
+            &errs,
+            "retention.negative: \"3 jrs\": unknown unit \"jrs\" (the units are s,"
+        ),
+        "{errs:#?}"
+    );
+    // Far from every key: no guess.
+    let errs = errors(&(MINIMAL.to_string() + "[state]\nzzzzzz = 1\n"));
+    assert!(has(&errs, "state.zzzzzz: unknown key"), "{errs:#?}");
+    assert!(!has(&errs, "did you mean"), "{errs:#?}");
+    // No reference to documents users do not have.
+    let errs = errors(&(MINIMAL.to_string() + "[retention]\nnegative = \"80h\"\n"));
+    assert!(!errs.iter().any(|e| e.contains("SPEC")), "{errs:#?}");
+}
