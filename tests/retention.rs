@@ -393,3 +393,57 @@ fn audit_verify_checks_a_copied_log_alone_against_the_head_it_printed() {
     let out = verify(&[]);
     assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
 }
+
+/// The verifier of docs/audit.md, made of `sha256sum` and `jq` alone, agrees with
+/// `audit verify` on a real log, and catches a changed byte.
+#[test]
+fn the_shell_verifier_of_the_audit_guide_agrees_with_audit_verify() {
+    if std::process::Command::new("jq")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        panic!("jq is needed (scripts/install-test-deps installs it)");
+    }
+    let guide = std::fs::read_to_string(project_root().join("docs/audit.md")).unwrap();
+    let script = guide
+        .split("```sh\n# verify-retention-log")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("the verifier in docs/audit.md");
+    let w = world("");
+    for n in 1..=3 {
+        w.dovecot
+            .deliver(USER, "INBOX", &certificate(n, "690000880", "Négatif", 2000));
+    }
+    assert!(w.install.run_once().status.success());
+    let out = w.install.command(&["audit", "verify"]);
+    let head = stdout(&out)
+        .trim()
+        .rsplit_once("head ")
+        .map(|(_, h)| h.trim().to_string())
+        .unwrap();
+    let log = w.install.root.join("state/retention.log");
+    let run = |file: &Path| {
+        std::process::Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .arg("verify-retention-log")
+            .arg(file)
+            .output()
+            .unwrap()
+    };
+    let out = run(&log);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert!(
+        stdout(&out).contains(&format!("chain intact; head {head}")),
+        "{}",
+        stdout(&out)
+    );
+
+    let copy = w.install.root.join("edited.log");
+    let text = std::fs::read_to_string(&log).unwrap();
+    std::fs::write(&copy, text.replacen("\"negative\"", "\"positive\"", 1)).unwrap();
+    let out = run(&copy);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+}
