@@ -41,6 +41,11 @@ fn dispatch(command: Command) -> Outcome {
             commands::audit::Filter { since, until, site },
             format,
         ),
+        Command::Audit(AuditCommand::Report {
+            config,
+            month,
+            format,
+        }) => commands::report::run(&config, &month, format),
         Command::Audit(AuditCommand::Verify {
             config,
             log,

@@ -18,6 +18,7 @@ mod layers;
 mod operations;
 mod printing;
 mod quarantine;
+mod report;
 mod retention;
 mod robustness;
 mod sites;

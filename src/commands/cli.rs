@@ -158,6 +158,26 @@ pub enum AuditCommand {
         #[arg(long, value_enum, default_value = "jsonl")]
         format: ExportFormat,
     },
+    /// The monthly retention report, for the data-protection officer: the certificates
+    /// sampled that month, what became of each (purged on time, late, still held, or overdue
+    /// and not purged), quarantine outcomes, clock holds, and the retention log's verdict and
+    /// head. No patient data. Exit 1 when a certificate is overdue or the log is broken.
+    #[command(
+        after_help = "Examples:\n  mss-dispatch audit report --config /etc/mss-dispatch/config.toml \
+        --month 2026-10 --format html > retention-2026-10.html\n  \
+        mss-dispatch audit report --config /etc/mss-dispatch/config.toml --month 2026-10"
+    )]
+    Report {
+        /// The configuration file (TOML).
+        #[arg(long, short, value_name = "FILE")]
+        config: PathBuf,
+        /// The sampling month, YYYY-MM (Europe/Paris).
+        #[arg(long, value_name = "YYYY-MM")]
+        month: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "text")]
+        format: ReportFormat,
+    },
     /// Verify the retention log's hash chain: exit 0 with the number of records and the
     /// final hash (keep it elsewhere: `--expect-head` checks against it later), or 1 naming
     /// the first record that breaks it. With `--log`, a copied log is checked on its own,
@@ -282,6 +302,13 @@ pub enum QuarantineCommand {
 pub enum ResultArg {
     Positive,
     Negative,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReportFormat {
+    Text,
+    Json,
+    Html,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

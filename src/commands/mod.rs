@@ -10,6 +10,7 @@ pub mod print;
 pub mod purge;
 pub mod quarantine;
 pub mod reload;
+pub mod report;
 pub mod run;
 pub mod sites;
 pub mod status;

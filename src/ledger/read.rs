@@ -185,6 +185,22 @@ pub trait LedgerRead {
             .map_err(|e| self.read_err(e))
     }
 
+    /// Certificates sampled in `[from, to)` (received then, when the sampling time is
+    /// unknown), in id order: what a monthly retention report covers.
+    fn certificates_sampled(&self, from: i64, to: i64) -> Result<Vec<CertificateRow>> {
+        let mut stmt = self
+            .conn()
+            .prepare(&format!(
+                "SELECT {CERTIFICATE_COLUMNS} FROM certificate
+                 WHERE coalesce(sampled_at, received_at) >= ?1
+                   AND coalesce(sampled_at, received_at) < ?2 ORDER BY id"
+            ))
+            .map_err(|e| self.read_err(e))?;
+        stmt.query_map(params![from, to], certificate_row)
+            .and_then(|rows| rows.collect())
+            .map_err(|e| self.read_err(e))
+    }
+
     /// Server copies due at `now`, the most overdue first.
     fn due_server_copies(&self, now: i64, limit: usize) -> Result<Vec<ServerCopyRow>> {
         let mut stmt = self
