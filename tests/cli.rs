@@ -58,7 +58,7 @@ fn three_mistakes_are_listed_together_with_exit_2() {
     let f = file.display().to_string();
     assert!(
         err.contains(&format!(
-            "{f}: site[0].finess: \"690000881\" is not a valid FINESS"
+            "{f}: site[0].finess (690000881 \"Lyon Bellecour\"): \"690000881\" is not a valid FINESS"
         )),
         "{err}"
     );

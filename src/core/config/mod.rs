@@ -256,6 +256,7 @@ pub fn parse(text: &str, file: &str) -> Result<Config, Vec<ConfigError>> {
     if let (Some(q), Some(st)) = (&quarantine_dir, &state_dir) {
         check_separation(&mut r, &sites, q, st);
     }
+    name_sites(&mut r.errors, &root);
 
     match (
         source,
@@ -284,6 +285,33 @@ pub fn parse(text: &str, file: &str) -> Result<Config, Vec<ConfigError>> {
             metrics,
         }),
         _ => Err(r.errors),
+    }
+}
+
+/// Names the site of each `site[N]…` error as the file has it, so that a person finds it
+/// among forty: `site[7].spool (690000880 "Lyon Bellecour"): …`.
+fn name_sites(errors: &mut [ConfigError], root: &Table) {
+    let Some(toml::Value::Array(sites)) = root.get("site") else {
+        return;
+    };
+    for e in errors.iter_mut() {
+        let Some(rest) = e.key.strip_prefix("site[") else {
+            continue;
+        };
+        let Some(i) = rest.split(']').next().and_then(|n| n.parse::<usize>().ok()) else {
+            continue;
+        };
+        let Some(toml::Value::Table(t)) = sites.get(i) else {
+            continue;
+        };
+        let text = |k: &str| t.get(k).and_then(|v| v.as_str()).map(str::trim);
+        let label = match (text("finess"), text("name")) {
+            (Some(f), Some(n)) if !n.is_empty() => format!("{f} {n:?}"),
+            (Some(f), _) => f.to_string(),
+            (None, Some(n)) if !n.is_empty() => format!("{n:?}"),
+            _ => continue,
+        };
+        e.key = format!("{} ({label})", e.key);
     }
 }
 

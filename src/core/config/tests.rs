@@ -61,11 +61,11 @@ fn three_mistakes_are_all_reported_with_their_keys() {
     assert_eq!(errs.len(), 3, "{errs:#?}");
     assert!(has(
         &errs,
-        "t.toml: site[0].finess: \"690000881\" is not a valid FINESS"
+        "t.toml: site[0].finess (690000881 \"Lyon Bellecour\"): \"690000881\" is not a valid FINESS"
     ));
     assert!(has(
         &errs,
-        "t.toml: site[0].spool: \"sites/690000880\" is relative"
+        "t.toml: site[0].spool (690000881 \"Lyon Bellecour\"): \"sites/690000880\" is relative"
     ));
     assert!(has(
         &errs,
@@ -125,20 +125,23 @@ spool = "/srv/sites/690000880/sub"
     assert!(
         has(
             &errs,
-            "site[1].finess: duplicate site 690000880 (already site[0])"
+            "site[1].finess (69 000 088 0 \"Doublon\"): duplicate site 690000880 (already site[0])"
         ),
         "{errs:#?}"
     );
     assert!(has(
         &errs,
-        "site[2].finess: \"2B0000039\" is not a valid FINESS"
+        "site[2].finess (2B0000039 \"Bastia\"): \"2B0000039\" is not a valid FINESS"
     ));
     assert!(has(
         &errs,
-        "site[2].spool: a site needs a spool folder, a sil folder, or both"
+        "site[2].spool (2B0000039 \"Bastia\"): a site needs a spool folder, a sil folder, or both"
     ));
-    assert!(has(&errs, "site[3].name: must not be empty"));
-    assert!(has(&errs, "site[3].spool: overlaps site[0].spool"));
+    assert!(has(&errs, "site[3].name (2A0000154): must not be empty"));
+    assert!(has(
+        &errs,
+        "site[3].spool (2A0000154): overlaps site[0].spool"
+    ));
 }
 
 #[test]
@@ -161,11 +164,11 @@ copies = 2
 "#;
     let errs = errors(&text);
     for needle in [
-        "site[0].printer: \"lpd://printer/queue\"",
-        "site[0].copies: 0: between 1 and 10",
-        "site[0].print: \"some\": \"all\", \"positives\" or \"negatives\"",
-        "site[1].printer_ca_file: an ipps:// printer needs the CA",
-        "site[2].copies: only with a printer",
+        "site[0].printer (690000880 \"Lyon Bellecour\"): \"lpd://printer/queue\"",
+        "site[0].copies (690000880 \"Lyon Bellecour\"): 0: between 1 and 10",
+        "site[0].print (690000880 \"Lyon Bellecour\"): \"some\": \"all\", \"positives\" or \"negatives\"",
+        "site[1].printer_ca_file (750712184 \"Paris\"): an ipps:// printer needs the CA",
+        "site[2].copies (130000011 \"Marseille\"): only with a printer",
     ] {
         assert!(has(&errs, needle), "{needle}: {errs:#?}");
     }
@@ -288,7 +291,10 @@ fn syntax_error_is_one_clear_error() {
 #[test]
 fn spool_may_not_hide_inside_quarantine_or_state() {
     let text = MINIMAL.replace("/srv/sites/690000880", "/var/lib/mss-dispatch/sites");
-    assert!(has(&errors(&text), "site[0].spool: overlaps state.dir"));
+    assert!(has(
+        &errors(&text),
+        "site[0].spool (690000880 \"Lyon Bellecour\"): overlaps state.dir"
+    ));
 }
 
 #[test]
