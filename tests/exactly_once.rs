@@ -119,7 +119,8 @@ impl Lcg {
 #[test]
 fn killed_at_random_points_and_restarted_delivers_everything_once() {
     let w = world("");
-    let n = 80;
+    // Enough mail that a drain outlasts several kills even in small batches.
+    let n = 200;
     load(&w, "INBOX", n, 20_000);
     let seed = std::env::var("CHAOS_SEED")
         .ok()
@@ -138,7 +139,7 @@ fn killed_at_random_points_and_restarted_delivers_everything_once() {
             break;
         }
         let mut child = w.install.spawn_once();
-        std::thread::sleep(Duration::from_millis(30 + rng.next(500)));
+        std::thread::sleep(Duration::from_millis(30 + rng.next(300)));
         sigkill(&mut child);
         kills += 1;
     }
