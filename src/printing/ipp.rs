@@ -53,6 +53,17 @@ impl IppError {
         )
     }
 
+    /// What this says of the printer, as `status` shows it: `busy`, `refuses_pdf`, `failing`
+    /// (it answers, and refuses) or `unreachable`.
+    pub fn printer_state(&self) -> &'static str {
+        match self {
+            e if e.is_busy() => "busy",
+            e if e.is_format_refused() => "refuses_pdf",
+            IppError::Refused { .. } | IppError::Setup { .. } => "failing",
+            IppError::NotConnected { .. } | IppError::Unreachable { .. } => "unreachable",
+        }
+    }
+
     /// server-error-busy: the printer takes no job now, and will later.
     pub fn is_busy(&self) -> bool {
         matches!(self, IppError::Refused { code: 0x0507, .. })

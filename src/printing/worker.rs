@@ -82,7 +82,7 @@ impl Worker {
                 Some(Ok(c)) => c,
                 Some(Err(e)) => {
                     self.printers
-                        .note(&uri, &jobs[0].site, "failing", Some(e.to_string()));
+                        .note(&uri, &jobs[0].site, e.printer_state(), Some(e.to_string()));
                     continue;
                 }
                 None => {
@@ -180,17 +180,15 @@ impl Worker {
             }
             Err(e) if e.never_reached() && !e.is_format_refused() => {
                 // Busy, not accepting jobs, or no connection: the job is not on the printer.
+                self.printers.note(
+                    &job.printer,
+                    &job.site,
+                    e.printer_state(),
+                    Some(e.to_string()),
+                );
                 let pause = if e.is_busy() {
-                    self.printers
-                        .note(&job.printer, &job.site, "busy", Some(e.to_string()));
                     Duration::from_secs(1)
                 } else {
-                    let kind = match e {
-                        IppError::Refused { .. } => "failing",
-                        _ => "unreachable",
-                    };
-                    self.printers
-                        .note(&job.printer, &job.site, kind, Some(e.to_string()));
                     self.printers.pause(&job.printer)
                 };
                 let why = e.to_string();
@@ -204,8 +202,12 @@ impl Worker {
                 Ok(Moved::PrinterWaits(pause))
             }
             Err(e) if e.is_format_refused() => {
-                self.printers
-                    .note(&job.printer, &job.site, "refuses_pdf", Some(e.to_string()));
+                self.printers.note(
+                    &job.printer,
+                    &job.site,
+                    e.printer_state(),
+                    Some(e.to_string()),
+                );
                 self.fail(job, &format!("the printer does not take PDF: {e}"))
                     .await?;
                 Ok(Moved::Progress)
@@ -307,12 +309,12 @@ impl Worker {
         job: &PrintJobRow,
         e: &IppError,
     ) -> Result<Moved, LocalFailure> {
-        let kind = match e {
-            IppError::Refused { .. } => "failing",
-            _ => "unreachable",
-        };
-        self.printers
-            .note(&job.printer, &job.site, kind, Some(e.to_string()));
+        self.printers.note(
+            &job.printer,
+            &job.site,
+            e.printer_state(),
+            Some(e.to_string()),
+        );
         let pause = self.printers.pause(&job.printer);
         let (id, why) = (job.id, e.to_string());
         let next = Timestamp::now().as_second() + pause.as_secs() as i64;
