@@ -27,6 +27,29 @@ fn make_due(w: &World) {
         .unwrap();
 }
 
+/// An installation that delivered three negatives of one site.
+fn three_delivered() -> World {
+    let w = world("");
+    for n in 1..=3 {
+        w.dovecot
+            .deliver(USER, "INBOX", &certificate(n, "690000880", "Négatif", 2000));
+    }
+    assert!(w.install.run_once().status.success());
+    w
+}
+
+/// The head hash `audit verify` printed last on its line.
+fn printed_head(out: &std::process::Output) -> String {
+    let said = stdout(out);
+    let head = said
+        .trim()
+        .rsplit_once("head ")
+        .map(|(_, h)| h.trim().to_string())
+        .unwrap_or_else(|| panic!("no head in {said}"));
+    assert_eq!(head.len(), 64, "{said}");
+    head
+}
+
 fn state_bytes(dir: &Path) -> Vec<u8> {
     let mut files = Vec::new();
     walk(dir, dir, &mut files);
@@ -223,12 +246,7 @@ fn the_running_daemon_records_sil_pick_up_and_staff_deletion() {
 
 #[test]
 fn audit_verify_catches_an_edit_a_deletion_and_a_swap() {
-    let w = world("");
-    for n in 1..=3 {
-        w.dovecot
-            .deliver(USER, "INBOX", &certificate(n, "690000880", "Négatif", 2000));
-    }
-    assert!(w.install.run_once().status.success());
+    let w = three_delivered();
     let log = w.install.root.join("state/retention.log");
     let original = std::fs::read_to_string(&log).unwrap();
     let lines: Vec<&str> = original.lines().collect();
@@ -344,21 +362,10 @@ fn audit_export_filters_and_answers_how_late() {
 
 #[test]
 fn audit_verify_checks_a_copied_log_alone_against_the_head_it_printed() {
-    let w = world("");
-    for n in 1..=3 {
-        w.dovecot
-            .deliver(USER, "INBOX", &certificate(n, "690000880", "Négatif", 2000));
-    }
-    assert!(w.install.run_once().status.success());
+    let w = three_delivered();
     let out = w.install.command(&["audit", "verify"]);
     assert!(out.status.success(), "{}", stdout(&out));
-    let said = stdout(&out);
-    let head = said
-        .trim()
-        .rsplit_once("head ")
-        .map(|(_, h)| h.trim().to_string())
-        .unwrap_or_else(|| panic!("no head in {said}"));
-    assert_eq!(head.len(), 64, "{said}");
+    let head = printed_head(&out);
 
     // The auditor's copy, checked without the configuration or the ledger.
     let copy = w.install.root.join("copy-retention.log");
@@ -411,18 +418,9 @@ fn the_shell_verifier_of_the_audit_guide_agrees_with_audit_verify() {
         .nth(1)
         .and_then(|rest| rest.split("```").next())
         .expect("the verifier in docs/audit.md");
-    let w = world("");
-    for n in 1..=3 {
-        w.dovecot
-            .deliver(USER, "INBOX", &certificate(n, "690000880", "Négatif", 2000));
-    }
-    assert!(w.install.run_once().status.success());
+    let w = three_delivered();
     let out = w.install.command(&["audit", "verify"]);
-    let head = stdout(&out)
-        .trim()
-        .rsplit_once("head ")
-        .map(|(_, h)| h.trim().to_string())
-        .unwrap();
+    let head = printed_head(&out);
     let log = w.install.root.join("state/retention.log");
     let run = |file: &Path| {
         std::process::Command::new("sh")

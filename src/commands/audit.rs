@@ -144,14 +144,8 @@ pub fn verify(config_path: Option<&Path>, copy: Option<&Path>, expect: Option<&s
     let (path, verdict, broken) = match (copy, config_path) {
         (Some(file), _) => {
             // A copy on its own: its chain, from its first record to its last.
-            let verdict = log::read_lines(file).and_then(|lines| {
-                crate::core::audit::verify(lines.iter().map(String::as_str)).map_err(|broken| {
-                    log::AuditError::Broken {
-                        path: file.to_path_buf(),
-                        broken,
-                    }
-                })
-            });
+            let verdict =
+                log::read_lines(file).and_then(|lines| log::verify_lines(file, &lines, None));
             (file.to_path_buf(), verdict, None)
         }
         (None, Some(config_path)) => {

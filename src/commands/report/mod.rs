@@ -115,8 +115,16 @@ pub fn run(config_path: &Path, month: &str, format: ReportFormat) -> Outcome {
         Some(l) => l.certificates_sampled(from, to)?,
         None => Vec::new(),
     };
-    let lines = log::read_lines(&log::path(dir)).unwrap_or_default();
-    let verdict = match log::verify(dir, head.as_ref()) {
+    let path = log::path(dir);
+    // The log is read once: its chain checked, its records counted.
+    let (lines, checked) = match log::read_lines(&path) {
+        Ok(lines) => {
+            let checked = log::verify_lines(&path, &lines, head.as_ref());
+            (lines, checked)
+        }
+        Err(e) => (Vec::new(), Err(e)),
+    };
+    let verdict = match checked {
         Ok(chain) => LogVerdict {
             intact: true,
             records: chain.head.seq,

@@ -10,6 +10,17 @@ use super::*;
 pub fn verify(state_dir: &Path, head: Option<&Head>) -> Result<Chain, AuditError> {
     let path = path(state_dir);
     let lines = read_lines(&path)?;
+    verify_lines(&path, &lines, head)
+}
+
+/// `verify` over the lines of `path` already read (`read_lines`); without `head`, the chain
+/// alone (a copied log).
+pub fn verify_lines(
+    path: &Path,
+    lines: &[String],
+    head: Option<&Head>,
+) -> Result<Chain, AuditError> {
+    let path = path.to_path_buf();
     let chain =
         audit::verify(lines.iter().map(String::as_str)).map_err(|broken| AuditError::Broken {
             path: path.clone(),

@@ -14,7 +14,7 @@
 
 mod check;
 
-pub use check::{read_lines, verify};
+pub use check::{read_lines, verify, verify_lines};
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
