@@ -63,7 +63,8 @@ fn dispatch(command: Command) -> Outcome {
             config,
             finess,
             printers,
-        } => commands::check_config::run(&config, finess.as_deref(), printers),
+            account,
+        } => commands::check_config::run(&config, finess.as_deref(), printers, &account),
         Command::Print(PrintCommand::List { config, site, json }) => {
             commands::print::list(&config, site.as_deref(), json)
         }

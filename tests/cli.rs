@@ -241,6 +241,93 @@ fn check_config_reads_the_mailbox_files_as_run_does_and_refuses_loose_secrets() 
     assert!(stderr(&o).contains("mailbox.ca_file"), "{}", stderr(&o));
 }
 
+/// As root, check-config looks at the files and groups as the service's account will have
+/// them: a site group it is not in (with the exact `usermod` and `SupplementaryGroups=`
+/// lines), a folder it cannot enter, a file it cannot read (with the command to fix each).
+#[test]
+fn check_config_checks_groups_and_files_as_the_service_account() {
+    use std::os::unix::fs::PermissionsExt;
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: needs root to create accounts");
+        return;
+    }
+    let mut accounts = crate::support::Accounts::new();
+    let own = accounts.group("svc");
+    let site = accounts.group("site");
+    let svc = accounts.user("svc", &own, &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display().to_string();
+    let ca = rcgen::generate_simple_self_signed(vec!["ca".into()])
+        .unwrap()
+        .cert
+        .pem();
+    let file = files_config(dir.path(), &ca, 0o600, 0o600);
+    let text = std::fs::read_to_string(&file).unwrap() + &format!("group = \"{site}\"\n");
+    std::fs::write(&file, text).unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let check = || {
+        run(&[
+            "check-config",
+            "--config",
+            file.to_str().unwrap(),
+            "--account",
+            &svc,
+        ])
+    };
+
+    // The folder is 0700 root: nothing below it can be read; the account is not in the group.
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    let o = check();
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let err = stderr(&o);
+    for expected in [
+        format!("the service account {svc} is not in the site group {site}"),
+        format!("`usermod -aG {site} {svc}`"),
+        "`systemctl edit mss-dispatch`".to_string(),
+        format!("`SupplementaryGroups={site}`"),
+        format!("mailbox.ca_file: the service account {svc} cannot reach {d}/ca.pem"),
+        format!("the folder {d} is closed to it (mode 0700, owner root, group root)"),
+        format!("`chgrp {svc} {d} && chmod g+x {d}`"),
+    ] {
+        assert!(err.contains(&expected), "{expected}\n{err}");
+    }
+
+    // The folder opened: the key and the password file, root's 0600, are what is left.
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let err = stderr(&check());
+    for key in ["client_key", "password_file"] {
+        assert!(
+            err.contains(&format!("mailbox.{key}: the service account {svc} cannot read")),
+            "{key}\n{err}"
+        );
+    }
+    assert!(
+        err.contains(&format!("`chgrp {svc} {d}/client.key && chmod 0640 {d}/client.key`")),
+        "{err}"
+    );
+    assert!(!err.contains("mailbox.ca_file"), "{err}");
+    assert!(!err.contains("mailbox.client_cert:"), "{err}");
+
+    // Fixed as the messages say: valid.
+    for name in ["client.key", "pass"] {
+        let p = dir.path().join(name);
+        nix::unistd::chown(
+            &p,
+            None,
+            Some(nix::unistd::Group::from_name(&svc).unwrap().unwrap().gid),
+        )
+        .unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o640)).unwrap();
+    }
+    let o = Command::new("usermod")
+        .args(["-aG", &site, &svc])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = check();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+}
+
 #[test]
 fn inspect_says_expired_where_the_service_would_record_it_so() {
     // The corpus was sampled in 2021: long due today.

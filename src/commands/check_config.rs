@@ -11,20 +11,28 @@ use crate::core::config::Source;
 use crate::source::imap::tls;
 use crate::system::config_file;
 
-pub fn run(path: &Path, finess: Option<&Path>, printers: bool) -> Outcome {
+pub fn run(path: &Path, finess: Option<&Path>, printers: bool, account: &str) -> Outcome {
     let config = super::load(path)?;
     let warnings = config_file::environment_warnings(&config, path);
     for w in &warnings {
         eprintln!("warning: {w}");
     }
-    let group_errors = groups(&config, path);
-    // Where the service is not installed, the file may be meant for another host.
-    if !is_service_host() {
-        for e in &group_errors {
-            eprintln!("warning: {e}");
+    match Account::find(account, path) {
+        // Not installed here: the file may be meant for another host.
+        None => {
+            for e in groups(&config, path, None) {
+                eprintln!("warning: {e}");
+            }
         }
-    } else if !group_errors.is_empty() {
-        return Err(ConfigProblem::in_file(path, group_errors));
+        Some(who) => {
+            let mut errors = groups(&config, path, Some(&who));
+            if nix::unistd::geteuid().is_root() {
+                errors.extend(readable(&config, path, &who));
+            }
+            if !errors.is_empty() {
+                return Err(ConfigProblem::in_file(path, errors));
+            }
+        }
     }
     // The files that are here are read exactly as `run` reads them.
     if let Source::Imap(imap) = &config.source
@@ -156,24 +164,196 @@ fn folders(config: &crate::core::config::Config) -> String {
     out
 }
 
-/// The account the service runs as (`mss-dispatch`, or whoever runs this when it is not
-/// root: the unit's `ExecStartPre=` runs it as the service).
-pub const ACCOUNT: &str = "mss-dispatch";
+/// Whom the service runs as: its name, user id and every group it has under its unit.
+struct Account {
+    name: String,
+    uid: u32,
+    gids: Vec<u32>,
+    /// The unit that runs this configuration (`mss-dispatch`, `mss-dispatch@NAME`).
+    unit: String,
+}
 
-/// This machine runs the service: its account exists, or this is not root (the service itself
-/// under its unit, or a user checking their own installation).
-fn is_service_host() -> bool {
-    !nix::unistd::geteuid().is_root()
-        || nix::unistd::User::from_name(ACCOUNT)
-            .ok()
-            .flatten()
-            .is_some()
+impl Account {
+    /// As root, the named account (none when it does not exist here), with its groups and
+    /// those its unit adds (`SupplementaryGroups=`); otherwise this process, which is the
+    /// service itself when the unit's `ExecStartPre=` runs it.
+    fn find(name: &str, config_file: &Path) -> Option<Account> {
+        use nix::unistd::{User, getegid, geteuid, getgrouplist, getgroups};
+        let unit = unit_of(config_file);
+        if geteuid().is_root() {
+            let user = User::from_name(name).ok().flatten()?;
+            let cname = std::ffi::CString::new(name).ok()?;
+            let mut gids: Vec<u32> = getgrouplist(&cname, user.gid)
+                .unwrap_or_default()
+                .iter()
+                .map(|g| g.as_raw())
+                .collect();
+            gids.extend(unit_groups(&unit));
+            Some(Account {
+                name: name.to_string(),
+                uid: user.uid.as_raw(),
+                gids,
+                unit,
+            })
+        } else {
+            let mut gids: Vec<u32> = getgroups()
+                .unwrap_or_default()
+                .iter()
+                .map(|g| g.as_raw())
+                .collect();
+            gids.push(getegid().as_raw());
+            let me = User::from_uid(geteuid())
+                .ok()
+                .flatten()
+                .map_or_else(|| geteuid().to_string(), |u| u.name);
+            Some(Account {
+                name: me,
+                uid: geteuid().as_raw(),
+                gids,
+                unit,
+            })
+        }
+    }
+
+    /// Why this account cannot read `path` (every folder above it searched, the file read),
+    /// from the owners and modes; none when it can.
+    fn cannot_read(&self, path: &Path) -> Option<String> {
+        use std::os::unix::fs::MetadataExt;
+        let path = std::fs::canonicalize(path).ok()?;
+        let may = |md: &std::fs::Metadata, bit: u32| {
+            let class = if md.uid() == self.uid {
+                md.mode() >> 6
+            } else if self.gids.contains(&md.gid()) {
+                md.mode() >> 3
+            } else {
+                md.mode()
+            };
+            class & bit != 0
+        };
+        let describe = |md: &std::fs::Metadata| {
+            let owner = nix::unistd::User::from_uid(md.uid().into())
+                .ok()
+                .flatten()
+                .map_or_else(|| md.uid().to_string(), |u| u.name);
+            let group = nix::unistd::Group::from_gid(md.gid().into())
+                .ok()
+                .flatten()
+                .map_or_else(|| md.gid().to_string(), |g| g.name);
+            format!(
+                "mode {:04o}, owner {owner}, group {group}",
+                md.mode() & 0o7777
+            )
+        };
+        for dir in path.ancestors().skip(1) {
+            let md = std::fs::metadata(dir).ok()?;
+            if !may(&md, 0o1) {
+                return Some(format!(
+                    "the service account {} cannot reach {}: the folder {} is closed to it \
+                     ({}). Open it to the service's group: `chgrp {} {} && chmod g+x {}`",
+                    self.name,
+                    path.display(),
+                    dir.display(),
+                    describe(&md),
+                    self.name,
+                    dir.display(),
+                    dir.display()
+                ));
+            }
+        }
+        let md = std::fs::metadata(&path).ok()?;
+        (!may(&md, 0o4)).then(|| {
+            format!(
+                "the service account {} cannot read {} ({}). Give it the service's group: \
+                 `chgrp {} {} && chmod 0640 {}`",
+                self.name,
+                path.display(),
+                describe(&md),
+                self.name,
+                path.display(),
+                path.display()
+            )
+        })
+    }
+}
+
+/// The unit that runs a configuration file: `/etc/mss-dispatch/NAME.toml` is the template's
+/// instance `mss-dispatch@NAME`, anything else `mss-dispatch`.
+fn unit_of(config_file: &Path) -> String {
+    let in_etc = config_file.parent() == Some(Path::new("/etc/mss-dispatch"));
+    match (config_file.file_stem(), config_file.extension()) {
+        (Some(stem), Some(ext)) if in_etc && ext == "toml" && stem != "config" => {
+            format!("mss-dispatch@{}", stem.to_string_lossy())
+        }
+        _ => "mss-dispatch".to_string(),
+    }
+}
+
+/// The groups a unit adds to its account (`SupplementaryGroups=`, drop-ins included), as
+/// systemd reports them; none without systemd.
+fn unit_groups(unit: &str) -> Vec<u32> {
+    if !Path::new("/run/systemd/system").is_dir() {
+        return Vec::new();
+    }
+    let Ok(out) = std::process::Command::new("systemctl")
+        .args(["show", "--property=SupplementaryGroups", "--value", unit])
+        .stderr(std::process::Stdio::null())
+        .output()
+    else {
+        return Vec::new();
+    };
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .filter_map(|name| nix::unistd::Group::from_name(name).ok().flatten())
+        .map(|g| g.gid.as_raw())
+        .collect()
+}
+
+/// The files the service reads itself, each checked as its account: a file only root can
+/// read would otherwise pass here and fail at start. (The IMAP password handed over as a
+/// systemd credential is read by systemd, not by the account.)
+fn readable(config: &crate::core::config::Config, file: &Path, who: &Account) -> Vec<String> {
+    let mut wanted: Vec<(String, &Path)> = vec![("the configuration".into(), file)];
+    if let Source::Imap(m) = &config.source {
+        wanted.push(("mailbox.ca_file".into(), &m.ca_file));
+        for (key, p) in [
+            ("mailbox.client_cert", &m.client_cert),
+            ("mailbox.client_key", &m.client_key),
+            (
+                "mailbox.client_cert_password_file",
+                &m.client_cert_password_file,
+            ),
+            ("mailbox.password_file", &m.password_file),
+        ] {
+            if let Some(p) = p {
+                wanted.push((key.into(), p));
+            }
+        }
+    }
+    for (i, site) in config.sites.iter().enumerate() {
+        if let Some(ca) = site.printer.as_ref().and_then(|p| p.ca_file.as_ref()) {
+            wanted.push((
+                format!(
+                    "site[{i}] ({} \"{}\").printer_ca_file",
+                    site.finess, site.name
+                ),
+                ca,
+            ));
+        }
+    }
+    wanted
+        .into_iter()
+        .filter_map(|(key, p)| {
+            who.cannot_read(p)
+                .map(|why| format!("{}: {key}: {why}", file.display()))
+        })
+        .collect()
 }
 
 /// Every site group must exist, and the service must be a member of it (the kernel lets a
 /// process give a file only a group it is in): errors naming the site and saying what to do.
-fn groups(config: &crate::core::config::Config, file: &Path) -> Vec<String> {
-    use nix::unistd::{Group, User, getegid, geteuid, getgrouplist, getgroups};
+/// Without the account (not installed here), only that the groups exist.
+fn groups(config: &crate::core::config::Config, file: &Path, who: Option<&Account>) -> Vec<String> {
+    use nix::unistd::Group;
     let mut errors = Vec::new();
     let mut wanted: Vec<(String, u32)> = Vec::new();
     for (i, site) in config.sites.iter().enumerate() {
@@ -189,49 +369,28 @@ fn groups(config: &crate::core::config::Config, file: &Path) -> Vec<String> {
             )),
         }
     }
-    if wanted.is_empty() {
-        return errors;
-    }
-    // As root: the service's account, as the system will start it; otherwise this process,
-    // which is the service itself under the unit.
-    let (who, member_of): (String, Vec<u32>) = if geteuid().is_root() {
-        let Ok(Some(user)) = User::from_name(ACCOUNT) else {
-            // Not installed here: nothing to check the groups against.
-            return errors;
-        };
-        let name = std::ffi::CString::new(ACCOUNT).expect("no NUL");
-        let gids = getgrouplist(&name, user.gid).unwrap_or_default();
-        (ACCOUNT.into(), gids.iter().map(|g| g.as_raw()).collect())
-    } else {
-        let mut gids: Vec<u32> = getgroups()
-            .unwrap_or_default()
-            .iter()
-            .map(|g| g.as_raw())
-            .collect();
-        gids.push(getegid().as_raw());
-        let me = User::from_uid(geteuid())
-            .ok()
-            .flatten()
-            .map_or_else(|| geteuid().to_string(), |u| u.name);
-        (me, gids)
-    };
-    let missing: Vec<&String> = wanted
+    let Some(who) = who else { return errors };
+    let mut missing: Vec<&str> = wanted
         .iter()
-        .filter(|(_, gid)| !member_of.contains(gid))
-        .map(|(n, _)| n)
+        .filter(|(_, gid)| !who.gids.contains(gid))
+        .map(|(n, _)| n.as_str())
         .collect();
+    missing.sort_unstable();
+    missing.dedup();
     if !missing.is_empty() {
-        let list: Vec<&str> = missing.iter().map(|s| s.as_str()).collect();
+        let unit = &who.unit;
         errors.push(format!(
-            "{}: the service account {who} is not in the site group{} {}: it could not give \
-             the sites' files their group. Add it: `usermod -aG {} {who}` then `systemctl \
-             restart mss-dispatch` (or a drop-in, `systemctl edit mss-dispatch`: \
-             [Service] SupplementaryGroups={})",
+            "{}: the service account {} is not in the site group{} {}: it could not give \
+             the sites' files their group. Add it: `usermod -aG {} {}`; or give the groups \
+             to the unit only, with a drop-in (`systemctl edit {unit}`) of the two lines \
+             `[Service]` and `SupplementaryGroups={}`. Then `systemctl restart {unit}`",
             file.display(),
-            if list.len() == 1 { "" } else { "s" },
-            list.join(", "),
-            list.join(","),
-            list.join(" ")
+            who.name,
+            if missing.len() == 1 { "" } else { "s" },
+            missing.join(", "),
+            missing.join(","),
+            who.name,
+            missing.join(" ")
         ));
     }
     errors

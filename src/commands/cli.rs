@@ -48,6 +48,10 @@ pub enum Command {
         /// laboratory, or under another legal entity than the others.
         #[arg(long, value_name = "FILE")]
         finess: Option<PathBuf>,
+        /// Run as root: the account the service runs as, whose site groups and read access
+        /// to the configured files are checked.
+        #[arg(long, value_name = "NAME", default_value = "mss-dispatch")]
+        account: String,
     },
     /// Purge what is due now (the daemon also does it every retention.check_interval).
     #[command(

@@ -7,6 +7,7 @@ use std::net::TcpListener;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
+mod accounts;
 mod dovecot;
 pub mod fake_imap;
 mod install;
@@ -15,6 +16,7 @@ mod pki;
 mod printer;
 mod process;
 
+pub use accounts::*;
 pub use dovecot::*;
 pub use install::*;
 pub use mail::*;
