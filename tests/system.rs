@@ -1,7 +1,8 @@
 //! The package and its units under a real systemd (PID 1 in a container), installed as a
-//! lab's IT department installs it (README, "Operator guide"): `apt install` of the package
-//! built by `scripts/package`, the configuration and the password written, the site groups,
-//! the dry run, `systemctl enable --now`, then delivery into the hardened spool, reload,
+//! lab's IT department installs it: every command of `docs/install-debian.md`, in order (the
+//! package built by `scripts/package`, the IGC-Santé trust checked with `openssl s_client`,
+//! the organisation's PKCS#12 bundle, the site groups, a Samba share, time sync, the
+//! configuration, the dry run, going live), then delivery into the hardened spool, reload,
 //! the watchdog, stop, the template unit, the hardening as the running unit sees it, an
 //! upgrade and `apt purge`. A Debian bookworm root is made once with debootstrap (cached under
 //! `target/system/`) and copied for each test; the container shares the host's loopback, so
@@ -143,7 +144,14 @@ impl Container {
 
     /// Runs a shell script inside, as root.
     fn sh(&self, script: &str) -> Output {
-        Command::new("nsenter")
+        self.sh_input(script, "")
+    }
+
+    /// Runs a shell script inside, as root, with `input` as its standard input (what the
+    /// administrator types).
+    fn sh_input(&self, script: &str, input: &str) -> Output {
+        use std::io::Write;
+        let mut child = Command::new("nsenter")
             .args([
                 "-t",
                 &self.leader.to_string(),
@@ -154,9 +162,18 @@ impl Container {
             ])
             .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
             .env("DEBIAN_FRONTEND", "noninteractive")
+            .env("HOME", "/root")
             .env_remove("RUST_LOG")
-            .output()
-            .unwrap()
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        // A script that does not read its input may exit first: a broken pipe is fine.
+        let _ = stdin.write_all(input.as_bytes());
+        drop(stdin);
+        child.wait_with_output().unwrap()
     }
 
     /// Runs a shell script inside; it must succeed; its standard output.
@@ -305,86 +322,146 @@ fn files(c: &Container, dir: &str) -> Vec<String> {
     .collect()
 }
 
+/// The shell blocks (```sh) of a Markdown page, in order.
+fn sh_blocks(page: &str) -> Vec<String> {
+    let mut blocks = Vec::new();
+    let mut current: Option<String> = None;
+    for line in page.lines() {
+        match &mut current {
+            None if line.trim_start() == "```sh" => current = Some(String::new()),
+            None => {}
+            Some(_) if line.trim_start() == "```" => blocks.extend(current.take()),
+            Some(block) => {
+                block.push_str(line);
+                block.push('\n');
+            }
+        }
+    }
+    assert!(current.is_none(), "a ```sh block is not closed");
+    blocks
+}
+
 #[test]
-fn installed_as_the_readme_says_it_runs_reloads_restarts_stops_upgrades_and_purges() {
+fn installed_as_docs_install_debian_says_it_runs_reloads_restarts_stops_upgrades_and_purges() {
     if skip() {
         return;
     }
     let tmp = workdir();
     let pki = Pki::new(&tmp.path().join("pki"));
-    let dovecot = Dovecot::start(&tmp.path().join("dovecot"), &pki, DovecotOptions::default());
+    let dovecot = Dovecot::start(
+        &tmp.path().join("dovecot"),
+        &pki,
+        DovecotOptions {
+            client_certs: true,
+            ..Default::default()
+        },
+    );
     let c = Container::boot("main");
 
-    // 1. Install: the account, the folders and the configuration with their modes.
-    let apt = c.install_package();
-    assert!(apt.contains("Setting up mss-dispatch"), "{apt}");
-    c.ok("getent passwd mss-dispatch");
-    assert_eq!(stat(&c, "/etc/mss-dispatch"), "750 root mss-dispatch");
-    assert_eq!(
-        stat(&c, "/etc/mss-dispatch/config.toml"),
-        "640 root mss-dispatch"
+    // Mail waiting before the installation: the dry run shows it, going live delivers it.
+    for n in 1..=3 {
+        dovecot.deliver(
+            CERT_USER,
+            "INBOX",
+            &certificate(n, "690000880", "Négatif", 3000),
+        );
+    }
+    dovecot.deliver(
+        CERT_USER,
+        "INBOX",
+        &certificate(4, "750712184", "Positif", 3000),
     );
-    assert_eq!(stat(&c, "/etc/mss-dispatch/imap-password"), "600 root root");
-    assert_eq!(
-        stat(&c, "/var/spool/mss-dispatch"),
-        "711 mss-dispatch mss-dispatch"
-    );
-    assert_eq!(
-        stat(&c, "/var/spool/mss-dispatch/sites"),
-        "711 mss-dispatch mss-dispatch"
-    );
-    assert_eq!(
-        stat(&c, "/var/spool/mss-dispatch/quarantine"),
-        "750 mss-dispatch mss-dispatch"
-    );
-    assert_eq!(stat(&c, "/var/spool/sil"), "711 mss-dispatch mss-dispatch");
-    assert_eq!(
-        c.prop("mss-dispatch", "ActiveState"),
-        "inactive",
-        "not started by the install"
+    dovecot.deliver(
+        CERT_USER,
+        "INBOX",
+        &certificate(5, "010780054", "Négatif", 3000),
     );
 
-    // 2. Configure as the README says: the CA, the configuration, the password, the site
-    //    group (check-config says what to do when the account is not in it).
-    std::fs::copy(&pki.ca, c.path("/etc/mss-dispatch/igc-sante-ca.pem")).unwrap();
-    let text = config(
-        &dovecot,
-        "INBOX",
-        "/var/lib/mss-dispatch",
-        "/var/spool/mss-dispatch/sites",
-        "/var/spool/mss-dispatch/quarantine",
-    );
-    c.write("/etc/mss-dispatch/config.toml", &text, 0o640);
-    c.ok("chgrp mss-dispatch /etc/mss-dispatch/config.toml");
-    c.write(
-        "/etc/mss-dispatch/imap-password",
-        &format!("{PASSWORD}\n"),
-        0o600,
-    );
-    c.ok("groupadd lbm-bellecour");
+    // What the administrator has in hand before starting: the package, the IGC-Santé
+    // authorities (here the test's), the organisation's bundle and its password.
+    std::fs::copy(package(), c.path("/root/mss-dispatch_0.0.0_amd64.deb")).unwrap();
+    std::fs::create_dir_all(c.path("/root/igc-sante")).unwrap();
+    std::fs::copy(&pki.ca, c.path("/root/igc-sante/ca.pem")).unwrap();
+    std::fs::copy(&pki.client_p12, c.path("/root/lbm.p12")).unwrap();
+    let p12_password = std::fs::read_to_string(&pki.client_p12_password).unwrap();
+
+    // 1. Every command of docs/install-debian.md, in order, the operator's server being the
+    //    test's Dovecot.
+    let page = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/install-debian.md"),
+    )
+    .unwrap();
+    let port = dovecot.starttls_port.to_string();
+    let page = page
+        .replace("imap.mssante.example.fr:143", &format!("localhost:{port}"))
+        .replace("\"imap.mssante.example.fr\"", "\"localhost\"")
+        .replace("port = 143", &format!("port = {port}"));
+    let blocks = sh_blocks(&page);
+    assert!(blocks.len() >= 8, "{blocks:?}");
+    let mut dry = String::new();
+    for block in &blocks {
+        let input = if block.contains("cat > /etc/mss-dispatch/lbm.p12.password") {
+            p12_password.as_str()
+        } else {
+            ""
+        };
+        let o = c.sh_input(&format!("set -e\n{block}"), input);
+        assert!(
+            o.status.success(),
+            "docs/install-debian.md:\n{block}\n{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            stderr(&o)
+        );
+        if block.contains("inspect --mailbox") {
+            dry = String::from_utf8_lossy(&o.stdout).into_owned();
+        }
+        if block.contains("apt-get install -y /root/mss-dispatch") {
+            // What the package made, with the modes the page describes.
+            assert_eq!(
+                c.prop("mss-dispatch", "ActiveState"),
+                "inactive",
+                "not started by the install"
+            );
+            c.ok("getent passwd mss-dispatch");
+            assert_eq!(stat(&c, "/etc/mss-dispatch"), "750 root mss-dispatch");
+            assert_eq!(
+                stat(&c, "/etc/mss-dispatch/config.toml"),
+                "640 root mss-dispatch"
+            );
+            assert_eq!(stat(&c, "/etc/mss-dispatch/imap-password"), "600 root root");
+            assert_eq!(
+                stat(&c, "/var/spool/mss-dispatch"),
+                "711 mss-dispatch mss-dispatch"
+            );
+            assert_eq!(
+                stat(&c, "/var/spool/mss-dispatch/sites"),
+                "711 mss-dispatch mss-dispatch"
+            );
+            assert_eq!(
+                stat(&c, "/var/spool/mss-dispatch/quarantine"),
+                "750 mss-dispatch mss-dispatch"
+            );
+            assert_eq!(stat(&c, "/var/spool/sil"), "711 mss-dispatch mss-dispatch");
+        }
+    }
+    // The dry run decided each waiting message and changed nothing before going live.
+    assert_eq!(dry.lines().count(), 5, "{dry}");
+    assert!(dry.contains("unknown_site"), "{dry}");
+
+    // check-config names a site group the account is not in, with the command to run.
+    c.ok("gpasswd -d mss-dispatch lbm-montparnasse >/dev/null");
     let check = c.sh("mss-dispatch check-config --config /etc/mss-dispatch/config.toml");
     assert_eq!(check.status.code(), Some(2));
     assert!(
-        stderr(&check).contains("usermod -aG lbm-bellecour mss-dispatch"),
+        stderr(&check).contains("usermod -aG lbm-montparnasse mss-dispatch")
+            && stderr(&check).contains("SupplementaryGroups=lbm-montparnasse"),
         "{}",
         stderr(&check)
     );
-    c.ok("usermod -aG lbm-bellecour mss-dispatch");
-    c.ok("mss-dispatch check-config --config /etc/mss-dispatch/config.toml");
+    c.ok("usermod -aG lbm-montparnasse mss-dispatch");
+    let text = std::fs::read_to_string(c.path("/etc/mss-dispatch/config.toml")).unwrap();
 
-    // The dry run before going live: decisions printed, nothing changed.
-    for n in 1..=3 {
-        dovecot.deliver(USER, "INBOX", &certificate(n, "690000880", "Négatif", 3000));
-    }
-    dovecot.deliver(USER, "INBOX", &certificate(4, "750712184", "Positif", 3000));
-    dovecot.deliver(USER, "INBOX", &certificate(5, "010780054", "Négatif", 3000));
-    let dry = c.ok("mss-dispatch inspect --mailbox --config /etc/mss-dispatch/config.toml");
-    assert_eq!(dry.lines().count(), 5, "{dry}");
-    assert_eq!(dovecot.count(USER, "INBOX"), 5);
-    assert!(!c.path("/var/lib/mss-dispatch/ledger.sqlite").exists());
-
-    // 3. Running: READY=1, certificates in the hardened spool, the journal without patients.
-    c.ok("systemctl enable --now mss-dispatch");
+    // 2. Running: READY=1, certificates in the hardened spool, the journal without patients.
     assert_eq!(c.prop("mss-dispatch", "ActiveState"), "active");
     assert_eq!(c.prop("mss-dispatch", "SubState"), "running");
     assert!(
@@ -427,7 +504,11 @@ fn installed_as_the_readme_says_it_runs_reloads_restarts_stops_upgrades_and_purg
     assert!(eventually(20, || c
         .journal("mss-dispatch")
         .contains("configuration reloaded")));
-    dovecot.deliver(USER, "INBOX", &certificate(6, "2A0000154", "Négatif", 3000));
+    dovecot.deliver(
+        CERT_USER,
+        "INBOX",
+        &certificate(6, "2A0000154", "Négatif", 3000),
+    );
     assert!(
         eventually(30, || files(&c, "/var/spool/sil/inbox").len() == 1),
         "{}",
@@ -457,7 +538,11 @@ fn installed_as_the_readme_says_it_runs_reloads_restarts_stops_upgrades_and_purg
     // The main process only: just after a restart, the cgroup may still hold an exiting
     // ExecStartPre, which systemd cannot signal (EIO).
     c.ok("systemctl kill --kill-who=main --signal=SIGSTOP mss-dispatch");
-    dovecot.deliver(USER, "INBOX", &certificate(7, "690000880", "Négatif", 3000));
+    dovecot.deliver(
+        CERT_USER,
+        "INBOX",
+        &certificate(7, "690000880", "Négatif", 3000),
+    );
     assert!(
         eventually(40, || {
             c.prop("mss-dispatch", "NRestarts").parse::<u32>().unwrap() > restarts
