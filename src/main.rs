@@ -58,7 +58,7 @@ fn dispatch(command: Command) -> Outcome {
         }) => commands::audit::reseal(&config, &reason, new_ledger),
         Command::Status { config, json } => commands::status::run(&config, json),
         Command::Quarantine(command) => commands::quarantine::run(command),
-        Command::Man => commands::man(),
+        Command::Man { page } => commands::manual::run(page.as_deref()),
         Command::CheckConfig {
             config,
             finess,

@@ -297,12 +297,16 @@ fn check_config_checks_groups_and_files_as_the_service_account() {
     let err = stderr(&check());
     for key in ["client_key", "password_file"] {
         assert!(
-            err.contains(&format!("mailbox.{key}: the service account {svc} cannot read")),
+            err.contains(&format!(
+                "mailbox.{key}: the service account {svc} cannot read"
+            )),
             "{key}\n{err}"
         );
     }
     assert!(
-        err.contains(&format!("`chgrp {svc} {d}/client.key && chmod 0640 {d}/client.key`")),
+        err.contains(&format!(
+            "`chgrp {svc} {d}/client.key && chmod 0640 {d}/client.key`"
+        )),
         "{err}"
     );
     assert!(!err.contains("mailbox.ca_file"), "{err}");
@@ -326,6 +330,67 @@ fn check_config_checks_groups_and_files_as_the_service_account() {
     assert!(o.status.success(), "{}", stderr(&o));
     let o = check();
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+}
+
+/// Two configurations side by side must not share a folder: check-config (as root) warns,
+/// naming both keys and the other file.
+#[test]
+fn check_config_warns_when_another_configuration_shares_a_folder() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: the check runs as root");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display().to_string();
+    let write = |name: &str, state: &str, quarantine: &str, spool: &str| {
+        let text = format!(
+            "[mailbox]\nmaildir = \"{d}/Maildir\"\n[state]\ndir = \"{state}\"\n\
+             [quarantine]\ndir = \"{quarantine}\"\n[[site]]\nfiness = \"690000880\"\n\
+             name = \"Lyon\"\nspool = \"{spool}\"\n"
+        );
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let a = write(
+        "a.toml",
+        &format!("{d}/a"),
+        &format!("{d}/q"),
+        &format!("{d}/sites/a"),
+    );
+    write(
+        "b.toml",
+        &format!("{d}/b"),
+        &format!("{d}/q"),
+        &format!("{d}/sites/a/inner"),
+    );
+    let o = run(&["check-config", "--config", a.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "warnings only: {}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains(&format!(
+            "warning: {d}/a.toml: quarantine.dir {d}/q is the same folder as quarantine.dir \
+             {d}/q of {d}/b.toml"
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "site[0].spool {d}/sites/a overlaps site[0].spool {d}/sites/a/inner of {d}/b.toml"
+        )),
+        "{err}"
+    );
+    assert!(!err.contains("state.dir"), "{err}");
+
+    // Folders of their own: no warning.
+    write(
+        "b.toml",
+        &format!("{d}/b"),
+        &format!("{d}/qb"),
+        &format!("{d}/sites/b"),
+    );
+    let o = run(&["check-config", "--config", a.to_str().unwrap()]);
+    assert!(!stderr(&o).contains("must not share"), "{}", stderr(&o));
 }
 
 #[test]

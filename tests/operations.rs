@@ -89,10 +89,62 @@ fn the_debian_package_holds_everything_with_its_modes() {
         ("/usr/lib/tmpfiles.d/mss-dispatch.conf", "-rw-r--r--"),
         ("/etc/mss-dispatch/config.toml", "-rw-r-----"),
         ("/usr/share/doc/mss-dispatch/README.md", "-rw-r--r--"),
-        ("/usr/share/man/man1/mss-dispatch.1.gz", "-rw-r--r--"),
+        (
+            "/usr/share/doc/mss-dispatch/install-debian.md",
+            "-rw-r--r--",
+        ),
+        ("/usr/share/doc/mss-dispatch/operations.md", "-rw-r--r--"),
+        ("/usr/share/doc/mss-dispatch/audit.md", "-rw-r--r--"),
+        ("/usr/share/doc/mss-dispatch/accueil.md", "-rw-r--r--"),
+        ("/usr/share/doc/mss-dispatch/internals.md", "-rw-r--r--"),
+        ("/usr/share/doc/mss-dispatch/NEWS.Debian.gz", "-rw-r--r--"),
+        ("/usr/share/man/man8/mss-dispatch.8.gz", "-rw-r--r--"),
+        ("/usr/share/man/man5/mss-dispatch.toml.5.gz", "-rw-r--r--"),
     ] {
         assert_eq!(mode_of(path), mode, "{path}");
     }
+    // The manual pages render without a warning, and name what the units point to.
+    let files = tempfile::tempdir().unwrap();
+    assert!(
+        run(Command::new("dpkg-deb")
+            .arg("-x")
+            .arg(&deb)
+            .arg(files.path()))
+        .status
+        .success()
+    );
+    for (page, expect) in [
+        (
+            "usr/share/man/man8/mss-dispatch.8.gz",
+            "mss-dispatch audit report",
+        ),
+        (
+            "usr/share/man/man5/mss-dispatch.toml.5.gz",
+            "printer_ca_file",
+        ),
+    ] {
+        let render = run(Command::new("sh").arg("-c").arg(format!(
+            "zcat '{}' | groff -man -Tutf8 -ww 2>&1 >/dev/null | grep . && exit 1; \
+             zcat '{}' | groff -man -Tutf8 -P-cbu",
+            files.path().join(page).display(),
+            files.path().join(page).display()
+        )));
+        let text = String::from_utf8_lossy(&render.stdout);
+        assert!(render.status.success(), "{page}: {}", stderr(&render));
+        assert!(text.contains(expect), "{page}: {text}");
+    }
+    let news = run(Command::new("sh").arg("-c").arg(format!(
+        "zcat '{}'",
+        files
+            .path()
+            .join("usr/share/doc/mss-dispatch/NEWS.Debian.gz")
+            .display()
+    )));
+    let news = String::from_utf8_lossy(&news.stdout);
+    assert!(
+        news.starts_with(&format!("mss-dispatch ({}-1)", env!("CARGO_PKG_VERSION"))),
+        "{news}"
+    );
     let field = |name: &str| {
         let o = run(Command::new("dpkg-deb").arg("-f").arg(&deb).arg(name));
         String::from_utf8_lossy(&o.stdout).trim().to_string()

@@ -303,6 +303,21 @@ spool = "{spool}/750712184"
     )
 }
 
+/// The configuration without the given tables (`[state]`): each is a header and one key.
+fn without_sections(text: &str, tables: &[&str]) -> String {
+    let mut out = String::new();
+    let mut lines = text.lines();
+    while let Some(line) = lines.next() {
+        if tables.contains(&line.trim()) {
+            lines.next();
+            continue;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
+
 fn skip() -> bool {
     match cannot_run() {
         Some(why) => {
@@ -596,7 +611,11 @@ fn installed_as_docs_install_debian_says_it_runs_reloads_restarts_stops_upgrades
     //    the state and the spool stay.
     let before = c.prop("mss-dispatch", "MainPID");
     let ledger_before = std::fs::metadata(c.path("/var/lib/mss-dispatch/ledger.sqlite")).unwrap();
-    upgrade_package(&c);
+    let upgrade = upgrade_package(&c);
+    assert!(
+        upgrade.contains("mss-dispatch: news since") && upgrade.contains(UPGRADE_NEWS),
+        "the NEWS entry is shown at upgrade:\n{upgrade}"
+    );
     assert!(eventually(20, || c.prop("mss-dispatch", "MainPID")
         != before
         && c.prop("mss-dispatch", "ActiveState") == "active"));
@@ -625,7 +644,7 @@ fn installed_as_docs_install_debian_says_it_runs_reloads_restarts_stops_upgrades
 }
 
 /// The same package with a changed binary and a newer version, as an upgrade brings it.
-fn upgrade_package(c: &Container) {
+fn upgrade_package(c: &Container) -> String {
     let work = c.path("/root/upgrade");
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(&work).unwrap();
@@ -657,12 +676,42 @@ fn upgrade_package(c: &Container) {
         .join("\n")
         + "\n";
     std::fs::write(&control, text).unwrap();
+    // The new version's NEWS entry, as a release that changes something brings it.
+    let news = work.join("pkg/usr/share/doc/mss-dispatch/NEWS.Debian.gz");
+    let old = Command::new("zcat").arg(&news).output().unwrap();
+    assert!(old.status.success());
+    let version = std::fs::read_to_string(&control)
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("Version: ").map(str::to_string))
+        .unwrap();
+    let entry = format!(
+        "mss-dispatch ({version}) stable; urgency=medium\n\n  * {UPGRADE_NEWS}\n\n \
+         -- mss-dispatch maintainers <m@example>  Fri, 27 Nov 2026 12:00:00 +0100\n\n"
+    );
+    let mut all = entry.into_bytes();
+    all.extend_from_slice(&old.stdout);
+    let gz = Command::new("sh")
+        .arg("-c")
+        .arg(format!("gzip -9n > '{}'", news.display()))
+        .stdin(Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child.stdin.take().unwrap().write_all(&all)?;
+            child.wait()
+        })
+        .unwrap();
+    assert!(gz.success());
     run(Command::new("dpkg-deb")
         .args(["-b", "--root-owner-group"])
         .arg(work.join("pkg"))
         .arg(c.path("/root/mss-dispatch-upgrade.deb")));
-    c.ok("cd /root && apt-get install -y ./mss-dispatch-upgrade.deb 2>&1");
+    c.ok("cd /root && apt-get install -y ./mss-dispatch-upgrade.deb 2>&1")
 }
+
+/// The line of the upgrade's NEWS entry that the installation must show.
+const UPGRADE_NEWS: &str = "Nothing to change in the configuration for this release.";
 
 #[test]
 fn two_template_instances_run_side_by_side_and_a_spool_outside_the_writable_paths_fails_clearly() {
@@ -677,12 +726,16 @@ fn two_template_instances_run_side_by_side_and_a_spool_outside_the_writable_path
     std::fs::copy(&pki.ca, c.path("/etc/mss-dispatch/igc-sante-ca.pem")).unwrap();
     c.ok("groupadd lbm-bellecour && usermod -aG lbm-bellecour mss-dispatch");
     for (name, folder) in [("a", "INBOX"), ("b", "Nord")] {
-        let text = config(
-            &dovecot,
-            folder,
-            &format!("/var/lib/mss-dispatch/{name}"),
-            &format!("/var/spool/mss-dispatch/{name}/sites"),
-            &format!("/var/spool/mss-dispatch/{name}/quarantine"),
+        // No state.dir, no quarantine.dir: each instance gets its own by default.
+        let text = without_sections(
+            &config(
+                &dovecot,
+                folder,
+                "/unused",
+                &format!("/var/spool/mss-dispatch/{name}/sites"),
+                "/unused",
+            ),
+            &["[state]", "[quarantine]"],
         );
         c.write(&format!("/etc/mss-dispatch/{name}.toml"), &text, 0o640);
         c.write(
@@ -694,6 +747,8 @@ fn two_template_instances_run_side_by_side_and_a_spool_outside_the_writable_path
     }
     dovecot.deliver(USER, "INBOX", &certificate(1, "690000880", "Négatif", 3000));
     dovecot.deliver(USER, "Nord", &certificate(2, "690000880", "Négatif", 3000));
+    dovecot.deliver(USER, "INBOX", &certificate(8, "010780054", "Négatif", 3000));
+    dovecot.deliver(USER, "Nord", &certificate(9, "010780054", "Négatif", 3000));
     let started = c.sh("systemctl enable --now mss-dispatch@a mss-dispatch@b");
     assert!(
         started.status.success(),
@@ -720,7 +775,40 @@ fn two_template_instances_run_side_by_side_and_a_spool_outside_the_writable_path
             c.path(&format!("/var/lib/mss-dispatch/{name}/ledger.sqlite"))
                 .exists()
         );
+        // Its own quarantine, by default: a certificate for an unknown site lands there.
+        let q = c.path(&format!("/var/spool/mss-dispatch/{name}/quarantine"));
+        assert!(
+            eventually(30, || std::fs::read_dir(&q)
+                .map(|d| d.count() > 0)
+                .unwrap_or(false)),
+            "{}",
+            c.journal(&unit)
+        );
     }
+
+    // A third configuration, enabled, on the second one's spool: check-config warns.
+    let third = without_sections(
+        &config(
+            &dovecot,
+            "Third",
+            "/unused",
+            "/var/spool/mss-dispatch/b/sites",
+            "/unused",
+        ),
+        &["[state]", "[quarantine]"],
+    );
+    c.write("/etc/mss-dispatch/c.toml", &third, 0o640);
+    c.ok("chgrp mss-dispatch /etc/mss-dispatch/c.toml && systemctl enable mss-dispatch@c 2>&1");
+    let check = c.sh("mss-dispatch check-config --config /etc/mss-dispatch/c.toml");
+    assert!(
+        stderr(&check).contains(
+            "site[0].spool /var/spool/mss-dispatch/b/sites/690000880 is the same folder as \
+             site[0].spool /var/spool/mss-dispatch/b/sites/690000880 of /etc/mss-dispatch/b.toml"
+        ),
+        "{}",
+        stderr(&check)
+    );
+    c.ok("systemctl disable mss-dispatch@c 2>&1 && rm /etc/mss-dispatch/c.toml");
 
     // A spool under /etc: the service cannot write there (ProtectSystem=strict), says so,
     // and nothing is written.

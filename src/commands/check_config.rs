@@ -14,7 +14,14 @@ use crate::system::config_file;
 pub fn run(path: &Path, finess: Option<&Path>, printers: bool, account: &str) -> Outcome {
     let config = super::load(path)?;
     let warnings = config_file::environment_warnings(&config, path);
-    for w in &warnings {
+    // As root (a person checking; not the unit's own check at start, which should not
+    // query systemd from its sandbox).
+    let shared = if nix::unistd::geteuid().is_root() {
+        shared_with_others(&config, path)
+    } else {
+        Vec::new()
+    };
+    for w in warnings.iter().chain(&shared) {
         eprintln!("warning: {w}");
     }
     match Account::find(account, path) {
@@ -279,13 +286,112 @@ impl Account {
 /// The unit that runs a configuration file: `/etc/mss-dispatch/NAME.toml` is the template's
 /// instance `mss-dispatch@NAME`, anything else `mss-dispatch`.
 fn unit_of(config_file: &Path) -> String {
-    let in_etc = config_file.parent() == Some(Path::new("/etc/mss-dispatch"));
-    match (config_file.file_stem(), config_file.extension()) {
-        (Some(stem), Some(ext)) if in_etc && ext == "toml" && stem != "config" => {
-            format!("mss-dispatch@{}", stem.to_string_lossy())
-        }
-        _ => "mss-dispatch".to_string(),
+    let absolute = std::path::absolute(config_file)
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
+    match crate::core::config::instance_of(&absolute) {
+        Some(name) => format!("mss-dispatch@{name}"),
+        None => "mss-dispatch".to_string(),
     }
+}
+
+/// Whether the unit of another configuration file is in use on this machine (enabled or
+/// running). Without systemd, or for files outside `/etc/mss-dispatch`, every file is.
+fn in_use(config_file: &Path) -> bool {
+    if !Path::new("/run/systemd/system").is_dir()
+        || config_file.parent() != Some(Path::new("/etc/mss-dispatch"))
+    {
+        return true;
+    }
+    let unit = unit_of(config_file);
+    ["is-enabled", "is-active"].iter().any(|verb| {
+        std::process::Command::new("systemctl")
+            .args([verb, "--quiet", &unit])
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    })
+}
+
+/// The folders a configuration writes, each with its key; `true` for the state directory
+/// (the template's state directories nest under the plain unit's, by design).
+fn written_folders(config: &crate::core::config::Config) -> Vec<(String, &Path, bool)> {
+    let mut out = vec![
+        ("state.dir".to_string(), config.state_dir.as_path(), true),
+        (
+            "quarantine.dir".to_string(),
+            config.quarantine_dir.as_path(),
+            false,
+        ),
+    ];
+    for (i, site) in config.sites.iter().enumerate() {
+        for (what, dir) in [("spool", &site.spool), ("sil", &site.sil)] {
+            if let Some(dir) = dir {
+                out.push((format!("site[{i}].{what}"), dir.as_path(), false));
+            }
+        }
+    }
+    out
+}
+
+/// Warnings for each folder this configuration shares with another one beside it whose
+/// service is in use: two services on one folder would each take the other's files for
+/// orphans of its own and purge them, or fight over one ledger.
+fn shared_with_others(config: &crate::core::config::Config, path: &Path) -> Vec<String> {
+    let Ok(me) = std::path::absolute(path) else {
+        return Vec::new();
+    };
+    let Some(dir) = me.parent() else {
+        return Vec::new();
+    };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut others: Vec<std::path::PathBuf> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml") && *p != me)
+        .collect();
+    others.sort();
+    let mine = written_folders(config);
+    let mut warnings = Vec::new();
+    for other_path in others {
+        let Ok(text) = std::fs::read_to_string(&other_path) else {
+            continue;
+        };
+        let Ok(other) = config_file::parse_at(&text, &other_path) else {
+            continue;
+        };
+        if !in_use(&other_path) {
+            continue;
+        }
+        for (key, a, a_state) in &mine {
+            for (other_key, b, b_state) in written_folders(&other) {
+                let overlap = if *a_state || b_state {
+                    a == &b || (*a_state != b_state && (a.starts_with(b) || b.starts_with(a)))
+                } else {
+                    a.starts_with(b) || b.starts_with(a)
+                };
+                if overlap {
+                    warnings.push(format!(
+                        "{}: {key} {} {} {other_key} {} of {}, whose service is in use here: \
+                         two services must not share a folder (each would purge the other's \
+                         files as orphans of its own); give each its own",
+                        path.display(),
+                        a.display(),
+                        if a == &b {
+                            "is the same folder as"
+                        } else {
+                            "overlaps"
+                        },
+                        b.display(),
+                        other_path.display()
+                    ));
+                }
+            }
+        }
+    }
+    warnings
 }
 
 /// The groups a unit adds to its account (`SupplementaryGroups=`, drop-ins included), as

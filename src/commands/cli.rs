@@ -109,9 +109,13 @@ pub enum Command {
         #[arg(long, value_name = "PID", conflicts_with = "config")]
         pid: Option<i32>,
     },
-    /// Print the manual page (roff), generated from these definitions.
+    /// Print a manual page (roff), generated from these definitions: mss-dispatch (8, the
+    /// default) or mss-dispatch.toml (5).
     #[command(hide = true)]
-    Man,
+    Man {
+        /// mss-dispatch or mss-dispatch.toml.
+        page: Option<String>,
+    },
     /// Show what the daemon would decide for messages (.eml files, or the live mailbox with
     /// --mailbox), touching nothing.
     #[command(

@@ -6,6 +6,7 @@ pub mod audit;
 pub mod check_config;
 pub mod cli;
 pub mod inspect;
+pub mod manual;
 pub mod print;
 pub mod purge;
 pub mod quarantine;
@@ -118,29 +119,4 @@ pub fn load_as_owner(path: &Path, with_groups: bool) -> anyhow::Result<Config> {
     };
     crate::system::operator::act_as_owner(&config.state_dir, &groups)?;
     Ok(config)
-}
-
-/// The manual page, with a section per command, from the clap definitions.
-pub fn man() -> Outcome {
-    use clap::CommandFactory;
-    let cmd = crate::commands::cli::Cli::command();
-    let mut out: Vec<u8> = Vec::new();
-    let mut render = || -> std::io::Result<()> {
-        clap_mangen::Man::new(cmd.clone()).render(&mut out)?;
-        for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
-            let name = format!("mss-dispatch {}", sub.get_name());
-            out.extend(format!(".SH \"{}\"\n", name.to_uppercase()).bytes());
-            let page = clap_mangen::Man::new(sub.clone().bin_name(name));
-            page.render_synopsis_section(&mut out)?;
-            page.render_description_section(&mut out)?;
-            page.render_options_section(&mut out)?;
-            page.render_subcommands_section(&mut out)?;
-            page.render_extra_section(&mut out)?;
-        }
-        Ok(())
-    };
-    render()?;
-    use std::io::Write;
-    let _ = std::io::stdout().write_all(&out);
-    Ok(ExitCode::SUCCESS)
 }

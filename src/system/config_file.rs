@@ -32,10 +32,26 @@ impl std::fmt::Display for LoadError {
 
 pub fn load(path: &Path) -> Result<Config, LoadError> {
     let text = std::fs::read_to_string(path).map_err(|e| LoadError::Read(path.into(), e))?;
-    let mut config =
-        config::parse(&text, &path.display().to_string()).map_err(LoadError::Invalid)?;
+    let mut config = parse_at(&text, path).map_err(LoadError::Invalid)?;
     credential_beside(&mut config, path);
     Ok(config)
+}
+
+/// Parses the text of the file at `path`. A file of an instance of the template unit
+/// (`/etc/mss-dispatch/NAME.toml`) is named by its absolute path, whichever way it was given
+/// (`--config nord.toml` from `/etc/mss-dispatch`), so that its default folders are the
+/// instance's whoever reads it: the unit or a person.
+pub fn parse_at(text: &str, path: &Path) -> Result<Config, Vec<config::ConfigError>> {
+    let given = path.display().to_string();
+    let absolute = std::path::absolute(path)
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
+    let name = if config::instance_of(&absolute).is_some() {
+        absolute
+    } else {
+        given
+    };
+    config::parse(text, &name)
 }
 
 /// The file the unit passes as the credential `imap-password`: `imap-password` beside

@@ -80,7 +80,7 @@ pub fn apply(
         tables.push(t);
     }
     let text = doc.to_string();
-    if let Err(errors) = crate::core::config::parse(&text, &path.display().to_string()) {
+    if let Err(errors) = crate::system::config_file::parse_at(&text, path) {
         return Err(ConfigProblem::in_file(
             path,
             errors

@@ -2,6 +2,7 @@
 //! from text to a `Config` or to the complete list of what is wrong, each with its key. Reads
 //! no file and checks nothing on disk; the shell adds those checks (`check-config`).
 
+pub mod keys;
 mod mailbox;
 mod policy;
 mod reader;
@@ -195,16 +196,38 @@ impl fmt::Display for ConfigError {
     }
 }
 
-/// Parses and validates `text`, read from `file` (used in messages only).
+/// The instance of the template unit (`mss-dispatch@NAME`) that a file configures:
+/// `/etc/mss-dispatch/NAME.toml`, except `config.toml` (the plain unit's).
+pub fn instance_of(file: &str) -> Option<&str> {
+    let name = file
+        .strip_prefix("/etc/mss-dispatch/")?
+        .strip_suffix(".toml")?;
+    (!name.is_empty() && name != "config" && !name.contains('/')).then_some(name)
+}
+
+/// Parses and validates `text`, read from `file` (named in messages; an instance's file
+/// gives the instance's default folders, see [`instance_of`]).
 pub fn parse(text: &str, file: &str) -> Result<Config, Vec<ConfigError>> {
+    parse_reading(text, file).0
+}
+
+/// [`parse`], and every key the reader looked at (dotted; `site.finess`).
+pub fn parse_reading(
+    text: &str,
+    file: &str,
+) -> (
+    Result<Config, Vec<ConfigError>>,
+    std::collections::BTreeSet<String>,
+) {
     let root: Table = match text.parse() {
         Ok(t) => t,
         Err(e) => {
-            return Err(vec![ConfigError {
+            let error = ConfigError {
                 file: file.to_string(),
                 key: String::new(),
                 message: format!("not valid TOML: {}", e.to_string().trim_end()),
-            }]);
+            };
+            return (Err(vec![error]), Default::default());
         }
     };
     let mut r = Reader::new(file);
@@ -223,7 +246,12 @@ pub fn parse(text: &str, file: &str) -> Result<Config, Vec<ConfigError>> {
     let senders = read_senders(&mut r, &mut top, &empty);
 
     let mut state = Section::new("state", r.table(&mut top, "state").unwrap_or(&empty));
-    let state_dir = path_or(&mut r, &mut state, "dir", "/var/lib/mss-dispatch");
+    let instance = instance_of(file);
+    let default_state = match instance {
+        Some(name) => format!("/var/lib/mss-dispatch/{name}"),
+        None => "/var/lib/mss-dispatch".to_string(),
+    };
+    let state_dir = path_or(&mut r, &mut state, "dir", &default_state);
     r.finish(state);
 
     let mut ret = Section::new(
@@ -238,12 +266,11 @@ pub fn parse(text: &str, file: &str) -> Result<Config, Vec<ConfigError>> {
         "quarantine",
         r.table(&mut top, "quarantine").unwrap_or(&empty),
     );
-    let quarantine_dir = path_or(
-        &mut r,
-        &mut quar,
-        "dir",
-        "/var/spool/mss-dispatch/quarantine",
-    );
+    let default_quarantine = match instance {
+        Some(name) => format!("/var/spool/mss-dispatch/{name}/quarantine"),
+        None => "/var/spool/mss-dispatch/quarantine".to_string(),
+    };
+    let quarantine_dir = path_or(&mut r, &mut quar, "dir", &default_quarantine);
     r.finish(quar);
 
     let mut met = Section::new("metrics", r.table(&mut top, "metrics").unwrap_or(&empty));
@@ -258,7 +285,7 @@ pub fn parse(text: &str, file: &str) -> Result<Config, Vec<ConfigError>> {
     }
     name_sites(&mut r.errors, &root);
 
-    match (
+    let config = match (
         source,
         mailbox_opts,
         senders,
@@ -285,7 +312,8 @@ pub fn parse(text: &str, file: &str) -> Result<Config, Vec<ConfigError>> {
             metrics,
         }),
         _ => Err(r.errors),
-    }
+    };
+    (config, r.known)
 }
 
 /// Names the site of each `site[N]…` error as the file has it, so that a person finds it

@@ -11,6 +11,9 @@ use super::ConfigError;
 pub(super) struct Reader<'f> {
     file: &'f str,
     pub errors: Vec<ConfigError>,
+    /// Every key looked at, dotted, with `site[N]` written `site`: the keys this reader
+    /// accepts, for the manual page's check.
+    pub known: std::collections::BTreeSet<String>,
 }
 
 /// The default and the bounds of a fixed duration, and how to say them.
@@ -60,6 +63,7 @@ impl<'f> Reader<'f> {
         Reader {
             file,
             errors: Vec::new(),
+            known: Default::default(),
         }
     }
 
@@ -200,6 +204,14 @@ impl<'f> Reader<'f> {
     /// Reports keys of the table that nothing read: a typo must not silently fall back to a
     /// default.
     pub fn finish(&mut self, s: Section) {
+        let table = s.prefix.split('[').next().unwrap_or_default();
+        for key in &s.seen {
+            self.known.insert(if table.is_empty() {
+                key.to_string()
+            } else {
+                format!("{table}.{key}")
+            });
+        }
         for key in s.table.keys() {
             if s.seen.contains(&key.as_str()) {
                 continue;

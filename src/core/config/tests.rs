@@ -1,4 +1,5 @@
 use super::*;
+use std::path::Path;
 
 const MINIMAL: &str = r#"
 [mailbox]
@@ -329,4 +330,63 @@ fn mistakes_people_make_get_a_hint() {
     // No reference to documents users do not have.
     let errs = errors(&(MINIMAL.to_string() + "[retention]\nnegative = \"80h\"\n"));
     assert!(!errs.iter().any(|e| e.contains("SPEC")), "{errs:#?}");
+}
+
+#[test]
+fn an_instance_of_the_template_unit_gets_folders_of_its_own() {
+    assert_eq!(instance_of("/etc/mss-dispatch/nord.toml"), Some("nord"));
+    assert_eq!(instance_of("/etc/mss-dispatch/config.toml"), None);
+    assert_eq!(instance_of("/srv/nord.toml"), None);
+    assert_eq!(instance_of("/etc/mss-dispatch/a/b.toml"), None);
+    let nord = parse(MINIMAL, "/etc/mss-dispatch/nord.toml").unwrap();
+    assert_eq!(nord.state_dir, Path::new("/var/lib/mss-dispatch/nord"));
+    assert_eq!(
+        nord.quarantine_dir,
+        Path::new("/var/spool/mss-dispatch/nord/quarantine")
+    );
+    let plain = parse(MINIMAL, "/etc/mss-dispatch/config.toml").unwrap();
+    assert_eq!(plain.state_dir, Path::new("/var/lib/mss-dispatch"));
+    assert_eq!(
+        plain.quarantine_dir,
+        Path::new("/var/spool/mss-dispatch/quarantine")
+    );
+    let set = format!("{MINIMAL}\n[state]\ndir = \"/srv/state\"\n");
+    let given = parse(&set, "/etc/mss-dispatch/nord.toml").unwrap();
+    assert_eq!(given.state_dir, Path::new("/srv/state"));
+}
+
+/// The manual page `mss-dispatch.toml(5)` is made from `keys::TABLES`: it documents exactly
+/// the keys the reader accepts.
+#[test]
+fn the_key_table_of_the_manual_is_the_readers() {
+    let full = r#"
+[mailbox]
+host = "imap.example.mssante.fr"
+ca_file = "/etc/mss-dispatch/ca.pem"
+username = "lbm"
+[[site]]
+finess = "690000880"
+name = "Lyon Bellecour"
+spool = "/srv/sites/690000880"
+printer = "ipps://printer.lab/ipp/print"
+printer_ca_file = "/etc/mss-dispatch/printer-ca.pem"
+"#;
+    let (parsed, read) = parse_reading(full, "t.toml");
+    parsed.unwrap();
+    let read: std::collections::BTreeSet<String> =
+        read.into_iter().filter(|k| k.contains('.')).collect();
+    let documented: std::collections::BTreeSet<String> = keys::TABLES
+        .iter()
+        .flat_map(|t| t.keys.iter().map(move |k| format!("{}.{}", t.name, k.name)))
+        .collect();
+    assert_eq!(
+        read.difference(&documented).collect::<Vec<_>>(),
+        Vec::<&String>::new(),
+        "read but not in the manual"
+    );
+    assert_eq!(
+        documented.difference(&read).collect::<Vec<_>>(),
+        Vec::<&String>::new(),
+        "in the manual but not read"
+    );
 }

@@ -223,7 +223,8 @@ fn read_pkcs12(path: &Path, password_file: Option<&Path>) -> Result<Identity, Cr
                 path,
                 format!(
                     "cannot open the PKCS#12 bundle ({e}); check the password, or convert it \
-                     with `openssl pkcs12 -legacy` (see the README)"
+                     to PEM (`openssl pkcs12 -legacy -in BUNDLE -clcerts -nokeys` for \
+                     client_cert, `… -nocerts -nodes` for client_key)"
                 ),
             )
         })?;
