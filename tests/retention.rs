@@ -445,3 +445,64 @@ fn the_shell_verifier_of_the_audit_guide_agrees_with_audit_verify() {
     let out = run(&copy);
     assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
 }
+
+/// docs/audit.md shows one example line per event of its table, and those lines are a real
+/// chain: each is a record the program reads, `audit verify --log` and the guide's shell
+/// verifier accept them and agree on the head.
+#[test]
+fn the_audit_guide_has_an_example_of_every_event_and_they_verify() {
+    let guide = std::fs::read_to_string(project_root().join("docs/audit.md")).unwrap();
+    let examples = guide
+        .split("```json\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("the example lines in docs/audit.md");
+    let table: std::collections::BTreeSet<String> = guide
+        .split("## Every record")
+        .nth(1)
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.strip_prefix("| `"))
+        .filter_map(|l| l.split('`').next())
+        .map(str::to_string)
+        .collect();
+    let mut shown = std::collections::BTreeSet::new();
+    for line in examples.lines() {
+        let record: mss_dispatch::core::audit::Record =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        // Written back, a record is the same line: the examples are as the service writes.
+        assert_eq!(serde_json::to_string(&record).unwrap(), line);
+        shown.insert(record.body.event.unwrap().as_str().to_string());
+    }
+    assert_eq!(shown, table, "the events of the table and of the examples");
+    assert!(table.len() >= 20, "{table:?}");
+
+    let dir = workdir();
+    let log = dir.path().join("examples.log");
+    std::fs::write(&log, examples).unwrap();
+    let out = std::process::Command::new(bin())
+        .args(["audit", "verify", "--log"])
+        .arg(&log)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let head = printed_head(&out);
+    let script = guide
+        .split("```sh\n# verify-retention-log")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .unwrap();
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .arg("verify-retention-log")
+        .arg(&log)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert!(
+        stdout(&out).contains(&format!("head {head}")),
+        "{}",
+        stdout(&out)
+    );
+}

@@ -196,7 +196,11 @@ pub fn verify(config_path: Option<&Path>, copy: Option<&Path>, expect: Option<&s
         if chain.reseals.is_empty() {
             String::new()
         } else {
-            format!(" ({} new segments, listed above)", chain.reseals.len())
+            let n = chain.reseals.len();
+            format!(
+                " ({n} new segment{}, listed above)",
+                if n == 1 { "" } else { "s" }
+            )
         },
         chain.head.hash
     );
