@@ -13,8 +13,9 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
+use notify::event::ModifyKind;
 use notify::{EventKind, RecursiveMode};
-use notify_debouncer_full::{DebounceEventResult, new_debouncer};
+use notify_debouncer_full::{DebounceEventResult, DebouncedEvent, NoCache, new_debouncer_opt};
 
 use crate::core::audit::Event;
 use crate::core::config::Config;
@@ -22,6 +23,7 @@ use crate::delivery::spool::Finder;
 use crate::ledger::{
     CertificateRow, CopyRow, CopyState, Ledger, LedgerError, LedgerRead, LedgerTx,
 };
+use crate::system::dir::TEMP_PREFIX;
 
 /// Published copies checked per reconcile slice.
 pub const RECONCILE_SLICE: usize = 2000;
@@ -37,10 +39,7 @@ pub enum Signal {
 
 /// Watches the site folders; dropping it stops the watch.
 pub struct Watcher {
-    _debouncer: notify_debouncer_full::Debouncer<
-        notify::RecommendedWatcher,
-        notify_debouncer_full::RecommendedCache,
-    >,
+    _debouncer: notify_debouncer_full::Debouncer<notify::RecommendedWatcher, NoCache>,
     rx: Receiver<Signal>,
 }
 
@@ -48,7 +47,9 @@ impl Watcher {
     /// Watches every site's spool (with its day folders) and SIL folder that exists.
     pub fn start(config: &Config) -> Option<Watcher> {
         let (tx, rx) = channel();
-        let debouncer = new_debouncer(
+        // No cache of file ids: inotify pairs the two halves of a rename itself, and a cache
+        // would hold an entry for every file of every site.
+        let debouncer = new_debouncer_opt::<_, notify::RecommendedWatcher, _>(
             Duration::from_secs(2),
             None,
             move |result: DebounceEventResult| {
@@ -59,9 +60,7 @@ impl Watcher {
                         } else {
                             let paths: Vec<PathBuf> = events
                                 .into_iter()
-                                .filter(|e| {
-                                    matches!(e.kind, EventKind::Remove(_) | EventKind::Modify(_))
-                                })
+                                .filter(takes_a_file_away)
                                 .flat_map(|e| e.event.paths)
                                 .collect();
                             if paths.is_empty() {
@@ -74,6 +73,8 @@ impl Watcher {
                 };
                 let _ = tx.send(signal);
             },
+            NoCache,
+            notify::Config::default(),
         );
         let mut debouncer = match debouncer {
             Ok(d) => d,
@@ -119,6 +120,21 @@ impl Watcher {
             }
         }
         (paths, rescan)
+    }
+}
+
+/// Whether an event may have taken a published file away: a removal, or a rename that does
+/// not start from one of the service's own staging files (publishing a file is such a
+/// rename). Writes, attribute changes and creations are not looked at: during a drain they
+/// are the service's own, thousands of them.
+fn takes_a_file_away(e: &DebouncedEvent) -> bool {
+    match e.kind {
+        EventKind::Remove(_) => true,
+        EventKind::Modify(ModifyKind::Name(_)) => !e.event.paths.first().is_some_and(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with(TEMP_PREFIX))
+        }),
+        _ => false,
     }
 }
 
@@ -245,4 +261,55 @@ pub fn record_taken(
     };
     tx.audit(&cert.facts().body(event, now, tz))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Collects what the watcher reports until `want` paths came or `secs` passed.
+    fn collect(w: &Watcher, want: usize, secs: u64) -> Vec<PathBuf> {
+        let mut all = Vec::new();
+        let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+        while all.len() < want && std::time::Instant::now() < deadline {
+            let (paths, _) = w.take();
+            all.extend(paths);
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        all
+    }
+
+    /// The service's own writes (a staged file renamed into place, its data and modes) are
+    /// not reported; a file staff delete or move away is.
+    #[test]
+    fn the_watcher_reports_what_staff_take_away_and_not_the_services_own_writes() {
+        use std::os::unix::fs::PermissionsExt;
+        let f = crate::test_support::Fixture::new();
+        let day = f.root.join("sites/690000880/2026-11-26");
+        std::fs::create_dir_all(&day).unwrap();
+        let w = Watcher::start(&f.config).expect("a watcher");
+        for n in 0..50 {
+            let temp = day.join(format!("{TEMP_PREFIX}{n}.part"));
+            std::fs::write(&temp, b"%PDF-1.4").unwrap();
+            std::fs::set_permissions(&temp, std::fs::Permissions::from_mode(0o640)).unwrap();
+            std::fs::rename(&temp, day.join(format!("DOE_John_{n}.pdf"))).unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(2600));
+        assert_eq!(
+            collect(&w, 1, 2),
+            Vec::<PathBuf>::new(),
+            "own writes reported"
+        );
+
+        std::fs::remove_file(day.join("DOE_John_1.pdf")).unwrap();
+        std::fs::create_dir(day.join("imprimes")).unwrap();
+        std::fs::rename(
+            day.join("DOE_John_2.pdf"),
+            day.join("imprimes/DOE_John_2.pdf"),
+        )
+        .unwrap();
+        let seen = collect(&w, 2, 10);
+        assert!(seen.contains(&day.join("DOE_John_1.pdf")), "{seen:?}");
+        assert!(seen.contains(&day.join("DOE_John_2.pdf")), "{seen:?}");
+    }
 }
