@@ -1,7 +1,7 @@
 //! Hand-over tracking: when the SIL takes a file from its drop folder, or site staff delete
 //! one from a spool after printing it, the ledger records it (`handed_to_sil`,
 //! `removed_by_site`) and stops counting the copy as ours. Two sources, since watch events
-//! can be lost (inotify overflows, network file systems): a debounced `notify` watcher on
+//! can be lost (inotify overflows, network file systems): a `notify` watcher on
 //! the folders, and a rolling reconcile that checks a bounded slice of the published copies at
 //! every purge pass, so that a pass still costs about the same whatever is held. A copy is
 //! taken only when its file is nowhere in its tree: a file staff moved into a sub-folder of
@@ -9,13 +9,11 @@
 
 use std::path::PathBuf;
 use std::sync::mpsc::{Receiver, channel};
-use std::time::Duration;
 
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
-use notify::event::ModifyKind;
-use notify::{EventKind, RecursiveMode};
-use notify_debouncer_full::{DebounceEventResult, DebouncedEvent, NoCache, new_debouncer_opt};
+use notify::event::{ModifyKind, RenameMode};
+use notify::{Event as FsEvent, EventKind, RecursiveMode, Watcher as _};
 
 use crate::core::audit::Event;
 use crate::core::config::Config;
@@ -39,7 +37,7 @@ pub enum Signal {
 
 /// Watches the site folders; dropping it stops the watch.
 pub struct Watcher {
-    _debouncer: notify_debouncer_full::Debouncer<notify::RecommendedWatcher, NoCache>,
+    _watcher: notify::RecommendedWatcher,
     rx: Receiver<Signal>,
 }
 
@@ -47,36 +45,21 @@ impl Watcher {
     /// Watches every site's spool (with its day folders) and SIL folder that exists.
     pub fn start(config: &Config) -> Option<Watcher> {
         let (tx, rx) = channel();
-        // No cache of file ids: inotify pairs the two halves of a rename itself, and a cache
-        // would hold an entry for every file of every site.
-        let debouncer = new_debouncer_opt::<_, notify::RecommendedWatcher, _>(
-            Duration::from_secs(2),
-            None,
-            move |result: DebounceEventResult| {
-                let signal = match result {
-                    Ok(events) => {
-                        if events.iter().any(|e| e.need_rescan()) {
-                            Signal::Rescan
-                        } else {
-                            let paths: Vec<PathBuf> = events
-                                .into_iter()
-                                .filter(takes_a_file_away)
-                                .flat_map(|e| e.event.paths)
-                                .collect();
-                            if paths.is_empty() {
-                                return;
-                            }
-                            Signal::Gone(paths)
-                        }
-                    }
-                    Err(_) => Signal::Rescan,
-                };
-                let _ = tx.send(signal);
-            },
-            NoCache,
-            notify::Config::default(),
-        );
-        let mut debouncer = match debouncer {
+        // Each event is looked at as it comes, in the watcher's thread, and dropped unless it
+        // may have taken a file away: the service's own writes during a drain are thousands
+        // of events, and none is kept.
+        let watcher = notify::recommended_watcher(move |result: notify::Result<FsEvent>| {
+            let signal = match result {
+                Ok(event) if event.need_rescan() => Signal::Rescan,
+                Ok(event) => match taken_away(&event) {
+                    Some(path) => Signal::Gone(vec![path.to_path_buf()]),
+                    None => return,
+                },
+                Err(_) => Signal::Rescan,
+            };
+            let _ = tx.send(signal);
+        });
+        let mut watcher = match watcher {
             Ok(d) => d,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot watch the site folders; relying on reconcile");
@@ -98,13 +81,13 @@ impl Watcher {
             if !dir.is_dir() {
                 continue;
             }
-            if let Err(e) = debouncer.watch(&dir, mode) {
+            if let Err(e) = watcher.watch(&dir, mode) {
                 tracing::warn!(folder = %dir.display(), error = %e,
                     "cannot watch a folder; relying on reconcile");
             }
         }
         Some(Watcher {
-            _debouncer: debouncer,
+            _watcher: watcher,
             rx,
         })
     }
@@ -123,18 +106,21 @@ impl Watcher {
     }
 }
 
-/// Whether an event may have taken a published file away: a removal, or a rename that does
-/// not start from one of the service's own staging files (publishing a file is such a
-/// rename). Writes, attribute changes and creations are not looked at: during a drain they
-/// are the service's own, thousands of them.
-fn takes_a_file_away(e: &DebouncedEvent) -> bool {
+/// The path an event may have taken a published file away from: a removal, or the old name
+/// of a rename, unless it is one of the service's own staging files (publishing a file is
+/// such a rename). Writes, attribute changes, creations and new names are not looked at:
+/// during a drain they are the service's own, thousands of them.
+fn taken_away(e: &FsEvent) -> Option<&std::path::Path> {
+    let path = e.paths.first()?;
+    let ours = path
+        .file_name()
+        .is_some_and(|n| n.to_string_lossy().starts_with(TEMP_PREFIX));
     match e.kind {
-        EventKind::Remove(_) => true,
-        EventKind::Modify(ModifyKind::Name(_)) => !e.event.paths.first().is_some_and(|p| {
-            p.file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with(TEMP_PREFIX))
-        }),
-        _ => false,
+        EventKind::Remove(_) => Some(path),
+        EventKind::Modify(ModifyKind::Name(RenameMode::From | RenameMode::Any)) if !ours => {
+            Some(path)
+        }
+        _ => None,
     }
 }
 
@@ -266,6 +252,7 @@ pub fn record_taken(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     /// Collects what the watcher reports until `want` paths came or `secs` passed.
     fn collect(w: &Watcher, want: usize, secs: u64) -> Vec<PathBuf> {
@@ -294,7 +281,7 @@ mod tests {
             std::fs::set_permissions(&temp, std::fs::Permissions::from_mode(0o640)).unwrap();
             std::fs::rename(&temp, day.join(format!("DOE_John_{n}.pdf"))).unwrap();
         }
-        std::thread::sleep(Duration::from_millis(2600));
+        std::thread::sleep(Duration::from_millis(500));
         assert_eq!(
             collect(&w, 1, 2),
             Vec::<PathBuf>::new(),

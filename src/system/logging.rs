@@ -20,7 +20,7 @@ fn protocol_bytes(meta: &Metadata) -> bool {
     let crate_name = target.split("::").next().unwrap_or(target);
     match crate_name {
         "mss_dispatch" => false,
-        "notify" | "notify_debouncer_full" | "file_id" => *meta.level() > Level::INFO,
+        "notify" => *meta.level() > Level::INFO,
         _ => *meta.level() > Level::DEBUG,
     }
 }

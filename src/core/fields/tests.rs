@@ -237,3 +237,18 @@ fn missing_fields_are_none() {
     let b = body("Bonjour,\nRésultat du test :\n");
     assert_eq!(b, BodyFields::default());
 }
+
+#[test]
+fn a_dossier_is_a_letter_or_digit_then_at_most_63_more_characters() {
+    let with = |dossier: &str| {
+        subject(&format!(
+            "[Projet SI-DEP] Certificat de test : 690000880 | {dossier} | X | Y"
+        ))
+    };
+    let ok = |d: &str| matches!(with(d), SubjectKind::Certificate(_));
+    assert!(ok(&format!("É{}", "é".repeat(63))));
+    assert!(ok("21A/0042-b_c.d 7"));
+    assert!(!ok(&format!("É{}", "é".repeat(64))));
+    assert!(!ok("-21A0042"));
+    assert!(!ok("21A0042#"));
+}
