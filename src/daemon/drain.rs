@@ -171,7 +171,13 @@ impl Drainer {
                 )?;
                 // The batch is delivered whatever becomes of its records: they wait in the
                 // ledger until the log can take them.
-                match crate::retention::log::flush(ledger, &state) {
+                let started = std::time::Instant::now();
+                let flushed = crate::retention::log::flush(ledger, &state);
+                tracing::debug!(
+                    log_ms = started.elapsed().as_millis() as u64,
+                    "retention log written"
+                );
+                match flushed {
                     Ok(flushed) => report.log_broken = flushed.broken,
                     Err(e) => {
                         if report.local.is_none() {

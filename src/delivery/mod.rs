@@ -186,12 +186,14 @@ pub fn deliver_batch_after_acks(
 ) -> Result<BatchReport, DeliveryError> {
     let started = std::time::Instant::now();
     let prepared = plan::prepare(set, fetched, now);
+    let decided = started.elapsed();
     let mut batch = plan_prepared(ledger, set, prepared, acked, now)?;
     let planned = started.elapsed();
     stage_batch(ledger, set, &mut batch)?;
     let staged = started.elapsed();
     let report = publish_batch(ledger, set, batch, now)?;
     tracing::debug!(
+        decide_ms = decided.as_millis() as u64,
         plan_ms = planned.as_millis() as u64,
         stage_ms = (staged - planned).as_millis() as u64,
         publish_ms = (started.elapsed() - staged).as_millis() as u64,
