@@ -401,6 +401,19 @@ fn audit_verify_checks_a_copied_log_alone_against_the_head_it_printed() {
     assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
 }
 
+fn audit_guide() -> String {
+    std::fs::read_to_string(project_root().join("docs/audit.md")).unwrap()
+}
+
+/// The auditors' verifier in docs/audit.md: a shell script made of `sha256sum` and `jq`.
+fn shell_verifier(guide: &str) -> &str {
+    guide
+        .split("```sh\n# verify-retention-log")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("the verifier in docs/audit.md")
+}
+
 /// The verifier of docs/audit.md, made of `sha256sum` and `jq` alone, agrees with
 /// `audit verify` on a real log, and catches a changed byte.
 #[test]
@@ -412,12 +425,8 @@ fn the_shell_verifier_of_the_audit_guide_agrees_with_audit_verify() {
     {
         panic!("jq is needed (scripts/install-test-deps installs it)");
     }
-    let guide = std::fs::read_to_string(project_root().join("docs/audit.md")).unwrap();
-    let script = guide
-        .split("```sh\n# verify-retention-log")
-        .nth(1)
-        .and_then(|rest| rest.split("```").next())
-        .expect("the verifier in docs/audit.md");
+    let guide = audit_guide();
+    let script = shell_verifier(&guide);
     let w = three_delivered();
     let out = w.install.command(&["audit", "verify"]);
     let head = printed_head(&out);
@@ -451,7 +460,7 @@ fn the_shell_verifier_of_the_audit_guide_agrees_with_audit_verify() {
 /// verifier accept them and agree on the head.
 #[test]
 fn the_audit_guide_has_an_example_of_every_event_and_they_verify() {
-    let guide = std::fs::read_to_string(project_root().join("docs/audit.md")).unwrap();
+    let guide = audit_guide();
     let examples = guide
         .split("```json\n")
         .nth(1)
@@ -487,11 +496,7 @@ fn the_audit_guide_has_an_example_of_every_event_and_they_verify() {
         .unwrap();
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
     let head = printed_head(&out);
-    let script = guide
-        .split("```sh\n# verify-retention-log")
-        .nth(1)
-        .and_then(|rest| rest.split("```").next())
-        .unwrap();
+    let script = shell_verifier(&guide);
     let out = std::process::Command::new("sh")
         .arg("-c")
         .arg(script)

@@ -420,20 +420,7 @@ fn unit_groups(unit: &str) -> Vec<u32> {
 fn readable(config: &crate::core::config::Config, file: &Path, who: &Account) -> Vec<String> {
     let mut wanted: Vec<(String, &Path)> = vec![("the configuration".into(), file)];
     if let Source::Imap(m) = &config.source {
-        wanted.push(("mailbox.ca_file".into(), &m.ca_file));
-        for (key, p) in [
-            ("mailbox.client_cert", &m.client_cert),
-            ("mailbox.client_key", &m.client_key),
-            (
-                "mailbox.client_cert_password_file",
-                &m.client_cert_password_file,
-            ),
-            ("mailbox.password_file", &m.password_file),
-        ] {
-            if let Some(p) = p {
-                wanted.push((key.into(), p));
-            }
-        }
+        wanted.extend(m.files().into_iter().map(|(key, p)| (key.to_string(), p)));
     }
     for (i, site) in config.sites.iter().enumerate() {
         if let Some(ca) = site.printer.as_ref().and_then(|p| p.ca_file.as_ref()) {

@@ -99,19 +99,8 @@ pub fn environment_warnings(config: &Config, file: &Path) -> Vec<String> {
     match &config.source {
         Source::Maildir(dir) => need("mailbox.maildir", dir, true),
         Source::Imap(imap) => {
-            need("mailbox.ca_file", &imap.ca_file, false);
-            for (key, p) in [
-                ("mailbox.client_cert", &imap.client_cert),
-                ("mailbox.client_key", &imap.client_key),
-                (
-                    "mailbox.client_cert_password_file",
-                    &imap.client_cert_password_file,
-                ),
-                ("mailbox.password_file", &imap.password_file),
-            ] {
-                if let Some(p) = p {
-                    need(key, p, false);
-                }
+            for (key, p) in imap.files() {
+                need(key, p, false);
             }
         }
     }

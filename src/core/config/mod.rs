@@ -9,7 +9,7 @@ mod reader;
 mod sites;
 
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use toml::{Table, Value};
@@ -91,6 +91,28 @@ pub struct Imap {
     pub auth: Auth,
     pub username: Option<String>,
     pub password_file: Option<PathBuf>,
+}
+
+impl Imap {
+    /// Every file the mailbox settings name, with its key: the CA, and the client
+    /// certificate, its key and the password files when given.
+    pub fn files(&self) -> Vec<(&'static str, &Path)> {
+        let mut out = vec![("mailbox.ca_file", self.ca_file.as_path())];
+        for (key, p) in [
+            ("mailbox.client_cert", &self.client_cert),
+            ("mailbox.client_key", &self.client_key),
+            (
+                "mailbox.client_cert_password_file",
+                &self.client_cert_password_file,
+            ),
+            ("mailbox.password_file", &self.password_file),
+        ] {
+            if let Some(p) = p {
+                out.push((key, p.as_path()));
+            }
+        }
+        out
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
