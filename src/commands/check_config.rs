@@ -24,6 +24,7 @@ pub fn run(path: &Path, finess: Option<&Path>, printers: bool, account: &str) ->
     for w in warnings.iter().chain(&shared) {
         eprintln!("warning: {w}");
     }
+    let mut errors = Vec::new();
     match Account::find(account, path) {
         // Not installed here: the file may be meant for another host.
         None => {
@@ -32,12 +33,9 @@ pub fn run(path: &Path, finess: Option<&Path>, printers: bool, account: &str) ->
             }
         }
         Some(who) => {
-            let mut errors = groups(&config, path, Some(&who));
+            errors.extend(groups(&config, path, Some(&who)));
             if nix::unistd::geteuid().is_root() {
                 errors.extend(readable(&config, path, &who));
-            }
-            if !errors.is_empty() {
-                return Err(ConfigProblem::in_file(path, errors));
             }
         }
     }
@@ -45,13 +43,15 @@ pub fn run(path: &Path, finess: Option<&Path>, printers: bool, account: &str) ->
     if let Source::Imap(imap) = &config.source
         && warnings.is_empty()
     {
-        let errors = tls::check(imap, Timestamp::now());
-        if !errors.is_empty() {
-            return Err(ConfigProblem::in_file(
-                path,
-                errors.iter().map(|e| e.to_string()).collect(),
-            ));
-        }
+        errors.extend(
+            tls::check(imap, Timestamp::now())
+                .iter()
+                .map(|e| e.to_string()),
+        );
+    }
+    // Every error at once.
+    if !errors.is_empty() {
+        return Err(ConfigProblem::in_file(path, errors));
     }
     if let Some(register) = finess {
         let warnings = super::sites::check(&config, register)?;
