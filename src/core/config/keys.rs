@@ -121,7 +121,7 @@ pub const TABLES: &[Table] = &[
             key(
                 "poll_interval",
                 "\"60s\"",
-                "The safety poll, even while idling (IDLE is re-issued at each).",
+                "The safety poll, even while idling (IDLE is re-issued at each). At least 1s.",
             ),
             key(
                 "max_message_bytes",
@@ -133,7 +133,7 @@ pub const TABLES: &[Table] = &[
                 "timeout",
                 "\"60s\"",
                 "The longest one IMAP command may take (a body download gets three times as \
-                 long) before the connection is dropped and reopened.",
+                 long) before the connection is dropped and reopened; 1s to 10m.",
             ),
         ],
     },
