@@ -285,6 +285,40 @@ fn every_quarantine_reason_lands_in_the_quarantine_folder() {
     assert_eq!(got, want);
 }
 
+/// Mail that arrives while a pass is draining is announced by the server alongside the
+/// pass's own commands, not again once the service idles: it must start another pass at once,
+/// not wait for the safety poll.
+#[test]
+fn a_message_arriving_during_a_pass_is_not_left_to_the_safety_poll() {
+    let w = world(DovecotOptions::default());
+    let mailbox = login_mailbox(&w.dovecot, &w.pki, &w.root)
+        .replace("poll_interval = \"2s\"", "poll_interval = \"5m\"");
+    let install = Install::new(&w.root.join("install"), &mailbox);
+    for n in 1..=120 {
+        w.dovecot.deliver(
+            USER,
+            "INBOX",
+            &certificate(n, "690000880", "Négatif", 20_000),
+        );
+    }
+    let mut daemon = install.spawn();
+    // The first pass has listed the folder once its first certificate is written.
+    assert!(eventually(60, || !install.spool_files("690000880").is_empty()));
+    w.dovecot.deliver(
+        USER,
+        "INBOX",
+        &certificate(500, "690000880", "Négatif", 4000),
+    );
+    let arrived = eventually(30, || install.spool_files("690000880").len() == 121);
+    sigterm(&daemon);
+    assert!(daemon.wait().unwrap().success());
+    assert!(
+        arrived,
+        "{} of 121 delivered: the last one waits for the safety poll",
+        install.spool_files("690000880").len()
+    );
+}
+
 #[test]
 fn a_message_appended_while_idling_arrives_within_seconds_and_sigterm_stops() {
     let w = world(DovecotOptions::default());

@@ -61,6 +61,9 @@ pub struct ImapSource {
     /// Looks without touching (`inspect --mailbox`): the folder is opened with EXAMINE and
     /// the product's folders are not created.
     read_only: bool,
+    /// The server announced new mail (`* n EXISTS`) alongside a command since the folder was
+    /// last listed: the next wait returns at once instead of idling past it.
+    announced: bool,
 }
 
 impl ImapSource {
@@ -84,6 +87,7 @@ impl ImapSource {
             endpoint,
             limit: mailbox.timeout,
             read_only: false,
+            announced: false,
         }
     }
 
@@ -123,8 +127,17 @@ impl ImapSource {
     ) -> Result<T, SourceError> {
         match result {
             Ok(Ok(v)) => {
-                // Unsolicited responses pile up in a bounded channel: empty it.
-                while session.unsolicited_responses.try_recv().is_ok() {}
+                // Unsolicited responses pile up in a bounded channel: empty it, keeping only
+                // whether new mail was announced (the server will not say it again in IDLE).
+                while let Ok(r) = session.unsolicited_responses.try_recv() {
+                    if matches!(
+                        r,
+                        async_imap::types::UnsolicitedResponse::Exists(_)
+                            | async_imap::types::UnsolicitedResponse::Recent(_)
+                    ) {
+                        self.announced = true;
+                    }
+                }
                 self.session = Some(session);
                 Ok(v)
             }
@@ -265,6 +278,8 @@ impl Source for ImapSource {
 
     async fn list(&mut self) -> Result<Vec<String>, SourceError> {
         let mut s = self.take()?;
+        // What was announced until now is in this listing.
+        self.announced = false;
         let r = timeout(self.limit, s.uid_search("UNDELETED")).await;
         let uids = self.settle(s, "UID SEARCH", r)?;
         let mut uids: Vec<u32> = uids.into_iter().collect();

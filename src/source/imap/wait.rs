@@ -12,6 +12,11 @@ impl ImapSource {
         max: Duration,
         cancel: &CancellationToken,
     ) -> Result<Woken, SourceError> {
+        // Mail announced during the last pass, after its listing: no wait.
+        if std::mem::take(&mut self.announced) {
+            tracing::debug!("the server announced a change during the pass");
+            return Ok(Woken::Change);
+        }
         if !(self.mailbox.idle && self.caps.idle) {
             tokio::select! {
                 _ = tokio::time::sleep(max) => {}
