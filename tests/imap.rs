@@ -303,7 +303,9 @@ fn a_message_arriving_during_a_pass_is_not_left_to_the_safety_poll() {
     }
     let mut daemon = install.spawn();
     // The first pass has listed the folder once its first certificate is written.
-    assert!(eventually(60, || !install.spool_files("690000880").is_empty()));
+    assert!(eventually(60, || !install
+        .spool_files("690000880")
+        .is_empty()));
     w.dovecot.deliver(
         USER,
         "INBOX",
