@@ -286,10 +286,10 @@ impl Account {
 /// The unit that runs a configuration file: `/etc/mss-dispatch/NAME.toml` is the template's
 /// instance `mss-dispatch@NAME`, anything else `mss-dispatch`.
 fn unit_of(config_file: &Path) -> String {
-    let absolute = std::path::absolute(config_file)
-        .map(|p| p.display().to_string())
-        .unwrap_or_default();
-    match crate::core::config::instance_of(&absolute) {
+    match config_file::instance_path(config_file)
+        .as_deref()
+        .and_then(crate::core::config::instance_of)
+    {
         Some(name) => format!("mss-dispatch@{name}"),
         None => "mss-dispatch".to_string(),
     }
@@ -356,19 +356,18 @@ fn shared_with_others(config: &crate::core::config::Config, path: &Path) -> Vec<
     let mine = written_folders(config);
     let mut warnings = Vec::new();
     for other_path in others {
-        let Ok(text) = std::fs::read_to_string(&other_path) else {
-            continue;
-        };
-        let Ok(other) = config_file::parse_at(&text, &other_path) else {
+        let Ok(other) = config_file::load(&other_path) else {
             continue;
         };
         if !in_use(&other_path) {
             continue;
         }
+        let theirs = written_folders(&other);
         for (key, a, a_state) in &mine {
-            for (other_key, b, b_state) in written_folders(&other) {
-                let overlap = if *a_state || b_state {
-                    a == &b || (*a_state != b_state && (a.starts_with(b) || b.starts_with(a)))
+            for (other_key, b, b_state) in &theirs {
+                // Two state directories only when they are one; anything else also nested.
+                let overlap = if *a_state && *b_state {
+                    a == b
                 } else {
                     a.starts_with(b) || b.starts_with(a)
                 };
@@ -379,7 +378,7 @@ fn shared_with_others(config: &crate::core::config::Config, path: &Path) -> Vec<
                          files as orphans of its own); give each its own",
                         path.display(),
                         a.display(),
-                        if a == &b {
+                        if a == b {
                             "is the same folder as"
                         } else {
                             "overlaps"

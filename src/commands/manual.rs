@@ -181,15 +181,14 @@ fn command(out: &mut String, cmd: &clap::Command, parent: &str) {
         .or(cmd.get_about())
         .map(|s| s.to_string())
         .unwrap_or_default();
+    out.push_str(&format!(".SS \"{}\"\n", esc(&name)));
     if cmd.has_subcommands() {
-        out.push_str(&format!(".SS \"{}\"\n", esc(&name)));
         prose(out, &about);
         for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
             command(out, sub, &name);
         }
         return;
     }
-    out.push_str(&format!(".SS \"{}\"\n", esc(&name)));
     let usage = cmd.clone().bin_name(&name).render_usage().to_string();
     let usage = usage.trim().trim_start_matches("Usage:").trim();
     out.push_str(&format!(".B {}\n", esc(usage)));

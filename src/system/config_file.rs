@@ -42,16 +42,15 @@ pub fn load(path: &Path) -> Result<Config, LoadError> {
 /// (`--config nord.toml` from `/etc/mss-dispatch`), so that its default folders are the
 /// instance's whoever reads it: the unit or a person.
 pub fn parse_at(text: &str, path: &Path) -> Result<Config, Vec<config::ConfigError>> {
-    let given = path.display().to_string();
-    let absolute = std::path::absolute(path)
-        .map(|p| p.display().to_string())
-        .unwrap_or_default();
-    let name = if config::instance_of(&absolute).is_some() {
-        absolute
-    } else {
-        given
-    };
+    let name = instance_path(path).unwrap_or_else(|| path.display().to_string());
     config::parse(text, &name)
+}
+
+/// The absolute path of `path` when it is the file of an instance of the template unit
+/// (`/etc/mss-dispatch/NAME.toml`, see [`config::instance_of`]).
+pub fn instance_path(path: &Path) -> Option<String> {
+    let absolute = std::path::absolute(path).ok()?.display().to_string();
+    config::instance_of(&absolute).is_some().then_some(absolute)
 }
 
 /// The file the unit passes as the credential `imap-password`: `imap-password` beside
