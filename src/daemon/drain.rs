@@ -20,7 +20,7 @@ use super::health::Health;
 use crate::core::config::Config;
 use crate::core::finess::Finess;
 use crate::core::{Context, Prescreen, prescreen};
-use crate::delivery::{self, Ack, BatchReport, DeliveryError, Fetched, Setting};
+use crate::delivery::{self, Ack, BatchReport, Decided, DeliveryError, Fetched, Setting};
 use crate::ledger::locked::{LockError, locked, with_ledger};
 use crate::ledger::{Disposition, Ledger, LedgerRead, MailboxKey, MessageRow, ServerCopy};
 use crate::source::{Listed, Source, SourceError};
@@ -42,6 +42,9 @@ const SCREEN_CHUNK: usize = 200;
 /// each MOVE is a round trip and a transaction on the server.
 const ACK_GROUP: usize = 256;
 const BATCH_BYTES: u64 = 1024 * 1024;
+/// The retention log is appended (and synced) after this many batches, and at the end of the
+/// pass: its records wait in the ledger, durable, until then.
+const LOG_EVERY_BATCHES: usize = 16;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DrainError {
@@ -110,6 +113,8 @@ pub struct DrainStats {
     pub local: Option<LocalFailure>,
     /// The retention log is broken: why.
     pub log_broken: Option<String>,
+    /// A batch was written whose records are not in the retention log yet.
+    unlogged: bool,
 }
 
 impl DrainStats {
@@ -149,45 +154,70 @@ impl Drainer {
         }
     }
 
-    /// Delivers a batch in the blocking pool; records first the acknowledgements `acked`
-    /// that the source already carried out (in the same commit as the plan).
+    /// Decides a batch in the blocking pool (no ledger needed): batch k+1 is decided while
+    /// batch k is written.
+    fn spawn_decide(&self, key: &MailboxKey, batch: Vec<Fetched>) -> JoinHandle<Decided> {
+        let parts = self.setting_parts(key);
+        let now = Timestamp::now();
+        tokio::task::spawn_blocking(move || delivery::decide_batch(&parts.setting(), batch, now))
+    }
+
+    /// Writes a batch once it is decided, in the blocking pool; records first the
+    /// acknowledgements `acked` that the source already carried out (in the same commit as the
+    /// plan).
+    fn spawn_write(
+        &self,
+        key: &MailboxKey,
+        decided: JoinHandle<Decided>,
+        acked: Vec<Acked>,
+        log: bool,
+    ) -> JoinHandle<Result<BatchReport, DrainError>> {
+        let ledger = Arc::clone(&self.ledger);
+        let state = self.state_dir.clone();
+        let parts = self.setting_parts(key);
+        tokio::spawn(async move {
+            let decided = join(decided).await?;
+            join(tokio::task::spawn_blocking(move || {
+                locked(&ledger, &state, |ledger, _| {
+                    let mut report =
+                        delivery::deliver_decided(ledger, &parts.setting(), decided, &acked)?;
+                    report.unlogged = true;
+                    if log {
+                        write_log(ledger, &state, &mut report);
+                    }
+                    Ok(report)
+                })
+            }))
+            .await?
+        })
+    }
+
+    /// Decides then writes a batch.
     fn spawn_batch(
         &self,
         key: &MailboxKey,
         batch: Vec<Fetched>,
         acked: Vec<Acked>,
     ) -> JoinHandle<Result<BatchReport, DrainError>> {
-        let ledger = Arc::clone(&self.ledger);
+        self.spawn_write(key, self.spawn_decide(key, batch), acked, false)
+    }
+
+    /// Appends what the pass's batches recorded to the retention log, if any is waiting.
+    async fn log_pass(&self, stats: &mut DrainStats) -> Result<(), DrainError> {
+        if !std::mem::take(&mut stats.unlogged) {
+            return Ok(());
+        }
         let state = self.state_dir.clone();
-        let parts = self.setting_parts(key);
-        tokio::task::spawn_blocking(move || {
-            locked(&ledger, &state, |ledger, _| {
-                let mut report = delivery::deliver_batch_after_acks(
-                    ledger,
-                    &parts.setting(),
-                    batch,
-                    &acked,
-                    Timestamp::now(),
-                )?;
-                // The batch is delivered whatever becomes of its records: they wait in the
-                // ledger until the log can take them.
-                let started = std::time::Instant::now();
-                let flushed = crate::retention::log::flush(ledger, &state);
-                tracing::debug!(
-                    log_ms = started.elapsed().as_millis() as u64,
-                    "retention log written"
-                );
-                match flushed {
-                    Ok(flushed) => report.log_broken = flushed.broken,
-                    Err(e) => {
-                        if report.local.is_none() {
-                            report.local = Some((&e).into());
-                        }
-                    }
-                }
+        let mut report = self
+            .with_ledger(move |ledger| {
+                let mut report = BatchReport::default();
+                write_log(ledger, &state, &mut report);
                 Ok(report)
             })
-        })
+            .await?;
+        report.unlogged = false;
+        self.report(&report, stats);
+        Ok(())
     }
 
     /// Logs what a batch did (ids, sites and reasons only) and counts it.
@@ -205,6 +235,7 @@ impl Drainer {
         if report.log_broken.is_some() {
             stats.log_broken = report.log_broken.clone();
         }
+        stats.unlogged = report.unlogged;
         stats.add(report);
     }
 
@@ -283,8 +314,10 @@ impl Drainer {
             )
             .await;
         let recorded = self.record(key, acked).await;
+        let logged = self.log_pass(&mut stats).await;
         result?;
         recorded?;
+        logged?;
         stats.cancelled = cancel.is_cancelled();
         Ok(stats)
     }
@@ -395,7 +428,7 @@ impl Drainer {
         acked: &mut Vec<Acked>,
         stats: &mut DrainStats,
     ) -> Result<(), DrainError> {
-        for batch in batches(to_fetch, &self.suspects) {
+        for (i, batch) in batches(to_fetch, &self.suspects).into_iter().enumerate() {
             if cancel.is_cancelled() {
                 break;
             }
@@ -425,6 +458,7 @@ impl Drainer {
                 .map(|(item, raw)| Fetched::Whole { item, raw })
                 .collect();
             let fetched_in = fetch_started.elapsed();
+            let decided = self.spawn_decide(key, fetched);
             let wait_started = std::time::Instant::now();
             let previous = match in_flight.take() {
                 Some(h) => Some(join(h).await??),
@@ -436,7 +470,8 @@ impl Drainer {
                 waited_for_disk_ms = wait_started.elapsed().as_millis() as u64,
                 "batch downloaded"
             );
-            *in_flight = Some(self.spawn_batch(key, fetched, std::mem::take(acked)));
+            let log = (i + 1) % LOG_EVERY_BATCHES == 0;
+            *in_flight = Some(self.spawn_write(key, decided, std::mem::take(acked), log));
             if let Some(report) = previous {
                 self.report(&report, stats);
                 to_ack.extend(report.acks);
@@ -481,6 +516,27 @@ impl SettingParts {
             groups: &self.groups,
             mailbox: &self.key,
             secret: &self.secret[..],
+        }
+    }
+}
+
+/// Appends the ledger's waiting records to the retention log. A batch is delivered whatever
+/// becomes of its records: they wait in the ledger until the log can take them; a failure
+/// is the report's local failure, a broken log its `log_broken`.
+fn write_log(ledger: &mut Ledger, state: &Path, report: &mut BatchReport) {
+    let started = std::time::Instant::now();
+    let flushed = crate::retention::log::flush(ledger, state);
+    tracing::debug!(
+        log_ms = started.elapsed().as_millis() as u64,
+        "retention log written"
+    );
+    report.unlogged = false;
+    match flushed {
+        Ok(flushed) => report.log_broken = flushed.broken,
+        Err(e) => {
+            if report.local.is_none() {
+                report.local = Some((&e).into());
+            }
         }
     }
 }

@@ -139,6 +139,8 @@ pub struct BatchReport {
     pub local: Option<crate::system::failure::LocalFailure>,
     /// The retention log is broken (its records wait in the ledger): why.
     pub log_broken: Option<String>,
+    /// Its records are in the ledger, not yet in the retention log.
+    pub unlogged: bool,
 }
 
 /// One certificate in a batch, from planning to publication.
@@ -163,6 +165,8 @@ pub struct Batch {
     /// delivered.
     followers: Vec<Ack>,
     report: BatchReport,
+    /// The folders its files go into, opened once.
+    folders: spool::Folders,
 }
 
 /// Delivers a batch; see the module documentation for the sequence.
@@ -175,6 +179,24 @@ pub fn deliver_batch(
     deliver_batch_after_acks(ledger, set, fetched, &[], now)
 }
 
+/// A batch decided and hashed, not yet written: the pure part of a delivery (parsing,
+/// decoding, hashing), which needs no ledger and can run while the previous batch is written.
+pub struct Decided {
+    prepared: Vec<Prepared>,
+    now: Timestamp,
+}
+
+/// Decides every message of a batch received at `now`.
+pub fn decide_batch(set: &Setting, fetched: Vec<Fetched>, now: Timestamp) -> Decided {
+    let started = std::time::Instant::now();
+    let prepared = plan::prepare(set, fetched, now);
+    tracing::debug!(
+        decide_ms = started.elapsed().as_millis() as u64,
+        "batch decided"
+    );
+    Decided { prepared, now }
+}
+
 /// `deliver_batch`, recording first (in the same commit as the plan) what the source did with
 /// the previous batch's acknowledgements: one sync saved per batch.
 pub fn deliver_batch_after_acks(
@@ -184,16 +206,25 @@ pub fn deliver_batch_after_acks(
     acked: &[(Ack, Option<ServerCopy>)],
     now: Timestamp,
 ) -> Result<BatchReport, DeliveryError> {
+    deliver_decided(ledger, set, decide_batch(set, fetched, now), acked)
+}
+
+/// Writes a decided batch: plan, stage, publish (see the module documentation), recording
+/// first the acknowledgements `acked` in the plan's commit.
+pub fn deliver_decided(
+    ledger: &mut Ledger,
+    set: &Setting,
+    decided: Decided,
+    acked: &[(Ack, Option<ServerCopy>)],
+) -> Result<BatchReport, DeliveryError> {
+    let Decided { prepared, now } = decided;
     let started = std::time::Instant::now();
-    let prepared = plan::prepare(set, fetched, now);
-    let decided = started.elapsed();
     let mut batch = plan_prepared(ledger, set, prepared, acked, now)?;
     let planned = started.elapsed();
     stage_batch(ledger, set, &mut batch)?;
     let staged = started.elapsed();
     let report = publish_batch(ledger, set, batch, now)?;
     tracing::debug!(
-        decide_ms = decided.as_millis() as u64,
         plan_ms = planned.as_millis() as u64,
         stage_ms = (staged - planned).as_millis() as u64,
         publish_ms = (started.elapsed() - staged).as_millis() as u64,
@@ -223,6 +254,7 @@ fn plan_prepared(
         work: Vec::new(),
         followers: Vec::new(),
         report: BatchReport::default(),
+        folders: spool::Folders::default(),
     };
     let tx = ledger.tx()?;
     write_acks(&tx, set.mailbox, acked)?;
@@ -239,8 +271,8 @@ pub fn stage_batch(
     set: &Setting,
     batch: &mut Batch,
 ) -> Result<(), DeliveryError> {
-    stage(set, &mut batch.work);
-    let tx = ledger.tx()?;
+    stage(set, &mut batch.work, &mut batch.folders);
+    let tx = ledger.tx_unsynced()?;
     for w in batch.work.iter().filter(|w| w.failed.is_none()) {
         for (copy, content) in &w.copies {
             if let (Some(_), Some(file)) = (content, copy.file) {
@@ -248,6 +280,9 @@ pub fn stage_batch(
             }
         }
     }
+    // Durable with the publication's commit. Lost with it, the copies are planned again:
+    // recovery removes their temporary files, and the message, never acknowledged, is
+    // written again; a file already renamed into place is found there with the same content.
     tx.commit()?;
     Ok(())
 }
@@ -263,8 +298,9 @@ pub fn publish_batch(
         mut work,
         followers,
         mut report,
+        mut folders,
     } = batch;
-    publish(&mut work, ledger)?;
+    publish(&mut work, ledger, &mut folders)?;
     let tx = ledger.tx()?;
     for w in &work {
         if let Some(e) = &w.failed {

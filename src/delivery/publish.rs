@@ -5,35 +5,43 @@ use std::path::Path;
 
 use super::*;
 
-/// Writes every copy that has content under its temporary name.
-/// Files written at once: each `fsync` waits on the disk, and the file system's journal
-/// commits concurrent ones together.
-const WRITERS: usize = 4;
-
-pub(super) fn stage(set: &Setting, work: &mut [Work]) {
-    let per_writer = work.len().div_ceil(WRITERS).max(1);
-    std::thread::scope(|scope| {
-        for part in work.chunks_mut(per_writer) {
-            scope.spawn(move || part.iter_mut().for_each(|w| stage_one(set, w)));
+/// Writes every copy that has content under its temporary name, then makes them durable
+/// together (`spool::sync_together`: one journal commit for the batch where the file system
+/// allows it, not one per file).
+pub(super) fn stage(set: &Setting, work: &mut [Work], folders: &mut spool::Folders) {
+    let mut written: Vec<(usize, std::path::PathBuf, std::fs::File)> = Vec::new();
+    for (i, w) in work.iter_mut().enumerate() {
+        let access = set.access(w.site.as_ref());
+        let result = w.copies.iter_mut().try_for_each(|(copy, content)| {
+            let Some(bytes) = content else { return Ok(()) };
+            let access = if copy.kind.is_quarantine() {
+                Access::default()
+            } else {
+                access
+            };
+            let dir = folders.get(copy.kind, &copy.path, access)?;
+            let (id, file) = dir.stage_unsynced(&spool::file_name(&copy.temp), bytes, access)?;
+            copy.file = Some(id);
+            written.push((i, dir.path().to_path_buf(), file));
+            Ok::<(), DirError>(())
+        });
+        if let Err(e) = result {
+            fail(w, &e);
         }
-    });
-}
-
-fn stage_one(set: &Setting, w: &mut Work) {
-    let access = set.access(w.site.as_ref());
-    let result = w.copies.iter_mut().try_for_each(|(copy, content)| {
-        let Some(bytes) = content else { return Ok(()) };
-        let access = if copy.kind.is_quarantine() {
-            Access::default()
-        } else {
-            access
-        };
-        let dir = spool::folder(copy.kind, &copy.path, access)?;
-        copy.file = Some(dir.stage(&spool::file_name(&copy.temp), bytes, access)?);
-        Ok::<(), DirError>(())
-    });
-    if let Err(e) = result {
-        fail(w, &e);
+    }
+    let files: Vec<&std::fs::File> = written.iter().map(|(_, _, f)| f).collect();
+    let synced = spool::sync_together(&files);
+    for ((i, dir, _), result) in written.iter().zip(synced) {
+        if let Err(e) = result
+            && work[*i].failed.is_none()
+        {
+            let e = DirError {
+                what: "cannot sync a file",
+                dir: dir.clone(),
+                source: e.into(),
+            };
+            fail(&mut work[*i], &e);
+        }
     }
 }
 
@@ -57,7 +65,11 @@ fn fail(w: &mut Work, e: &DirError) {
 }
 
 /// Renames staged copies into place, sidecars first, syncing folders between the ranks.
-pub(super) fn publish(work: &mut [Work], ledger: &mut Ledger) -> Result<(), DeliveryError> {
+pub(super) fn publish(
+    work: &mut [Work],
+    ledger: &mut Ledger,
+    folders: &mut spool::Folders,
+) -> Result<(), DeliveryError> {
     for rank in [0u8, 1] {
         let mut syncs = Syncs::default();
         for w in work.iter_mut().filter(|w| w.failed.is_none()) {
@@ -65,7 +77,7 @@ pub(super) fn publish(work: &mut [Work], ledger: &mut Ledger) -> Result<(), Deli
                 if w.copies[i].0.kind.publish_rank() != rank {
                     continue;
                 }
-                match publish_copy(w, i, ledger) {
+                match publish_copy(w, i, ledger, folders) {
                     Ok(Some(dir)) => syncs.add(dir)?,
                     Ok(None) => {}
                     Err(DeliveryError::Spool(e)) => {
@@ -87,12 +99,13 @@ fn publish_copy(
     w: &mut Work,
     i: usize,
     ledger: &mut Ledger,
-) -> Result<Option<spool::Dir>, DeliveryError> {
+    folders: &mut spool::Folders,
+) -> Result<Option<std::sync::Arc<spool::Dir>>, DeliveryError> {
     let copy = w.copies[i].0.clone();
     if copy.state == CopyState::Published {
         return Ok(None);
     }
-    let dir = spool::folder(copy.kind, &copy.path, Access::default())?;
+    let dir = folders.get(copy.kind, &copy.path, Access::default())?;
     let temp = spool::file_name(&copy.temp);
     if copy.state == CopyState::Staged && dir.file_id(&temp)?.is_none_or(|id| Some(id) != copy.file)
     {
@@ -103,7 +116,11 @@ fn publish_copy(
     }
     let mut target = copy.path.clone();
     for _ in 0..100 {
-        match dir.publish(&temp, &spool::file_name(&target), &copy.sha256)? {
+        let published = dir.publish(&temp, &spool::file_name(&target), &copy.sha256)?;
+        if published == Published::AlreadyThere {
+            adopt(&dir, &target, &mut w.copies[i].0, ledger)?;
+        }
+        match published {
             Published::Done | Published::AlreadyThere => {
                 if target != copy.path {
                     let tx = ledger.tx()?;
@@ -116,7 +133,7 @@ fn publish_copy(
             }
             Published::NameTaken => {
                 let tx = ledger.tx()?;
-                target = plan::free_name(&tx, copy.kind, &copy.path, 2)?;
+                target = plan::free_name(&tx, copy.kind, &copy.path, 2, folders)?;
                 tx.commit()?;
             }
         }
@@ -126,6 +143,26 @@ fn publish_copy(
         dir: dir.path().to_path_buf(),
         source: std::io::Error::other("every candidate name is taken"),
     }))
+}
+
+/// The copy's content was already in place (renamed there by a run whose record of the
+/// staging was lost): that file is the copy now, and the one the purge removes.
+pub(super) fn adopt(
+    dir: &spool::Dir,
+    target: &Path,
+    copy: &mut CopyRow,
+    ledger: &mut Ledger,
+) -> Result<(), DeliveryError> {
+    let Some(id) = dir.file_id(&spool::file_name(target))? else {
+        return Ok(());
+    };
+    if copy.file != Some(id) {
+        let tx = ledger.tx()?;
+        tx.set_copy_file(copy.id, id)?;
+        tx.commit()?;
+        copy.file = Some(id);
+    }
+    Ok(())
 }
 
 /// A SIL PDF renamed at publication takes its (already published) sidecar along, so both keep

@@ -128,7 +128,11 @@ fn publish_staged(
     let name = spool::file_name(&copy.path);
     for n in 1..=100 {
         let candidate = crate::core::filename::with_counter(&name, n);
-        match dir.publish(&temp, &candidate, &copy.sha256)? {
+        let published = dir.publish(&temp, &candidate, &copy.sha256)?;
+        if published == Published::AlreadyThere {
+            super::publish::adopt(&dir, Path::new(&candidate), copy, ledger)?;
+        }
+        match published {
             Published::Done | Published::AlreadyThere => {
                 // Where the folder is the recorded one, the name is recorded; in a folder the
                 // site renamed, the copy is found again by its identity.

@@ -173,7 +173,8 @@ pub fn release(
         pdf_sha: Some(&pdf_sha),
         received_at,
     };
-    let copies = plan::plan_copies(&tx, set, id, &message, true)?;
+    let mut folders = spool::Folders::default();
+    let copies = plan::plan_copies(&tx, set, id, &message, true, &mut folders)?;
     tx.commit()?;
     let facts = Facts {
         dossier_hmac: row.dossier_hmac.clone(),
@@ -193,14 +194,14 @@ pub fn release(
     }];
 
     // 2. Stage, 3. publish; a failure undoes what was written.
-    stage(set, &mut work);
+    stage(set, &mut work, &mut folders);
     if work[0].failed.is_none() {
         let tx = ledger.tx()?;
         for (copy, _) in &work[0].copies {
             tx.set_copy_state(copy.id, CopyState::Staged)?;
         }
         tx.commit()?;
-        publish(&mut work, ledger)?;
+        publish(&mut work, ledger, &mut folders)?;
     }
     if let Some(e) = work[0].failed.take() {
         undo_abandoned(ledger, Some(id))?;

@@ -202,6 +202,45 @@ fn crash_after_staging_is_finished_by_recovery() {
 }
 
 #[test]
+fn files_renamed_into_place_whose_staging_record_was_lost_are_adopted_and_purged() {
+    // The staging commit is not waited for: a power cut can lose it after the files were
+    // renamed into place. The message, read again, finds its content there: no second copy,
+    // and those files are the copies the purge removes when they are due.
+    let f = Fixture::new();
+    {
+        let mut ledger = f.ledger();
+        let mut batch = plan_batch(
+            &mut ledger,
+            &f.set(),
+            vec![corpus("dst_repeated_hour")],
+            now(),
+        )
+        .unwrap();
+        super::publish::stage(&f.set(), &mut batch.work, &mut batch.folders);
+        for (copy, _) in &batch.work[0].copies {
+            std::fs::rename(&copy.temp, &copy.path).unwrap();
+        }
+    }
+    let before = f.files();
+    assert_eq!(before.len(), 3, "{before:?}");
+    let mut ledger = f.ledger();
+    recover(&mut ledger, &f.tz).unwrap();
+    let report = deliver_batch(
+        &mut ledger,
+        &f.set(),
+        vec![corpus("dst_repeated_hour")],
+        now(),
+    )
+    .unwrap();
+    assert_eq!((report.delivered.len(), report.acks.len()), (1, 1));
+    assert_eq!(f.files(), before);
+    let later = now() + jiff::SignedDuration::from_hours(24 * 200);
+    let pass = crate::retention::purge::local_pass(&mut ledger, &f.tz, later, 100).unwrap();
+    assert_eq!(pass.purged.len(), 1);
+    assert!(f.files().is_empty(), "{:?}", f.files());
+}
+
+#[test]
 fn a_sil_file_taken_before_the_crash_is_not_written_again() {
     let f = Fixture::new();
     {

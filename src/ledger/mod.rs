@@ -6,6 +6,7 @@
 //! before the server is told anything, and `secure_delete`, so that erased personal fields do
 //! not linger in free pages.
 
+mod cached;
 pub mod keys;
 pub mod locked;
 pub mod meta;
@@ -21,6 +22,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::system::failure::{Class, LocalFailure};
+use cached::Cached;
 use rusqlite::Connection;
 
 pub use crate::core::layout::FileId;
@@ -113,6 +115,7 @@ impl Ledger {
         let err = |source| LedgerError::sqlite(&path, source);
         let conn = Connection::open(&path).map_err(err)?;
         conn.busy_timeout(Duration::from_secs(30)).map_err(err)?;
+        conn.set_prepared_statement_cache_capacity(cached::CAPACITY);
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(err)?;
         conn.pragma_update(None, "synchronous", "FULL")
@@ -204,21 +207,48 @@ impl Ledger {
 
     /// Starts a transaction; nothing is durable before `LedgerTx::commit`.
     pub fn tx(&mut self) -> Result<LedgerTx<'_>> {
+        self.begin(false)
+    }
+
+    /// A transaction whose commit does not wait for the disk, for changes whose loss a crash
+    /// recovery handles: the write-ahead log is written in order, so the commit becomes durable
+    /// with the next synced one, and a power cut before that loses it and nothing before it.
+    pub fn tx_unsynced(&mut self) -> Result<LedgerTx<'_>> {
+        self.begin(true)
+    }
+
+    fn begin(&mut self, unsynced: bool) -> Result<LedgerTx<'_>> {
         let Ledger {
             conn,
             path,
             keys,
             secret,
         } = self;
-        let tx = conn
-            .transaction()
-            .map_err(|source| LedgerError::sqlite(path, source))?;
+        let err = |source| LedgerError::sqlite(path, source);
+        if unsynced {
+            conn.pragma_update(None, "synchronous", "NORMAL")
+                .map_err(err)?;
+        }
+        // `&mut self` is held for the transaction's life: no other one can start meanwhile.
+        let tx =
+            rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Deferred)
+                .map_err(err);
+        let tx = match tx {
+            Ok(tx) => tx,
+            Err(e) => {
+                if unsynced {
+                    let _ = conn.pragma_update(None, "synchronous", "FULL");
+                }
+                return Err(e);
+            }
+        };
         Ok(LedgerTx {
             tx,
             path: path.clone(),
             keys,
             secret,
             pending: Default::default(),
+            unsynced,
         })
     }
 }

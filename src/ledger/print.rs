@@ -4,6 +4,7 @@
 
 use rusqlite::params;
 
+use super::cached::Cached;
 use super::{LedgerRead, LedgerTx, PrintState, Result};
 
 /// One print of a certificate.
@@ -118,7 +119,7 @@ impl<T: LedgerRead + ?Sized> PrintRead for T {}
 impl LedgerTx<'_> {
     pub fn insert_print(&self, p: &NewPrintJob, now: i64) -> Result<i64> {
         self.tx
-            .execute(
+            .execute_cached(
                 "INSERT INTO print_job (certificate, site, printer, copies, job_name, state,
                      created_at, by_user)
                  VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?7)",
@@ -137,7 +138,7 @@ impl LedgerTx<'_> {
     }
 
     fn set_print(&self, sql: &str, p: &[&dyn rusqlite::ToSql]) -> Result<()> {
-        self.tx.execute(sql, p).map_err(|e| self.err(e))?;
+        self.tx.execute_cached(sql, p).map_err(|e| self.err(e))?;
         Ok(())
     }
 

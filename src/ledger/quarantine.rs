@@ -4,6 +4,8 @@
 
 use rusqlite::{OptionalExtension, params};
 
+use super::cached::Cached;
+
 use super::{
     C_COPY_COLUMNS, LedgerRead, LedgerTx, Result, SealedCopy, ServerCopyRow, copy_row_at,
     server_copy_row,
@@ -59,7 +61,7 @@ pub trait QuarantineRead: LedgerRead {
     fn quarantined(&self) -> Result<Vec<QuarantinedRow>> {
         let mut stmt = self
             .conn()
-            .prepare(
+            .prepare_cached(
                 "SELECT id, received_at, reason, detail, site, sampled_at, purge_at
                  FROM certificate WHERE state = 'quarantined' AND purged_at IS NULL
                  ORDER BY id",
@@ -84,7 +86,7 @@ pub trait QuarantineRead: LedgerRead {
         type Sealed = Option<Vec<u8>>;
         let row: Option<(Recorded, [Sealed; 6])> = self
             .conn()
-            .query_row(
+            .query_row_cached(
                 "SELECT state, reason, detail, message_id, integrated_at, dossier, nom, prenom,
                      sexe, birth_date, ins
                  FROM certificate WHERE id = ?1",
@@ -126,7 +128,7 @@ pub trait QuarantineRead: LedgerRead {
     fn server_copies(&self, certificate: i64) -> Result<Vec<ServerCopyInfo>> {
         let mut stmt = self
             .conn()
-            .prepare(
+            .prepare_cached(
                 "SELECT folder, item, state, due, move_to, last_error FROM server_copy
                  WHERE certificate = ?1 ORDER BY id",
             )
@@ -168,7 +170,7 @@ pub trait QuarantineRead: LedgerRead {
     fn abandoned_release_copies(&self, certificate: Option<i64>) -> Result<Vec<(i64, CopyRow)>> {
         let mut stmt = self
             .conn()
-            .prepare(&format!(
+            .prepare_cached(&format!(
                 "SELECT {C_COPY_COLUMNS}
                  FROM copy c JOIN certificate t ON t.id = c.certificate
                  WHERE t.state = 'quarantined' AND c.state IN ('planned', 'staged')
@@ -191,7 +193,7 @@ impl LedgerTx<'_> {
     /// quarantine reason stays: it was quarantined, and the counters say so.
     pub fn release(&self, id: i64, r: &Release) -> Result<()> {
         self.tx
-            .execute(
+            .execute_cached(
                 "UPDATE certificate SET state = ?2, site = ?3,
                      result = ?4, rule = ?5, sampled_at = ?6, purge_at = ?7
                  WHERE id = ?1",
@@ -218,7 +220,7 @@ impl LedgerTx<'_> {
         move_to: Option<&str>,
     ) -> Result<()> {
         self.tx
-            .execute(
+            .execute_cached(
                 "UPDATE server_copy SET due = ?2, move_to = ?3
                  WHERE certificate = ?1 AND state = 'present'",
                 params![certificate, due, move_to],
@@ -236,7 +238,7 @@ impl LedgerTx<'_> {
         item: Option<&str>,
     ) -> Result<()> {
         self.tx
-            .execute(
+            .execute_cached(
                 "UPDATE server_copy SET folder = ?2, validity = ?3, item = ?4, move_to = NULL,
                      last_error = NULL
                  WHERE id = ?1",
@@ -249,7 +251,7 @@ impl LedgerTx<'_> {
     /// The messages that led to a released certificate are now counted as delivered.
     pub fn messages_released(&self, certificate: i64) -> Result<()> {
         self.tx
-            .execute(
+            .execute_cached(
                 "UPDATE message SET disposition = 'delivered', reason = NULL
                  WHERE certificate = ?1 AND disposition = 'quarantined'",
                 params![certificate],
@@ -261,12 +263,12 @@ impl LedgerTx<'_> {
     /// Makes a certificate and its server copies due at `at` (a discard).
     pub fn due_now(&self, id: i64, at: i64) -> Result<()> {
         self.tx
-            .execute(
+            .execute_cached(
                 "UPDATE certificate SET purge_at = ?2 WHERE id = ?1",
                 params![id, at],
             )
             .and_then(|_| {
-                self.tx.execute(
+                self.tx.execute_cached(
                     "UPDATE server_copy SET due = ?2, move_to = NULL
                      WHERE certificate = ?1 AND state = 'present'",
                     params![id, at],

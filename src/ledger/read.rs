@@ -85,7 +85,7 @@ pub trait LedgerRead {
     /// The certificate whose raw message had this hash, if any.
     fn by_content(&self, sha256: &[u8; 32]) -> Result<Option<CertificateRef>> {
         self.conn()
-            .query_row(
+            .query_row_cached(
                 "SELECT id, state FROM certificate WHERE content_sha256 = ?1 ORDER BY id LIMIT 1",
                 params![&sha256[..]],
                 cert_ref,
@@ -98,7 +98,7 @@ pub trait LedgerRead {
     /// re-send whose envelope differs.
     fn by_pdf(&self, dossier_hmac: &str, pdf_sha256: &[u8; 32]) -> Result<Option<CertificateRef>> {
         self.conn()
-            .query_row(
+            .query_row_cached(
                 "SELECT id, state FROM certificate
                  WHERE dossier_hmac = ?1 AND pdf_sha256 = ?2 ORDER BY id LIMIT 1",
                 params![dossier_hmac, &pdf_sha256[..]],
@@ -112,7 +112,7 @@ pub trait LedgerRead {
     /// purged nor replaced: what a re-send would replace.
     fn live_by_dossier(&self, dossier_hmac: &str) -> Result<Option<CertificateRow>> {
         self.conn()
-            .query_row(
+            .query_row_cached(
                 &format!(
                     "SELECT {CERTIFICATE_COLUMNS} FROM certificate
                      WHERE dossier_hmac = ?1 AND purged_at IS NULL
@@ -128,7 +128,7 @@ pub trait LedgerRead {
 
     fn certificate(&self, id: i64) -> Result<Option<CertificateRow>> {
         self.conn()
-            .query_row(
+            .query_row_cached(
                 &format!("SELECT {CERTIFICATE_COLUMNS} FROM certificate WHERE id = ?1"),
                 params![id],
                 certificate_row,
@@ -156,7 +156,7 @@ pub trait LedgerRead {
     fn unfinished_copies(&self) -> Result<Vec<(i64, CopyRow)>> {
         let mut stmt = self
             .conn()
-            .prepare(&format!(
+            .prepare_cached(&format!(
                 "SELECT {C_COPY_COLUMNS}
                  FROM copy c JOIN certificate t ON t.id = c.certificate
                  WHERE t.state IN ('delivering', 'quarantining') AND c.state <> 'gone'
@@ -190,7 +190,7 @@ pub trait LedgerRead {
     fn certificates_sampled(&self, from: i64, to: i64) -> Result<Vec<CertificateRow>> {
         let mut stmt = self
             .conn()
-            .prepare(&format!(
+            .prepare_cached(&format!(
                 "SELECT {CERTIFICATE_COLUMNS} FROM certificate
                  WHERE coalesce(sampled_at, received_at) >= ?1
                    AND coalesce(sampled_at, received_at) < ?2 ORDER BY id"
@@ -219,7 +219,7 @@ pub trait LedgerRead {
     fn published_at(&self, path: &Path) -> Result<Option<(i64, CopyRow)>> {
         let sealed = self
             .conn()
-            .query_row(
+            .query_row_cached(
                 &format!(
                     "SELECT {COPY_COLUMNS} FROM copy
                      WHERE path_key = ?1 AND state = 'published'"
@@ -254,7 +254,7 @@ pub trait LedgerRead {
     /// temporary name (copies not staged yet, or recorded by version 1).
     fn copy_known(&self, file: FileId, path: &Path) -> Result<bool> {
         self.conn()
-            .query_row(
+            .query_row_cached(
                 "SELECT 1 FROM copy WHERE state <> 'gone' AND ino = ?2 AND dev = ?1
                  UNION ALL SELECT 1 FROM copy WHERE state <> 'gone' AND path_key = ?3
                  UNION ALL SELECT 1 FROM copy WHERE state <> 'gone' AND temp = ?4
@@ -285,7 +285,7 @@ pub trait LedgerRead {
 
     fn meta(&self, key: &str) -> Result<Option<String>> {
         self.conn()
-            .query_row("SELECT value FROM meta WHERE key = ?1", params![key], |r| {
+            .query_row_cached("SELECT value FROM meta WHERE key = ?1", params![key], |r| {
                 r.get(0)
             })
             .optional()
@@ -298,7 +298,7 @@ pub trait LedgerRead {
         let marks = vec!["?"; N].join(",");
         let mut stmt = self
             .conn()
-            .prepare(&format!(
+            .prepare_cached(&format!(
                 "SELECT key, value FROM meta WHERE key IN ({marks})"
             ))
             .map_err(|e| self.read_err(e))?;
@@ -321,7 +321,7 @@ pub trait LedgerRead {
     fn count_by_state(&self) -> Result<HashMap<String, i64>> {
         let mut stmt = self
             .conn()
-            .prepare("SELECT state, count(*) FROM certificate GROUP BY state")
+            .prepare_cached("SELECT state, count(*) FROM certificate GROUP BY state")
             .map_err(|e| self.read_err(e))?;
         stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
             .and_then(|rows| rows.collect())
@@ -330,7 +330,7 @@ pub trait LedgerRead {
     /// Whether a live copy already claims `path` (rows of this transaction included).
     fn path_taken(&self, path: &Path) -> Result<bool> {
         self.conn()
-            .query_row(
+            .query_row_cached(
                 "SELECT 1 FROM copy WHERE path_key = ?1 AND state <> 'gone'",
                 params![self.path_key(path)],
                 |_| Ok(()),

@@ -221,3 +221,33 @@ fn a_version_2_ledger_gains_the_print_jobs() {
         .unwrap();
     assert_eq!(version, SCHEMA_VERSION);
 }
+
+#[test]
+fn an_unsynced_transaction_commits_and_leaves_commits_synced_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut ledger = Ledger::open(dir.path()).unwrap();
+    let synchronous = |l: &Ledger| -> i64 {
+        l.conn
+            .pragma_query_value(None, "synchronous", |r| r.get(0))
+            .unwrap()
+    };
+    assert_eq!(synchronous(&ledger), 2, "FULL");
+    let tx = ledger.tx_unsynced().unwrap();
+    tx.set_meta("probe", "committed").unwrap();
+    tx.commit().unwrap();
+    assert_eq!(synchronous(&ledger), 2);
+    assert_eq!(ledger.meta("probe").unwrap().as_deref(), Some("committed"));
+    // Dropped without a commit: rolled back, and the setting restored all the same.
+    let tx = ledger.tx_unsynced().unwrap();
+    tx.set_meta("probe", "rolled back").unwrap();
+    drop(tx);
+    assert_eq!(synchronous(&ledger), 2);
+    assert_eq!(ledger.meta("probe").unwrap().as_deref(), Some("committed"));
+    // And the connection still takes ordinary transactions.
+    let tx = ledger.tx().unwrap();
+    tx.set_meta("probe", "again").unwrap();
+    tx.commit().unwrap();
+    drop(ledger);
+    let ledger = Ledger::open(dir.path()).unwrap();
+    assert_eq!(ledger.meta("probe").unwrap().as_deref(), Some("again"));
+}

@@ -15,6 +15,21 @@ pub struct LedgerTx<'a> {
     /// Keys made (and destroyed: zeros) in this transaction, written and synced just before
     /// it commits.
     pub(super) pending: std::cell::RefCell<Vec<(i64, keys::Key)>>,
+    /// Committed without waiting for the disk (`Ledger::tx_unsynced`).
+    pub(super) unsynced: bool,
+}
+
+impl Drop for LedgerTx<'_> {
+    /// Puts the connection back to synced commits after an unsynced transaction, committed or
+    /// not (SQLite refuses the change inside a transaction: one left open is rolled back first).
+    fn drop(&mut self) {
+        if self.unsynced {
+            if !self.tx.is_autocommit() {
+                let _ = self.tx.execute_batch("ROLLBACK");
+            }
+            let _ = self.tx.pragma_update(None, "synchronous", "FULL");
+        }
+    }
 }
 
 impl LedgerTx<'_> {
@@ -23,7 +38,6 @@ impl LedgerTx<'_> {
     }
 
     pub fn commit(self) -> Result<()> {
-        let path = self.path.clone();
         // Keys first: a key destroyed before its purge commits makes at worst a certificate
         // unreadable that is being purged anyway; one written for a row that never commits
         // is overwritten by the next row of that id.
@@ -33,9 +47,11 @@ impl LedgerTx<'_> {
                 path: self.keys.path().to_path_buf(),
                 source,
             })?;
+        // Committed by hand, not by `Transaction::commit`, so that `Drop` below still has the
+        // connection; the transaction's own drop then finds nothing left to roll back.
         self.tx
-            .commit()
-            .map_err(|source| LedgerError::sqlite(&path, source))
+            .execute_batch("COMMIT")
+            .map_err(|source| LedgerError::sqlite(&self.path, source))
     }
 
     /// Certificate `id`'s key, made in this transaction if it has none.
@@ -58,7 +74,7 @@ impl LedgerTx<'_> {
         // The id this row gets: the key is made for it before the row exists.
         let id: i64 = self
             .tx
-            .query_row(
+            .query_row_cached(
                 "SELECT coalesce(max(id), 0) + 1 FROM certificate",
                 [],
                 |r| r.get(0),
@@ -68,7 +84,7 @@ impl LedgerTx<'_> {
         let seal = |v: &Option<String>| v.as_deref().map(|v| keys::seal(&key, v));
         let [dossier, nom, prenom, sexe, birth_date, ins] = c.personal.fields().map(seal);
         self.tx
-            .execute(
+            .execute_cached(
                 "INSERT INTO certificate (id, state, reason, detail, site, result, rule,
                      received_at, sampled_at, integrated_at, purge_at, content_sha256, pdf_sha256,
                      message_id, dossier, nom, prenom, sexe, birth_date, ins, dossier_hmac)
@@ -104,7 +120,7 @@ impl LedgerTx<'_> {
 
     pub fn set_certificate_state(&self, id: i64, state: CertState) -> Result<()> {
         self.tx
-            .execute(
+            .execute_cached(
                 "UPDATE certificate SET state = ?2 WHERE id = ?1",
                 params![id, state.as_str()],
             )
@@ -117,7 +133,7 @@ impl LedgerTx<'_> {
     pub fn insert_copy(&self, certificate: i64, c: &NewCopy) -> Result<i64> {
         let key = self.key_for(certificate)?;
         self.tx
-            .execute(
+            .execute_cached(
                 "INSERT INTO copy (certificate, kind, path, path_key, temp, sha256, state)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'planned')",
                 params![
@@ -135,7 +151,7 @@ impl LedgerTx<'_> {
 
     pub fn set_copy_sha256(&self, id: i64, sha256: &[u8; 32]) -> Result<()> {
         self.tx
-            .execute(
+            .execute_cached(
                 "UPDATE copy SET sha256 = ?2 WHERE id = ?1",
                 params![id, &sha256[..]],
             )
@@ -145,7 +161,7 @@ impl LedgerTx<'_> {
 
     pub fn set_copy_state(&self, id: i64, state: CopyState) -> Result<()> {
         self.tx
-            .execute(
+            .execute_cached(
                 "UPDATE copy SET state = ?2 WHERE id = ?1",
                 params![id, state.as_str()],
             )
@@ -156,8 +172,19 @@ impl LedgerTx<'_> {
     /// A copy's temporary file is written and synced; `file` is its identity.
     pub fn set_copy_staged(&self, id: i64, file: FileId) -> Result<()> {
         self.tx
-            .execute(
+            .execute_cached(
                 "UPDATE copy SET state = 'staged', dev = ?2, ino = ?3 WHERE id = ?1",
+                params![id, file.dev as i64, file.ino as i64],
+            )
+            .map(drop)
+            .map_err(|e| self.err(e))
+    }
+
+    /// The file a copy is now known by: the one found in place with the copy's content.
+    pub fn set_copy_file(&self, id: i64, file: FileId) -> Result<()> {
+        self.tx
+            .execute_cached(
+                "UPDATE copy SET dev = ?2, ino = ?3 WHERE id = ?1",
                 params![id, file.dev as i64, file.ino as i64],
             )
             .map(drop)
@@ -167,7 +194,7 @@ impl LedgerTx<'_> {
     /// A copy could not be removed at its due time: counted, with why (no file name).
     pub fn copy_purge_failed(&self, id: i64, error: &str) -> Result<()> {
         self.tx
-            .execute(
+            .execute_cached(
                 "UPDATE copy SET attempts = attempts + 1, last_error = ?2 WHERE id = ?1",
                 params![id, error],
             )
@@ -179,13 +206,13 @@ impl LedgerTx<'_> {
     pub fn set_copy_path(&self, id: i64, path: &Path) -> Result<()> {
         let certificate: i64 = self
             .tx
-            .query_row("SELECT certificate FROM copy WHERE id = ?1", [id], |r| {
+            .query_row_cached("SELECT certificate FROM copy WHERE id = ?1", [id], |r| {
                 r.get(0)
             })
             .map_err(|e| self.err(e))?;
         let key = self.key_for(certificate)?;
         self.tx
-            .execute(
+            .execute_cached(
                 "UPDATE copy SET path = ?2, path_key = ?3 WHERE id = ?1",
                 params![
                     id,
@@ -208,7 +235,7 @@ impl LedgerTx<'_> {
         now: i64,
     ) -> Result<()> {
         self.tx
-            .execute(
+            .execute_cached(
                 "INSERT INTO message (mailbox, validity, item, disposition, reason, certificate,
                      first_seen)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
@@ -233,7 +260,7 @@ impl LedgerTx<'_> {
     /// Erases what a removed copy's path says (the file name holds the patient's name).
     pub fn forget_copy(&self, id: i64) -> Result<()> {
         self.tx
-            .execute(
+            .execute_cached(
                 "UPDATE copy SET state = 'gone', path = X'', path_key = NULL, temp = ''
                  WHERE id = ?1",
                 params![id],
@@ -247,14 +274,14 @@ impl LedgerTx<'_> {
     pub fn scrub(&self, id: i64, purged_at: i64) -> Result<()> {
         self.destroy_key(id);
         self.tx
-            .execute(
+            .execute_cached(
                 "UPDATE certificate SET purged_at = ?2, dossier = NULL, nom = NULL, prenom = NULL,
                      sexe = NULL, birth_date = NULL, ins = NULL, detail = NULL
                  WHERE id = ?1",
                 params![id, purged_at],
             )
             .and_then(|_| {
-                self.tx.execute(
+                self.tx.execute_cached(
                     "UPDATE copy SET state = 'gone', path = X'', path_key = NULL, temp = ''
                      WHERE certificate = ?1",
                     params![id],
@@ -266,7 +293,7 @@ impl LedgerTx<'_> {
 
     pub fn server_copy_purged(&self, id: i64, purged_at: i64) -> Result<()> {
         self.tx
-            .execute(
+            .execute_cached(
                 "UPDATE server_copy SET state = 'purged', purged_at = ?2, message_id = NULL,
                      last_error = NULL
                  WHERE id = ?1",
@@ -278,7 +305,7 @@ impl LedgerTx<'_> {
 
     pub fn server_copy_failed(&self, id: i64, error: &str) -> Result<()> {
         self.tx
-            .execute(
+            .execute_cached(
                 "UPDATE server_copy SET attempts = attempts + 1, last_error = ?2 WHERE id = ?1",
                 params![id, error],
             )
@@ -289,13 +316,13 @@ impl LedgerTx<'_> {
     /// Marks `old` replaced by `new`: due now, for its server copies and personal fields.
     pub fn supersede(&self, old: i64, new: i64, now: i64) -> Result<()> {
         self.tx
-            .execute(
+            .execute_cached(
                 "UPDATE certificate SET state = 'superseded', superseded_by = ?2, purge_at = ?3
                  WHERE id = ?1",
                 params![old, new, now],
             )
             .and_then(|_| {
-                self.tx.execute(
+                self.tx.execute_cached(
                     "UPDATE server_copy SET due = ?2 WHERE certificate = ?1 AND state = 'present'",
                     params![old, now],
                 )
@@ -308,7 +335,7 @@ impl LedgerTx<'_> {
     pub fn audit(&self, body: &crate::core::audit::Body) -> Result<i64> {
         let record = serde_json::to_string(body).expect("serialisable");
         self.tx
-            .execute(
+            .execute_cached(
                 "INSERT INTO audit_outbox (record) VALUES (?1)",
                 params![record],
             )
@@ -319,7 +346,7 @@ impl LedgerTx<'_> {
     /// Forgets one queued record (written to the log by other means).
     pub fn outbox_remove(&self, id: i64) -> Result<()> {
         self.tx
-            .execute("DELETE FROM audit_outbox WHERE id = ?1", params![id])
+            .execute_cached("DELETE FROM audit_outbox WHERE id = ?1", params![id])
             .map(drop)
             .map_err(|e| self.err(e))
     }
@@ -327,14 +354,14 @@ impl LedgerTx<'_> {
     /// Forgets the queued records up to `id`, now in the log.
     pub fn outbox_done(&self, id: i64) -> Result<()> {
         self.tx
-            .execute("DELETE FROM audit_outbox WHERE id <= ?1", params![id])
+            .execute_cached("DELETE FROM audit_outbox WHERE id <= ?1", params![id])
             .map(drop)
             .map_err(|e| self.err(e))
     }
 
     pub fn set_meta(&self, key: &str, value: &str) -> Result<()> {
         self.tx
-            .execute(
+            .execute_cached(
                 "INSERT INTO meta (key, value) VALUES (?1, ?2)
                  ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                 params![key, value],
@@ -345,7 +372,7 @@ impl LedgerTx<'_> {
 
     pub fn delete_meta(&self, key: &str) -> Result<()> {
         self.tx
-            .execute("DELETE FROM meta WHERE key = ?1", params![key])
+            .execute_cached("DELETE FROM meta WHERE key = ?1", params![key])
             .map(drop)
             .map_err(|e| self.err(e))
     }
@@ -353,7 +380,7 @@ impl LedgerTx<'_> {
     /// Marks the messages waiting on `certificate` as settled (after a recovery finished it).
     pub fn settle_messages(&self, certificate: i64, disposition: Disposition) -> Result<()> {
         self.tx
-            .execute(
+            .execute_cached(
                 "UPDATE message SET disposition = ?2
                  WHERE certificate = ?1 AND disposition = 'pending'",
                 params![certificate, disposition.as_str()],
@@ -365,7 +392,7 @@ impl LedgerTx<'_> {
     /// Counts a failed attempt to read a message; returns the new count.
     pub fn bump_attempts(&self, key: &MailboxKey, item: &str, now: i64) -> Result<i64> {
         self.tx
-            .query_row(
+            .query_row_cached(
                 "INSERT INTO message (mailbox, validity, item, disposition, attempts, first_seen)
                  VALUES (?1, ?2, ?3, 'pending', 1, ?4)
                  ON CONFLICT (mailbox, validity, item) DO UPDATE SET attempts = attempts + 1
@@ -378,7 +405,7 @@ impl LedgerTx<'_> {
 
     pub fn mark_acked(&self, key: &MailboxKey, item: &str) -> Result<()> {
         self.tx
-            .execute(
+            .execute_cached(
                 "UPDATE message SET acked = 1 WHERE mailbox = ?1 AND validity = ?2 AND item = ?3",
                 params![key.mailbox, key.validity, item],
             )
@@ -388,7 +415,7 @@ impl LedgerTx<'_> {
 
     pub fn insert_server_copy(&self, certificate: i64, c: &ServerCopy) -> Result<()> {
         self.tx
-            .execute(
+            .execute_cached(
                 "INSERT INTO server_copy (certificate, mailbox, folder, validity, item, message_id,
                      state, due)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'present',

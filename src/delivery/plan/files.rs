@@ -9,7 +9,7 @@ use crate::core::Outcome;
 use crate::core::documents;
 use crate::core::filename::with_counter;
 use crate::core::layout::{self, CopyKind, Target};
-use crate::delivery::spool::sha256;
+use crate::delivery::spool::{Folders, sha256};
 use crate::delivery::{Content, Fetched, Setting};
 use crate::ledger::{CopyRow, CopyState, LedgerError, LedgerRead, LedgerTx, NewCopy};
 
@@ -32,9 +32,10 @@ pub(in crate::delivery) fn plan_copies(
     id: i64,
     message: &Message,
     have_raw: bool,
+    folders: &mut Folders,
 ) -> Result<Vec<(CopyRow, Option<Content>)>, LedgerError> {
     let targets = layout::targets(message.outcome, id, set.config, set.tz, have_raw);
-    let names = choose_names(tx, &targets)?;
+    let names = choose_names(tx, &targets, folders)?;
     let sil_pdf = targets
         .iter()
         .zip(&names)
@@ -79,7 +80,11 @@ pub(super) fn content_sha(kind: CopyKind, content: &[u8], pdf_sha: Option<&[u8; 
 }
 
 /// Free names for the targets; a SIL sidecar and its PDF move together to keep one stem.
-fn choose_names(tx: &LedgerTx, targets: &[Target]) -> Result<Vec<PathBuf>, LedgerError> {
+fn choose_names(
+    tx: &LedgerTx,
+    targets: &[Target],
+    folders: &mut Folders,
+) -> Result<Vec<PathBuf>, LedgerError> {
     let mut out: Vec<PathBuf> = Vec::with_capacity(targets.len());
     let mut i = 0;
     while i < targets.len() {
@@ -94,7 +99,9 @@ fn choose_names(tx: &LedgerTx, targets: &[Target]) -> Result<Vec<PathBuf>, Ledge
             loop {
                 let json = t.dir.join(with_counter(&t.name, n));
                 let pdf_path = pdf.dir.join(with_counter(&pdf.name, n));
-                if is_free(tx, t.kind, &json)? && is_free(tx, pdf.kind, &pdf_path)? {
+                if is_free(tx, t.kind, &json, folders)?
+                    && is_free(tx, pdf.kind, &pdf_path, folders)?
+                {
                     out.push(json);
                     out.push(pdf_path);
                     break;
@@ -103,7 +110,7 @@ fn choose_names(tx: &LedgerTx, targets: &[Target]) -> Result<Vec<PathBuf>, Ledge
             }
             i += 2;
         } else {
-            out.push(free_name(tx, t.kind, &t.dir.join(&t.name), 1)?);
+            out.push(free_name(tx, t.kind, &t.dir.join(&t.name), 1, folders)?);
             i += 1;
         }
     }
@@ -118,12 +125,13 @@ pub(in crate::delivery) fn free_name(
     kind: CopyKind,
     path: &Path,
     start: u32,
+    folders: &mut Folders,
 ) -> Result<PathBuf, LedgerError> {
     let name = crate::delivery::spool::file_name(path);
     let mut n = start;
     loop {
         let candidate = path.with_file_name(with_counter(&name, n));
-        if is_free(tx, kind, &candidate)? {
+        if is_free(tx, kind, &candidate, folders)? {
             return Ok(candidate);
         }
         n += 1;
@@ -131,8 +139,13 @@ pub(in crate::delivery) fn free_name(
 }
 
 /// No file there (looked at without following links) and no live copy claims it.
-fn is_free(tx: &LedgerTx, kind: CopyKind, path: &Path) -> Result<bool, LedgerError> {
-    Ok(crate::delivery::spool::name_free(kind, path) && !tx.path_taken(path)?)
+fn is_free(
+    tx: &LedgerTx,
+    kind: CopyKind,
+    path: &Path,
+    folders: &mut Folders,
+) -> Result<bool, LedgerError> {
+    Ok(folders.name_free(kind, path) && !tx.path_taken(path)?)
 }
 
 pub(super) fn sil_pdf_name(tx: &LedgerTx, certificate: i64) -> String {

@@ -62,6 +62,7 @@ pub(super) fn plan_one(
         work,
         followers,
         report,
+        folders,
     } = batch;
     let Prepared {
         fetched,
@@ -224,7 +225,7 @@ pub(super) fn plan_one(
         pdf_sha: pdf_sha.as_ref(),
         received_at: now,
     };
-    let copies = plan_copies(tx, set, id, &message, have_raw)?;
+    let copies = plan_copies(tx, set, id, &message, have_raw, folders)?;
     tx.set_message(
         set.mailbox,
         &item,

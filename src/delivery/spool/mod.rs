@@ -12,12 +12,14 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
 use crate::core::layout::CopyKind;
 pub use crate::system::dir::{
     Access, Dir, DirError, FILE_MODE, FileId, Index, PARENT_MODE, Published, TEMP_PREFIX, descend,
+    sync_together,
 };
 
 /// Site and SIL folders, and the day folders in them: the site's group may delete or move
@@ -83,19 +85,6 @@ pub fn folder(kind: CopyKind, path: &Path, access: Access) -> Result<Dir, DirErr
     let mode = dir_mode(kind);
     let root = Dir::ensure_root(&place.root, access, mode)?;
     descend(&root, &place.trail, Some((access, mode)))
-}
-
-/// Whether nothing stands at a copy's path (looked at without following links; a folder that
-/// cannot be reached holds nothing this service would write over).
-pub fn name_free(kind: CopyKind, path: &Path) -> bool {
-    let place = Place::of(kind, path);
-    let Ok(root) = Dir::root(&place.root) else {
-        return true;
-    };
-    let Ok(dir) = descend(&root, &place.trail, None) else {
-        return true;
-    };
-    !matches!(dir.stat(&place.name), Ok(Some(_)) | Err(_))
 }
 
 /// Where a copy was found again.
@@ -238,22 +227,81 @@ pub struct Removal {
     pub complete: bool,
 }
 
+/// The folders a batch writes into, each opened (and made, where missing) once for the
+/// batch rather than once per file: a batch writes many files into a few folders.
+#[derive(Default)]
+pub struct Folders {
+    open: HashMap<(PathBuf, Vec<String>), Arc<Dir>>,
+}
+
+impl Folders {
+    /// `folder`, once per batch.
+    pub fn get(
+        &mut self,
+        kind: CopyKind,
+        path: &Path,
+        access: Access,
+    ) -> Result<Arc<Dir>, DirError> {
+        let place = Place::of(kind, path);
+        let key = (place.root, place.trail);
+        if let Some(dir) = self.open.get(&key) {
+            return Ok(Arc::clone(dir));
+        }
+        let dir = Arc::new(folder(kind, path, access)?);
+        self.open.insert(key, Arc::clone(&dir));
+        Ok(dir)
+    }
+}
+
+impl Folders {
+    /// Whether nothing stands at a copy's path (looked at without following links; a
+    /// folder that cannot be reached holds nothing this service would write over). A folder
+    /// missing is looked for again at the next call.
+    pub fn name_free(&mut self, kind: CopyKind, path: &Path) -> bool {
+        let place = Place::of(kind, path);
+        let key = (place.root, place.trail);
+        let dir = match self.open.get(&key) {
+            Some(dir) => Arc::clone(dir),
+            None => {
+                let Ok(root) = Dir::root(&key.0) else {
+                    return true;
+                };
+                let Ok(dir) = descend(&root, &key.1, None) else {
+                    return true;
+                };
+                let dir = Arc::new(dir);
+                self.open.insert(key, Arc::clone(&dir));
+                dir
+            }
+        };
+        !matches!(dir.stat(&place.name), Ok(Some(_)) | Err(_))
+    }
+}
+
 /// Folders to sync once each, after a batch of renames in them.
 #[derive(Default)]
 pub struct Syncs {
-    dirs: HashMap<FileId, Dir>,
+    dirs: HashMap<FileId, Arc<Dir>>,
 }
 
 impl Syncs {
-    pub fn add(&mut self, dir: Dir) -> Result<(), DirError> {
+    pub fn add(&mut self, dir: impl Into<Arc<Dir>>) -> Result<(), DirError> {
+        let dir = dir.into();
         let id = dir.id()?;
         self.dirs.entry(id).or_insert(dir);
         Ok(())
     }
 
+    /// Syncs them together (`sync_together`); the first failure names its folder.
     pub fn run(self) -> Result<(), DirError> {
-        for dir in self.dirs.into_values() {
-            dir.sync()?;
+        let dirs: Vec<Arc<Dir>> = self.dirs.into_values().collect();
+        let handles: Vec<_> = dirs.iter().map(|d| d.handle()).collect();
+        for (dir, result) in dirs.iter().zip(sync_together(&handles)) {
+            result.map_err(|e| DirError {
+                what: "cannot sync a folder",
+                dir: dir.path().to_path_buf(),
+                source: e.into(),
+            })?;
         }
         Ok(())
     }

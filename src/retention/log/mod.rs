@@ -270,13 +270,15 @@ pub fn flush(ledger: &mut Ledger, state_dir: &Path) -> Result<Flushed, AuditErro
         append(&path, &text)?;
         flushed.appended = rest.len();
     }
-    let tx = ledger.tx()?;
+    let tx = ledger.tx_unsynced()?;
     if let (Some((last_id, _)), Some((_, new_head))) = (queued.last(), expected.last()) {
         tx.outbox_done(*last_id)?;
         tx.set_meta(HEAD_SEQ, &new_head.seq.to_string())?;
         tx.set_meta(HEAD_HASH, &new_head.hash)?;
     }
     tx.delete_meta(BROKEN)?;
+    // Durable with the next synced commit. Lost before that, the records are still queued and
+    // found already written at the log's end by the next flush.
     tx.commit()?;
     Ok(flushed)
 }

@@ -19,7 +19,7 @@
 
 use std::fs::File;
 use std::io::{ErrorKind, Read, Write};
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
@@ -281,6 +281,17 @@ impl Dir {
         Ok(installed)
     }
 
+    /// `stage`, not synced yet: the caller makes the batch's files durable together
+    /// (`sync_together`) before it relies on them.
+    pub fn stage_unsynced(
+        &self,
+        name: &str,
+        bytes: &[u8],
+        access: Access,
+    ) -> Result<(FileId, File), DirError> {
+        self.create_written(name, bytes, access, FILE_MODE)
+    }
+
     /// Creates `name` with `bytes`, synced (a stale file of that name is replaced).
     fn write_new(
         &self,
@@ -289,6 +300,23 @@ impl Dir {
         access: Access,
         mode: u32,
     ) -> Result<FileId, DirError> {
+        let (id, file) = self.create_written(name, bytes, access, mode)?;
+        file.sync_all().map_err(|source| DirError {
+            what: "cannot sync a file",
+            dir: self.path.clone(),
+            source,
+        })?;
+        Ok(id)
+    }
+
+    /// Creates `name` with `bytes`, not synced (a stale file of that name is replaced).
+    fn create_written(
+        &self,
+        name: &str,
+        bytes: &[u8],
+        access: Access,
+        mode: u32,
+    ) -> Result<(FileId, File), DirError> {
         entry(name, &self.path)?;
         let create = || {
             openat(
@@ -326,8 +354,7 @@ impl Dir {
             move |source| DirError { what, dir, source }
         };
         file.write_all(bytes).map_err(e("cannot write a file"))?;
-        file.sync_all().map_err(e("cannot sync a file"))?;
-        Ok(id_of(&st))
+        Ok((id_of(&st), file))
     }
 
     /// Renames `from` to `to` in this folder unless `to` exists.
@@ -445,6 +472,11 @@ impl Dir {
         nix::unistd::fsync(&self.fd).map_err(io("cannot sync a folder", &self.path))
     }
 
+    /// The open folder, to sync it with others (`sync_together`).
+    pub fn handle(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+
     /// Every entry of the folder but `.` and `..`, with its type when the file system says.
     pub fn entries(&self) -> Result<Vec<(String, Option<nix::dir::Type>)>, DirError> {
         let fd = nix::fcntl::openat(&self.fd, ".", DIR_FLAGS, Mode::empty())
@@ -517,3 +549,40 @@ pub fn descend(
     }
     Ok(dir)
 }
+
+/// Makes open files and folders durable, each result in the order given: all their `fsync`s
+/// at once, from threads of their own (at most `SYNC_THREADS`), so that the file system's
+/// journal commits them together, where one after the other each waits for a commit of its
+/// own (half the time for a batch of eight files on ext4).
+pub fn sync_together<F: AsFd + Sync>(handles: &[F]) -> Vec<nix::Result<()>> {
+    if handles.len() < 2 {
+        return handles
+            .iter()
+            .map(|h| nix::unistd::fsync(h.as_fd()))
+            .collect();
+    }
+    let per_thread = handles.len().div_ceil(SYNC_THREADS);
+    std::thread::scope(|scope| {
+        let parts: Vec<_> = handles
+            .chunks(per_thread)
+            .map(|part| {
+                scope.spawn(move || {
+                    part.iter()
+                        .map(|h| nix::unistd::fsync(h.as_fd()))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        parts
+            .into_iter()
+            .zip(handles.chunks(per_thread))
+            .flat_map(|(h, part)| {
+                h.join()
+                    .unwrap_or_else(|_| vec![Err(Errno::EIO); part.len()])
+            })
+            .collect()
+    })
+}
+
+/// Syncs run at once by `sync_together`, at most.
+const SYNC_THREADS: usize = 16;
