@@ -41,7 +41,7 @@ const SCREEN_CHUNK: usize = 200;
 /// Acknowledgements are sent by groups of at least this many (or at the end of the pass):
 /// each MOVE is a round trip and a transaction on the server.
 const ACK_GROUP: usize = 256;
-const BATCH_BYTES: u64 = 1024 * 1024;
+const BATCH_BYTES: u64 = 3 * 512 * 1024;
 /// The retention log is appended (and synced) after this many batches, and at the end of the
 /// pass: its records wait in the ledger, durable, until then.
 const LOG_EVERY_BATCHES: usize = 16;

@@ -280,6 +280,12 @@ pub fn stage_batch(
             }
         }
     }
+    // The bytes are on disk: not held while the batch is published and the next one decided.
+    for w in &mut batch.work {
+        for (_, content) in &mut w.copies {
+            *content = None;
+        }
+    }
     // Durable with the publication's commit. Lost with it, the copies are planned again:
     // recovery removes their temporary files, and the message, never acknowledged, is
     // written again; a file already renamed into place is found there with the same content.

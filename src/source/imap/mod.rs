@@ -323,18 +323,19 @@ impl Source for ImapSource {
         let set = uid_set(&wanted);
         let mut s = self.take()?;
         let r = timeout(3 * self.limit, async {
-            let stream = s.uid_fetch(&set, "(UID BODY.PEEK[])").await?;
-            stream.try_collect::<Vec<_>>().await
+            // Each body copied out as its response arrives and the response dropped: a
+            // batch is in memory once, not twice.
+            let mut bodies = Vec::with_capacity(wanted.len());
+            let mut stream = s.uid_fetch(&set, "(UID BODY.PEEK[])").await?;
+            while let Some(f) = stream.try_next().await? {
+                if let (Some(uid), Some(body)) = (f.uid.filter(|u| wanted.contains(u)), f.body()) {
+                    bodies.push((uid.to_string(), body.to_vec()));
+                }
+            }
+            Ok(bodies)
         })
         .await;
-        let fetched = self.settle(s, "UID FETCH (bodies)", r)?;
-        Ok(fetched
-            .into_iter()
-            .filter_map(|f| {
-                let uid = f.uid.filter(|u| wanted.contains(u))?;
-                Some((uid.to_string(), f.body()?.to_vec()))
-            })
-            .collect())
+        self.settle(s, "UID FETCH (bodies)", r)
     }
 
     async fn ack(&mut self, acks: &[Ack]) -> Result<Vec<(Ack, Option<ServerCopy>)>, SourceError> {
