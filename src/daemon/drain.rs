@@ -1,8 +1,9 @@
 //! One pass over the folder: list what is there, acknowledge what is already settled, screen
 //! the rest by their headers (mail that is not ours is never downloaded), fetch the bodies in
-//! bounded batches and deliver them. The next batch is fetched while the previous one is being
-//! written to disk; a batch is acknowledged at the source only once `deliver_batch` returned,
-//! that is once its files and ledger rows are durable.
+//! bounded batches and deliver them. Three batches are at work at once: one downloading, the
+//! one before it being decided (parsed, decoded, hashed), and the one before that being
+//! written to disk; a batch is acknowledged at the source only once it is written, that is
+//! once its files and ledger rows are durable.
 //!
 //! Longer than 400 lines on purpose: the pass, its pipeline of batches and the bookkeeping of
 //! what is acknowledged when are one protocol, read top to bottom.
@@ -31,16 +32,19 @@ type Acked = (Ack, Option<ServerCopy>);
 
 /// After this many failed downloads a message is quarantined without its body.
 pub const MAX_FETCH_ATTEMPTS: i64 = 3;
-/// A download batch: at most this many messages and `BATCH_BYTES`. Two batches are in
-/// memory at once (one downloading, one being written) and the IMAP read buffer grows to a
-/// batch: 1 MiB keeps the peak RSS about 11 MB under 4 MiB batches, for a drain about 7 %
-/// slower on the bench machine, within its round-to-round noise (`scripts/bench`).
+/// A download batch: at most this many messages and `BATCH_BYTES`. Three batches are in
+/// memory at once (one downloading, one decided, one being written). Each batch costs five
+/// syncs whatever its size (keys, plan, files, folders, publication), so the larger the
+/// batch the faster the drain: 1.5 MiB is the largest that keeps the peak RSS of a drain of
+/// 5,000 messages under 24 MB (2 MiB: 25.3 MB, for a drain about 10 % faster;
+/// `scripts/bench`).
 const BATCH_MESSAGES: usize = 16;
 /// Messages whose headers are fetched and screened at a time.
 const SCREEN_CHUNK: usize = 200;
 /// Acknowledgements are sent by groups of at least this many (or at the end of the pass):
 /// each MOVE is a round trip and a transaction on the server.
 const ACK_GROUP: usize = 256;
+/// See `BATCH_MESSAGES`.
 const BATCH_BYTES: u64 = 3 * 512 * 1024;
 /// The retention log is appended (and synced) after this many batches, and at the end of the
 /// pass: its records wait in the ledger, durable, until then.
@@ -414,7 +418,7 @@ impl Drainer {
         self.ack_on_server(src, &to_ack, acked, stats).await
     }
 
-    /// Downloads batch after batch; batch k+1 downloads while batch k is written, and written
+    /// Downloads batch after batch; batch k+2 downloads while k+1 is decided and k written, and written
     /// batches are acknowledged at the source by groups, while the next one is written.
     #[allow(clippy::too_many_arguments)]
     async fn fetch_and_deliver<S: Source>(
