@@ -418,8 +418,9 @@ impl Drainer {
         self.ack_on_server(src, &to_ack, acked, stats).await
     }
 
-    /// Downloads batch after batch; batch k+2 downloads while k+1 is decided and k written, and written
-    /// batches are acknowledged at the source by groups, while the next one is written.
+    /// Downloads batch after batch; batch k+2 downloads while k+1 is decided and k is
+    /// written, and written batches are acknowledged at the source by groups, while the next
+    /// one is written.
     #[allow(clippy::too_many_arguments)]
     async fn fetch_and_deliver<S: Source>(
         &mut self,
