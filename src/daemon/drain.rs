@@ -34,10 +34,10 @@ type Acked = (Ack, Option<ServerCopy>);
 pub const MAX_FETCH_ATTEMPTS: i64 = 3;
 /// A download batch: at most this many messages and `BATCH_BYTES`. Three batches are in
 /// memory at once (one downloading, one decided, one being written). Each batch costs five
-/// syncs whatever its size (keys, plan, files, folders, publication), so the larger the
-/// batch the faster the drain: 1.5 MiB is the largest that keeps the peak RSS of a drain of
-/// 5,000 messages under 24 MB (2 MiB: 25.3 MB, for a drain about 10 % faster;
-/// `scripts/bench`).
+/// syncs whatever its size (keys, plan, files, folders, publication), so larger batches
+/// should drain faster, but on the bench machine 1.5 and 2 MiB were within the rounds' noise
+/// of 1 MiB while they took the peak RSS of a drain of 5,000 messages from 23 to 24.6 and
+/// 25.3 MB (`scripts/bench`): 1 MiB keeps it under 24 MB with a margin.
 const BATCH_MESSAGES: usize = 16;
 /// Messages whose headers are fetched and screened at a time.
 const SCREEN_CHUNK: usize = 200;
@@ -45,7 +45,7 @@ const SCREEN_CHUNK: usize = 200;
 /// each MOVE is a round trip and a transaction on the server.
 const ACK_GROUP: usize = 256;
 /// See `BATCH_MESSAGES`.
-const BATCH_BYTES: u64 = 3 * 512 * 1024;
+const BATCH_BYTES: u64 = 1024 * 1024;
 /// The retention log is appended (and synced) after this many batches, and at the end of the
 /// pass: its records wait in the ledger, durable, until then.
 const LOG_EVERY_BATCHES: usize = 16;
