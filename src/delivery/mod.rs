@@ -4,7 +4,9 @@
 //! 1. **plan**: each message is decided (or recognised as already known by its content hash),
 //!    a certificate row and the rows of the files it needs are recorded, names reserved;
 //! 2. **stage**: every file is written under a temporary name in its target folder and synced;
-//!    the copies are marked staged;
+//!    the copies are marked staged, in a commit that does not wait for the disk (durable with
+//!    the next one; if both are lost, a replay finds the published content in place and
+//!    adopts that file);
 //! 3. **publish**: temporary names are renamed into place without clobbering (SIL sidecars
 //!    before their PDFs, with a folder sync between), folders synced, and the certificates
 //!    marked delivered or quarantined.
