@@ -44,29 +44,36 @@ impl Mount {
     }
 
     /// The folder again, read only, on top of itself: what was open stays writable through
-    /// its handle, anything opened anew is not.
-    /// The remount is refused while a file opened anew through the bind is open for writing
-    /// (the service writing its state in between): tried again until it is closed.
+    /// its handle, anything opened anew is not. The read-only remount is refused while a file
+    /// opened anew through the bind is open for writing (the service writing its state in
+    /// between): tried again until it is closed. The bind is undone even if that fails.
     fn read_only_bind(dir: &Path) -> Mount {
-        for args in [vec!["--bind"], vec!["-o", "remount,bind,ro"]] {
-            let mut tries = 0;
-            loop {
-                let out = Command::new("mount")
-                    .args(&args)
-                    .arg(dir)
-                    .arg(dir)
-                    .output()
-                    .unwrap();
-                if out.status.success() {
-                    break;
-                }
-                tries += 1;
-                let busy = stderr(&out).contains("busy");
-                assert!(busy && tries < 100, "mount {args:?}: {}", stderr(&out));
-                std::thread::sleep(std::time::Duration::from_millis(20));
+        let out = Command::new("mount")
+            .arg("--bind")
+            .arg(dir)
+            .arg(dir)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "mount --bind: {}", stderr(&out));
+        let mount = Mount(dir.to_path_buf());
+        for tries in 1.. {
+            let out = Command::new("mount")
+                .args(["-o", "remount,bind,ro"])
+                .arg(dir)
+                .output()
+                .unwrap();
+            if out.status.success() {
+                break;
             }
+            let busy = stderr(&out).contains("busy");
+            assert!(
+                busy && tries < 100,
+                "mount remount,bind,ro: {}",
+                stderr(&out)
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
         }
-        Mount(dir.to_path_buf())
+        mount
     }
 
     fn remount(&self, options: &str) {
