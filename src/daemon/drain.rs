@@ -212,14 +212,13 @@ impl Drainer {
             return Ok(());
         }
         let state = self.state_dir.clone();
-        let mut report = self
+        let report = self
             .with_ledger(move |ledger| {
                 let mut report = BatchReport::default();
                 write_log(ledger, &state, &mut report);
                 Ok(report)
             })
             .await?;
-        report.unlogged = false;
         self.report(&report, stats);
         Ok(())
     }

@@ -178,7 +178,7 @@ pub fn deliver_batch(
     fetched: Vec<Fetched>,
     now: Timestamp,
 ) -> Result<BatchReport, DeliveryError> {
-    deliver_batch_after_acks(ledger, set, fetched, &[], now)
+    deliver_decided(ledger, set, decide_batch(set, fetched, now), &[])
 }
 
 /// A batch decided and hashed, not yet written: the pure part of a delivery (parsing,
@@ -199,20 +199,9 @@ pub fn decide_batch(set: &Setting, fetched: Vec<Fetched>, now: Timestamp) -> Dec
     Decided { prepared, now }
 }
 
-/// `deliver_batch`, recording first (in the same commit as the plan) what the source did with
-/// the previous batch's acknowledgements: one sync saved per batch.
-pub fn deliver_batch_after_acks(
-    ledger: &mut Ledger,
-    set: &Setting,
-    fetched: Vec<Fetched>,
-    acked: &[(Ack, Option<ServerCopy>)],
-    now: Timestamp,
-) -> Result<BatchReport, DeliveryError> {
-    deliver_decided(ledger, set, decide_batch(set, fetched, now), acked)
-}
-
 /// Writes a decided batch: plan, stage, publish (see the module documentation), recording
-/// first the acknowledgements `acked` in the plan's commit.
+/// first (in the same commit as the plan) what the source did with the previous batch's
+/// acknowledgements `acked`: one sync saved per batch.
 pub fn deliver_decided(
     ledger: &mut Ledger,
     set: &Setting,

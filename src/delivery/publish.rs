@@ -20,7 +20,7 @@ pub(super) fn stage(set: &Setting, work: &mut [Work], folders: &mut spool::Folde
                 access
             };
             let dir = folders.get(copy.kind, &copy.path, access)?;
-            let (id, file) = dir.stage_unsynced(&spool::file_name(&copy.temp), bytes, access)?;
+            let (id, file) = dir.stage(&spool::file_name(&copy.temp), bytes, access)?;
             copy.file = Some(id);
             written.push((i, dir.path().to_path_buf(), file));
             Ok::<(), DirError>(())
@@ -116,11 +116,8 @@ fn publish_copy(
     }
     let mut target = copy.path.clone();
     for _ in 0..100 {
-        let published = dir.publish(&temp, &spool::file_name(&target), &copy.sha256)?;
-        if published == Published::AlreadyThere {
-            adopt(&dir, &target, &mut w.copies[i].0, ledger)?;
-        }
-        match published {
+        let to = spool::file_name(&target);
+        match publish_or_adopt(&dir, &temp, &to, &mut w.copies[i].0, ledger)? {
             Published::Done | Published::AlreadyThere => {
                 if target != copy.path {
                     let tx = ledger.tx()?;
@@ -145,24 +142,27 @@ fn publish_copy(
     }))
 }
 
-/// The copy's content was already in place (renamed there by a run whose record of the
-/// staging was lost): that file is the copy now, and the one the purge removes.
-pub(super) fn adopt(
+/// `Dir::publish` of a copy's temporary file to `to`. Where the copy's content was already
+/// there (renamed by a run whose record of the staging was lost), that file is the copy now,
+/// and the one the purge removes: its identity is recorded.
+pub(super) fn publish_or_adopt(
     dir: &spool::Dir,
-    target: &Path,
+    temp: &str,
+    to: &str,
     copy: &mut CopyRow,
     ledger: &mut Ledger,
-) -> Result<(), DeliveryError> {
-    let Some(id) = dir.file_id(&spool::file_name(target))? else {
-        return Ok(());
-    };
-    if copy.file != Some(id) {
+) -> Result<Published, DeliveryError> {
+    let published = dir.publish(temp, to, &copy.sha256)?;
+    if published == Published::AlreadyThere
+        && let Some(id) = dir.file_id(to)?
+        && copy.file != Some(id)
+    {
         let tx = ledger.tx()?;
         tx.set_copy_file(copy.id, id)?;
         tx.commit()?;
         copy.file = Some(id);
     }
-    Ok(())
+    Ok(published)
 }
 
 /// A SIL PDF renamed at publication takes its (already published) sidecar along, so both keep

@@ -128,11 +128,7 @@ fn publish_staged(
     let name = spool::file_name(&copy.path);
     for n in 1..=100 {
         let candidate = crate::core::filename::with_counter(&name, n);
-        let published = dir.publish(&temp, &candidate, &copy.sha256)?;
-        if published == Published::AlreadyThere {
-            super::publish::adopt(&dir, Path::new(&candidate), copy, ledger)?;
-        }
-        match published {
+        match super::publish::publish_or_adopt(&dir, &temp, &candidate, copy, ledger)? {
             Published::Done | Published::AlreadyThere => {
                 // Where the folder is the recorded one, the name is recorded; in a folder the
                 // site renamed, the copy is found again by its identity.

@@ -3,7 +3,8 @@
 //! written by people too (DESIGN invariant 8).
 //!
 //! A file is first written to a temporary name in its target folder (`Dir::stage`: created
-//! `0640`, group set, written, `fsync`ed, its device and inode returned), then renamed into
+//! `0640`, group set, written, its device and inode returned; then `fsync`ed with the rest of
+//! its batch by `sync_together`), then renamed into
 //! place with `RENAME_NOREPLACE` (`Dir::publish`), and the folder is `fsync`ed. After
 //! `publish` the temporary name no longer exists: a crash recovery can tell "published" from
 //! "not yet". A file is found again by its identity wherever the site's staff moved it in
@@ -231,7 +232,7 @@ pub struct Removal {
 /// batch rather than once per file: a batch writes many files into a few folders.
 #[derive(Default)]
 pub struct Folders {
-    open: HashMap<(PathBuf, Vec<String>), Arc<Dir>>,
+    dirs: HashMap<(PathBuf, Vec<String>), Arc<Dir>>,
 }
 
 impl Folders {
@@ -242,39 +243,35 @@ impl Folders {
         path: &Path,
         access: Access,
     ) -> Result<Arc<Dir>, DirError> {
-        let place = Place::of(kind, path);
-        let key = (place.root, place.trail);
-        if let Some(dir) = self.open.get(&key) {
-            return Ok(Arc::clone(dir));
-        }
-        let dir = Arc::new(folder(kind, path, access)?);
-        self.open.insert(key, Arc::clone(&dir));
-        Ok(dir)
+        self.open(kind, path, |_| folder(kind, path, access))
     }
-}
 
-impl Folders {
     /// Whether nothing stands at a copy's path (looked at without following links; a
     /// folder that cannot be reached holds nothing this service would write over). A folder
     /// missing is looked for again at the next call.
     pub fn name_free(&mut self, kind: CopyKind, path: &Path) -> bool {
+        let found = self.open(kind, path, |place| {
+            descend(&Dir::root(&place.root)?, &place.trail, None)
+        });
+        let Ok(dir) = found else { return true };
+        !matches!(dir.stat(&file_name(path)), Ok(Some(_)) | Err(_))
+    }
+
+    /// The folder of a copy's path, opened by `open` the first time it is asked for.
+    fn open(
+        &mut self,
+        kind: CopyKind,
+        path: &Path,
+        open: impl FnOnce(&Place) -> Result<Dir, DirError>,
+    ) -> Result<Arc<Dir>, DirError> {
         let place = Place::of(kind, path);
-        let key = (place.root, place.trail);
-        let dir = match self.open.get(&key) {
-            Some(dir) => Arc::clone(dir),
-            None => {
-                let Ok(root) = Dir::root(&key.0) else {
-                    return true;
-                };
-                let Ok(dir) = descend(&root, &key.1, None) else {
-                    return true;
-                };
-                let dir = Arc::new(dir);
-                self.open.insert(key, Arc::clone(&dir));
-                dir
-            }
-        };
-        !matches!(dir.stat(&place.name), Ok(Some(_)) | Err(_))
+        let key = (place.root.clone(), place.trail.clone());
+        if let Some(dir) = self.dirs.get(&key) {
+            return Ok(Arc::clone(dir));
+        }
+        let dir = Arc::new(open(&place)?);
+        self.dirs.insert(key, Arc::clone(&dir));
+        Ok(dir)
     }
 }
 

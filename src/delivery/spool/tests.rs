@@ -5,7 +5,7 @@ use std::os::unix::fs::MetadataExt;
 fn stage_then_publish_never_clobbers() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = Dir::root(tmp.path()).unwrap();
-    let id = dir.stage(".x.part", b"one", Access::default()).unwrap();
+    let (id, _) = dir.stage(".x.part", b"one", Access::default()).unwrap();
     let meta = std::fs::metadata(tmp.path().join(".x.part")).unwrap();
     assert_eq!(meta.mode() & 0o777, FILE_MODE);
     assert_eq!((meta.dev(), meta.ino()), (id.dev, id.ino));
@@ -118,7 +118,7 @@ fn a_moved_copy_is_found_by_its_identity_inside_its_site_only() {
         .path()
         .join("site/2021-10-29/.mss-dispatch.1.spool.part");
     let dir = folder(CopyKind::Spool, &path, Access::default()).unwrap();
-    let id = dir
+    let (id, _) = dir
         .stage(".mss-dispatch.1.spool.part", b"pdf", Access::default())
         .unwrap();
     dir.publish(".mss-dispatch.1.spool.part", "X.pdf", &sha256(b"pdf"))

@@ -238,10 +238,16 @@ impl Dir {
     }
 
     /// Writes `bytes` under `name` (replacing a stale file of that name left by an
-    /// interrupted run), durable, with mode `0640` and the group, both set before the bytes
-    /// are written. Returns the file's identity.
-    pub fn stage(&self, name: &str, bytes: &[u8], access: Access) -> Result<FileId, DirError> {
-        self.write_new(name, bytes, access, FILE_MODE)
+    /// interrupted run), with mode `0640` and the group, both set before the bytes are
+    /// written. Returns the file's identity and the open file, not synced yet: the caller
+    /// makes a batch's files durable together (`sync_together`) before it relies on them.
+    pub fn stage(
+        &self,
+        name: &str,
+        bytes: &[u8],
+        access: Access,
+    ) -> Result<(FileId, File), DirError> {
+        self.create_written(name, bytes, access, FILE_MODE)
     }
 
     /// Replaces the file `name` with `bytes`, atomically and durably: readers see the old
@@ -279,17 +285,6 @@ impl Dir {
         let installed = published? == Published::Done;
         self.sync()?;
         Ok(installed)
-    }
-
-    /// `stage`, not synced yet: the caller makes the batch's files durable together
-    /// (`sync_together`) before it relies on them.
-    pub fn stage_unsynced(
-        &self,
-        name: &str,
-        bytes: &[u8],
-        access: Access,
-    ) -> Result<(FileId, File), DirError> {
-        self.create_written(name, bytes, access, FILE_MODE)
     }
 
     /// Creates `name` with `bytes`, synced (a stale file of that name is replaced).
