@@ -22,6 +22,8 @@ use sha2::Sha256;
 
 pub const FILE_NAME: &str = "ledger.keys";
 const SLOT: u64 = 32;
+/// Keys made ahead of the certificates that will take them (`LedgerTx::key_for`).
+pub const RESERVE: usize = 64;
 /// The format of a sealed value: one version byte, the nonce, the ciphertext and its tag.
 const SEALED_V1: u8 = 1;
 
@@ -75,6 +77,27 @@ impl Keys {
             Err(e) => return Err(e),
         }
         Ok((key != [0u8; 32]).then_some(key))
+    }
+
+    /// Of the `n` slots after `id`, those holding no key (never written, or destroyed).
+    pub fn vacant_after(&self, id: i64, n: usize) -> std::io::Result<Vec<i64>> {
+        let (Some(file), Ok(first)) = (&self.file, u64::try_from(id + 1)) else {
+            return Ok(Vec::new());
+        };
+        let mut block = vec![0u8; n * SLOT as usize];
+        let mut read = 0;
+        while read < block.len() {
+            match file.read_at(&mut block[read..], first * SLOT + read as u64)? {
+                0 => break,
+                r => read += r,
+            }
+        }
+        Ok(block
+            .chunks(SLOT as usize)
+            .zip(id + 1..)
+            .filter(|(slot, _)| slot.iter().all(|&b| b == 0))
+            .map(|(_, i)| i)
+            .collect())
     }
 
     /// Writes keys (a zero key destroys one) and syncs them.

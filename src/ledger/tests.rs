@@ -251,3 +251,68 @@ fn an_unsynced_transaction_commits_and_leaves_commits_synced_after_it() {
     let ledger = Ledger::open(dir.path()).unwrap();
     assert_eq!(ledger.meta("probe").unwrap().as_deref(), Some("again"));
 }
+
+#[test]
+fn keys_are_made_ahead_so_most_plans_write_no_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut ledger = Ledger::open(dir.path()).unwrap();
+    let certificate = |n: &str| NewCertificate {
+        personal: Personal {
+            nom: Some(n.into()),
+            ..Personal::default()
+        },
+        rule: "negative".into(),
+        content_sha256: [n.len() as u8; 32],
+        ..NewCertificate::default()
+    };
+    let tx = ledger.tx().unwrap();
+    let first = tx.insert_certificate(&certificate("MARTIN")).unwrap();
+    assert_eq!(tx.pending.borrow().len(), 1 + keys::RESERVE);
+    tx.commit().unwrap();
+    let reserved: Vec<_> = (first + 1..=first + keys::RESERVE as i64)
+        .map(|id| ledger.keys.get(id).unwrap())
+        .collect();
+    assert!(reserved.iter().all(Option::is_some));
+    assert_eq!(
+        ledger.keys.get(first + 1 + keys::RESERVE as i64).unwrap(),
+        None
+    );
+
+    // The next certificate takes the key made for it: nothing to write before its commit.
+    let tx = ledger.tx().unwrap();
+    let second = tx.insert_certificate(&certificate("DURAND")).unwrap();
+    assert_eq!(second, first + 1);
+    assert!(tx.pending.borrow().is_empty());
+    tx.commit().unwrap();
+    assert_eq!(ledger.keys.get(second).unwrap(), reserved[0]);
+    let sealed: Vec<u8> = ledger
+        .conn
+        .query_row("SELECT nom FROM certificate WHERE id = ?1", [second], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(
+        ledger.open_field(second, Some(sealed)).unwrap().as_deref(),
+        Some("DURAND")
+    );
+
+    // A scrubbed certificate's key is destroyed, and stays so: no later reserve refills it.
+    let tx = ledger.tx().unwrap();
+    tx.scrub(second, 10).unwrap();
+    tx.commit().unwrap();
+    assert_eq!(ledger.keys.get(second).unwrap(), None);
+    let tx = ledger.tx().unwrap();
+    for n in 0..keys::RESERVE {
+        tx.insert_certificate(&certificate(&"X".repeat(n + 7)))
+            .unwrap();
+    }
+    tx.commit().unwrap();
+    assert_eq!(ledger.keys.get(second).unwrap(), None);
+    assert!(
+        ledger
+            .keys
+            .get(second + 1 + keys::RESERVE as i64)
+            .unwrap()
+            .is_some()
+    );
+}

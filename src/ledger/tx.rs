@@ -54,13 +54,29 @@ impl LedgerTx<'_> {
             .map_err(|source| LedgerError::sqlite(&self.path, source))
     }
 
-    /// Certificate `id`'s key, made in this transaction if it has none.
+    /// Certificate `id`'s key, made in this transaction if it has none. The keys of the
+    /// next `keys::RESERVE` certificates are made with it, so that the key file is synced
+    /// once for that many certificates, not before every plan: a key made ahead for an id
+    /// no row takes protects nothing, and ids are never reused (a purge scrubs its row).
     fn key_for(&self, id: i64) -> Result<keys::Key> {
         if let Some(k) = self.key(id)? {
             return Ok(k);
         }
         let k = keys::new_key();
-        self.pending.borrow_mut().push((id, k));
+        let ahead = self
+            .keys
+            .vacant_after(id, keys::RESERVE)
+            .map_err(|source| LedgerError::Keys {
+                path: self.keys.path().to_path_buf(),
+                source,
+            })?;
+        let mut pending = self.pending.borrow_mut();
+        pending.push((id, k));
+        for next in ahead {
+            if !pending.iter().any(|(i, _)| *i == next) {
+                pending.push((next, keys::new_key()));
+            }
+        }
         Ok(k)
     }
 
