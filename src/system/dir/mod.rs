@@ -241,13 +241,26 @@ impl Dir {
     /// interrupted run), with mode `0640` and the group, both set before the bytes are
     /// written. Returns the file's identity and the open file, not synced yet: the caller
     /// makes a batch's files durable together (`sync_together`) before it relies on them.
+    ///
+    /// The file's writing to disk starts at once (on Linux, `POSIX_FADV_DONTNEED` starts the
+    /// write-back of dirty pages without waiting for it): when the batch's syncs come, every
+    /// file's blocks are already allocated in the journal's running transaction, and one
+    /// commit covers them, where each sync would otherwise allocate and commit on its own.
+    /// Only advice: a file system that ignores it is synced all the same.
     pub fn stage(
         &self,
         name: &str,
         bytes: &[u8],
         access: Access,
     ) -> Result<(FileId, File), DirError> {
-        self.create_written(name, bytes, access, FILE_MODE)
+        let (id, file) = self.create_written(name, bytes, access, FILE_MODE)?;
+        let _ = nix::fcntl::posix_fadvise(
+            &file,
+            0,
+            0,
+            nix::fcntl::PosixFadviseAdvice::POSIX_FADV_DONTNEED,
+        );
+        Ok((id, file))
     }
 
     /// Replaces the file `name` with `bytes`, atomically and durably: readers see the old
