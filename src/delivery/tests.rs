@@ -668,3 +668,41 @@ fn a_link_where_a_day_folder_should_be_is_refused_and_other_sites_are_delivered(
         deliver_batch(&mut ledger, &f.set(), vec![corpus("negative_plain")], now()).unwrap();
     assert_eq!(report.delivered.len(), 1, "{report:?}");
 }
+
+#[test]
+fn a_released_copy_is_known_by_its_identity_and_purged_where_staff_moved_it() {
+    let f = Fixture::new();
+    let mut ledger = f.ledger();
+    let (id, raw) = quarantined_one(&f, &mut ledger, "result_ininterpretable");
+    let negative = crate::core::Overrides {
+        result: Some(crate::core::test_result::ResultClass::Negative),
+        ..Default::default()
+    };
+    release::release(&mut ledger, &f.set(), id, &raw, &by_name(&negative), now()).unwrap();
+    let files = f.files();
+    assert_eq!(files.len(), 1, "{files:?}");
+    let delivered = f.root.join(&files[0]);
+    let recorded = ledger.copies(id).unwrap();
+    let spool = recorded.iter().find(|c| c.kind == CopyKind::Spool).unwrap();
+    let meta = std::fs::metadata(&delivered).unwrap();
+    assert_eq!(
+        spool.file,
+        Some(spool::FileId {
+            dev: meta.dev(),
+            ino: meta.ino()
+        })
+    );
+
+    // The staff file it away and rename its day folder: still found, and purged when due.
+    let day = delivered.parent().unwrap();
+    let site = day.parent().unwrap();
+    let moved = site.join("imprimes/patient.pdf");
+    std::fs::create_dir_all(moved.parent().unwrap()).unwrap();
+    std::fs::rename(&delivered, &moved).unwrap();
+    std::fs::rename(day, site.join("vu")).unwrap();
+    let due = ledger.certificate(id).unwrap().unwrap().purge_at;
+    let due = Timestamp::from_second(due).unwrap();
+    crate::retention::purge::local_pass(&mut ledger, &f.tz, due, 100).unwrap();
+    assert!(!moved.exists(), "purged where the staff put it");
+    assert_eq!(f.files(), Vec::<String>::new());
+}
