@@ -33,11 +33,12 @@ type Acked = (Ack, Option<ServerCopy>);
 /// After this many failed downloads a message is quarantined without its body.
 pub const MAX_FETCH_ATTEMPTS: i64 = 3;
 /// A download batch: at most this many messages and `BATCH_BYTES`. Three batches are in
-/// memory at once (one downloading, one decided, one being written). Each batch costs five
-/// syncs whatever its size (keys, plan, files, folders, publication), so larger batches
-/// should drain faster, but on the bench machine 1.5 and 2 MiB were within the rounds' noise
-/// of 1 MiB while they took the peak RSS of a drain of 5,000 messages from 23 to 24.6 and
-/// 25.3 MB (`scripts/bench`): 1 MiB keeps it under 24 MB with a margin.
+/// memory at once (one downloading, one decided, one being written). Each batch waits on four
+/// flushes in a row whatever its size (plan, files, folders, publication; the key file once
+/// every 64 certificates), so larger batches should drain faster, but on the bench machine
+/// 1.25 and 1.5 MiB were within the rounds' noise of 1 MiB while they took the peak RSS of a
+/// drain of 5,000 messages from 21.6 to 22.5 and 23.7 MB (`scripts/bench`): 1 MiB keeps it
+/// under 24 MB with a margin.
 const BATCH_MESSAGES: usize = 16;
 /// Messages whose headers are fetched and screened at a time.
 const SCREEN_CHUNK: usize = 200;
