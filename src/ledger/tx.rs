@@ -54,15 +54,25 @@ impl LedgerTx<'_> {
             .map_err(|source| LedgerError::sqlite(&self.path, source))
     }
 
-    /// Certificate `id`'s key, made in this transaction if it has none. The keys of the
-    /// next `keys::RESERVE` certificates are made with it, so that the key file is synced
-    /// once for that many certificates, not before every plan: a key made ahead for an id
-    /// no row takes protects nothing, and ids are never reused (a purge scrubs its row).
+    /// Certificate `id`'s key, made in this transaction if it has none.
     fn key_for(&self, id: i64) -> Result<keys::Key> {
         if let Some(k) = self.key(id)? {
             return Ok(k);
         }
         let k = keys::new_key();
+        self.pending.borrow_mut().push((id, k));
+        Ok(k)
+    }
+
+    /// The key of a new certificate, `id` being above every certificate's: with it, the keys
+    /// of the next `keys::RESERVE` certificates are made, so that the key file is synced once
+    /// for that many, not before every plan. A key made ahead protects nothing until a row
+    /// takes its id, and those slots belong to no certificate: ids are never reused (a purge
+    /// scrubs its row and keeps it), so no purged certificate's slot is filled again.
+    fn key_for_new(&self, id: i64) -> Result<keys::Key> {
+        if let Some(k) = self.key(id)? {
+            return Ok(k);
+        }
         let ahead = self
             .keys
             .vacant_after(id, keys::RESERVE)
@@ -70,8 +80,8 @@ impl LedgerTx<'_> {
                 path: self.keys.path().to_path_buf(),
                 source,
             })?;
+        let k = self.key_for(id)?;
         let mut pending = self.pending.borrow_mut();
-        pending.push((id, k));
         for next in ahead {
             if !pending.iter().any(|(i, _)| *i == next) {
                 pending.push((next, keys::new_key()));
@@ -96,7 +106,7 @@ impl LedgerTx<'_> {
                 |r| r.get(0),
             )
             .map_err(|e| self.err(e))?;
-        let key = self.key_for(id)?;
+        let key = self.key_for_new(id)?;
         let seal = |v: &Option<String>| v.as_deref().map(|v| keys::seal(&key, v));
         let [dossier, nom, prenom, sexe, birth_date, ins] = c.personal.fields().map(seal);
         self.tx
