@@ -264,13 +264,7 @@ pub fn stage_batch(
 ) -> Result<(), DeliveryError> {
     stage(set, &mut batch.work, &mut batch.folders);
     let tx = ledger.tx_unsynced()?;
-    for w in batch.work.iter().filter(|w| w.failed.is_none()) {
-        for (copy, content) in &w.copies {
-            if let (Some(_), Some(file)) = (content, copy.file) {
-                tx.set_copy_staged(copy.id, file)?;
-            }
-        }
-    }
+    record_staged(&tx, &batch.work)?;
     // The bytes are on disk: not held while the batch is published and the next one decided.
     for w in &mut batch.work {
         for (_, content) in &mut w.copies {
@@ -281,6 +275,19 @@ pub fn stage_batch(
     // recovery removes their temporary files, and the message, never acknowledged, is
     // written again; a file already renamed into place is found there with the same content.
     tx.commit()?;
+    Ok(())
+}
+
+/// Marks staged, with its identity, every file written for a certificate that did not fail:
+/// the purge finds each one by it wherever the site's staff move it in their tree.
+fn record_staged(tx: &LedgerTx, work: &[Work]) -> Result<(), LedgerError> {
+    for w in work.iter().filter(|w| w.failed.is_none()) {
+        for (copy, content) in &w.copies {
+            if let (Some(_), Some(file)) = (content, copy.file) {
+                tx.set_copy_staged(copy.id, file)?;
+            }
+        }
+    }
     Ok(())
 }
 

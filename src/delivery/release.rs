@@ -196,15 +196,8 @@ pub fn release(
     // 2. Stage, 3. publish; a failure undoes what was written.
     stage(set, &mut work, &mut folders);
     if work[0].failed.is_none() {
-        // With each file's identity, as a delivery records it: the purge finds the file
-        // wherever the staff move it in their tree.
         let tx = ledger.tx()?;
-        for (copy, _) in &work[0].copies {
-            match copy.file {
-                Some(file) => tx.set_copy_staged(copy.id, file)?,
-                None => tx.set_copy_state(copy.id, CopyState::Staged)?,
-            }
-        }
+        super::record_staged(&tx, &work)?;
         tx.commit()?;
         publish(&mut work, ledger, &mut folders)?;
     }
