@@ -22,7 +22,7 @@ use sha2::Sha256;
 
 pub const FILE_NAME: &str = "ledger.keys";
 const SLOT: u64 = 32;
-/// Keys made ahead of the certificates that will take them (`LedgerTx::key_for`).
+/// Keys made ahead of the certificates that will take them (`LedgerTx::key_for_new`).
 pub const RESERVE: usize = 64;
 /// The format of a sealed value: one version byte, the nonce, the ciphertext and its tag.
 const SEALED_V1: u8 = 1;

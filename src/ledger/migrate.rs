@@ -122,10 +122,9 @@ impl Ledger {
         } else {
             Vec::new()
         };
-        self.keys.put(&sealed).map_err(|source| LedgerError::Keys {
-            path: self.keys.path().to_path_buf(),
-            source,
-        })?;
+        self.keys
+            .put(&sealed)
+            .map_err(LedgerError::keys(&self.keys))?;
         tx.pragma_update(None, "user_version", SCHEMA_VERSION)
             .and_then(|()| tx.commit())
             .map_err(err)?;

@@ -108,6 +108,16 @@ pub fn exists(state_dir: &Path) -> bool {
         .is_ok_and(|v| v > 0)
 }
 
+impl LedgerError {
+    /// The error of an operation on the key file, for `map_err`.
+    fn keys(keys: &keys::Keys) -> impl FnOnce(std::io::Error) -> LedgerError + '_ {
+        move |source| LedgerError::Keys {
+            path: keys.path().to_path_buf(),
+            source,
+        }
+    }
+}
+
 impl Ledger {
     /// Opens (creating if needed) `ledger.sqlite` in the state directory.
     pub fn open(state_dir: &Path) -> Result<Ledger> {

@@ -351,10 +351,7 @@ impl LedgerRead for Ledger {
     }
 
     fn key(&self, id: i64) -> Result<Option<keys::Key>> {
-        self.keys.get(id).map_err(|source| LedgerError::Keys {
-            path: self.keys.path().to_path_buf(),
-            source,
-        })
+        self.keys.get(id).map_err(LedgerError::keys(&self.keys))
     }
 
     fn path_secret(&self) -> &[u8] {
@@ -376,10 +373,7 @@ impl LedgerRead for LedgerTx<'_> {
         if let Some((_, k)) = self.pending.borrow().iter().rev().find(|(i, _)| *i == id) {
             return Ok((*k != [0; 32]).then_some(*k));
         }
-        self.keys.get(id).map_err(|source| LedgerError::Keys {
-            path: self.keys.path().to_path_buf(),
-            source,
-        })
+        self.keys.get(id).map_err(LedgerError::keys(self.keys))
     }
 
     fn path_secret(&self) -> &[u8] {

@@ -43,10 +43,7 @@ impl LedgerTx<'_> {
         // is overwritten by the next row of that id.
         self.keys
             .put(&self.pending.borrow())
-            .map_err(|source| LedgerError::Keys {
-                path: self.keys.path().to_path_buf(),
-                source,
-            })?;
+            .map_err(LedgerError::keys(self.keys))?;
         // Committed by hand, not by `Transaction::commit`, so that `Drop` below still has the
         // connection; the transaction's own drop then finds nothing left to roll back.
         self.tx
@@ -76,10 +73,7 @@ impl LedgerTx<'_> {
         let ahead = self
             .keys
             .vacant_after(id, keys::RESERVE)
-            .map_err(|source| LedgerError::Keys {
-                path: self.keys.path().to_path_buf(),
-                source,
-            })?;
+            .map_err(LedgerError::keys(self.keys))?;
         let k = self.key_for(id)?;
         let mut pending = self.pending.borrow_mut();
         for next in ahead {
