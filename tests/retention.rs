@@ -1,6 +1,7 @@
 //! Retention with a real Dovecot and the real binary: server copies deleted when due (and
 //! later, when the server was down), the clock-safety hold and its confirmation, re-sends,
-//! hand-over tracking by the running daemon, and the auditors' commands.
+//! hand-over tracking by the running daemon, acknowledgements the ledger never recorded, and
+//! the auditors' commands.
 
 use std::path::Path;
 
@@ -133,6 +134,103 @@ fn with_the_server_down_the_local_purge_completes_and_the_server_catches_up() {
         .find(|e| e["event"] == "server_copy_purged")
         .unwrap();
     assert!(late["lateness_seconds"].as_i64().unwrap() >= 60, "{late}");
+}
+
+/// The state a crash leaves between the server's MOVE and its record in the ledger (as do a
+/// failed ledger write there, or a connection lost before the server answered): the messages
+/// are in the processed folder and the ledger does not know where they went.
+fn forget_acknowledgements(w: &World) {
+    ledger(w)
+        .execute_batch("UPDATE message SET acked = 0; DELETE FROM server_copy;")
+        .unwrap();
+}
+
+#[test]
+fn an_acknowledgement_never_recorded_is_found_again_and_its_server_copy_purged() {
+    let w = three_delivered();
+    assert_eq!(w.dovecot.count(USER, PROCESSED), 3);
+    forget_acknowledgements(&w);
+
+    let out = w.install.run_once();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let db = ledger(&w);
+    let found: i64 = db
+        .query_row(
+            "SELECT count(*) FROM server_copy WHERE state = 'present' AND folder = ?1
+             AND message_id IS NOT NULL",
+            ["SI-DEP/Traites"],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(
+        found, 3,
+        "each copy recorded where the acknowledgement left it"
+    );
+    let unacked: i64 = db
+        .query_row("SELECT count(*) FROM message WHERE acked = 0", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(unacked, 0);
+    // Recorded once: the next pass finds nothing more.
+    assert!(w.install.run_once().status.success());
+    let rows: i64 = db
+        .query_row("SELECT count(*) FROM server_copy", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(rows, 3);
+
+    make_due(&w);
+    let out = w.install.command(&["purge"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("3 server copy(ies) deleted"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(w.dovecot.count(USER, PROCESSED), 0, "found by Message-ID");
+}
+
+#[test]
+fn a_maildir_acknowledgement_never_recorded_is_found_again_and_purged() {
+    let tmp = workdir();
+    let root = tmp.path().join("install");
+    let maildir = root.join("Maildir");
+    for sub in ["new", "cur", "tmp"] {
+        std::fs::create_dir_all(maildir.join(sub)).unwrap();
+    }
+    for i in 1..=2 {
+        std::fs::write(
+            maildir.join("new").join(format!("{i}.local")),
+            certificate(i, "690000880", "Négatif", 2000),
+        )
+        .unwrap();
+    }
+    let install = Install::new(&root, &format!("maildir = \"{}\"\n", maildir.display()));
+    assert!(install.run_once().status.success());
+    let processed = || {
+        std::fs::read_dir(maildir.join(".SI-DEP.Traites/cur"))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    };
+    assert_eq!(processed(), 2);
+    let db = rusqlite::Connection::open(root.join("state/ledger.sqlite")).unwrap();
+    db.execute_batch("UPDATE message SET acked = 0; DELETE FROM server_copy;")
+        .unwrap();
+
+    assert!(install.run_once().status.success());
+    let past = jiff::Timestamp::now().as_second() - 60;
+    db.execute("UPDATE certificate SET purge_at = ?1", [past])
+        .unwrap();
+    db.execute("UPDATE server_copy SET due = ?1", [past])
+        .unwrap();
+    let out = install.command(&["purge"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("2 server copy(ies) deleted"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(processed(), 0);
 }
 
 #[test]

@@ -287,21 +287,14 @@ impl Drainer {
         let k = key.clone();
         let known = self.with_ledger(move |l| Ok(l.messages(&k)?)).await?;
 
+        let mut lost = lost_acks(&known, &items);
         let mut settled = Vec::new();
         let mut unknown = Vec::new();
         let mut exhausted = HashSet::new();
         for item in items {
             match known.get(&item) {
                 Some(row) if row.disposition == Disposition::Ignored || row.acked => {}
-                Some(row) if row.cert_state.is_some_and(|s| s.is_finished()) => {
-                    let state = row.cert_state.unwrap_or_default();
-                    settled.push(Ack {
-                        item: item.clone(),
-                        target: crate::delivery::ack_target(state),
-                        certificate: row.certificate.unwrap_or_default(),
-                        message_id: None,
-                    });
-                }
+                Some(row) if let Some(ack) = settled_ack(&item, row) => settled.push(ack),
                 Some(row) if row.attempts >= MAX_FETCH_ATTEMPTS => {
                     exhausted.insert(item.clone());
                     unknown.push(item);
@@ -309,9 +302,35 @@ impl Drainer {
                 _ => unknown.push(item),
             }
         }
+        // Their Message-ID finds their copy on the server when its UID is unknown.
+        let ids: Vec<i64> = settled.iter().chain(&lost).map(|a| a.certificate).collect();
+        let message_ids = self
+            .with_ledger(move |l| {
+                let mut out = HashMap::new();
+                for id in ids {
+                    out.insert(id, l.message_id(id)?);
+                }
+                Ok(out)
+            })
+            .await?;
+        for ack in settled.iter_mut().chain(&mut lost) {
+            ack.message_id = message_ids.get(&ack.certificate).cloned().flatten();
+        }
         // What the source acknowledged and the ledger has not recorded yet: written with the
-        // next batch's first commit, or at the end of the pass whatever happened.
-        let mut acked: Vec<Acked> = Vec::new();
+        // next batch's first commit, or at the end of the pass whatever happened. If that
+        // write fails, the next pass finds them again among the lost.
+        let mut acked: Vec<Acked> = Vec::with_capacity(lost.len());
+        if !lost.is_empty() {
+            tracing::warn!(
+                messages = lost.len(),
+                "acknowledged at the source but never recorded: recorded now, each copy kept \
+                 on the server to be found again by its Message-ID"
+            );
+        }
+        for ack in lost {
+            let copy = src.lost_copy(&ack.item, ack.target, ack.message_id.as_deref());
+            acked.push((ack, copy));
+        }
         let result = self
             .screen_and_deliver(
                 src, key, settled, unknown, &exhausted, &known, cancel, &mut acked, &mut stats,
@@ -502,6 +521,36 @@ impl Drainer {
         );
         Ok(())
     }
+}
+
+/// The acknowledgement a message is waiting for, if its certificate is finished.
+fn settled_ack(item: &str, row: &MessageRow) -> Option<Ack> {
+    let state = row.cert_state.filter(|s| s.is_finished())?;
+    Some(Ack {
+        item: item.to_string(),
+        target: crate::delivery::ack_target(state),
+        certificate: row.certificate?,
+        message_id: None,
+    })
+}
+
+/// Messages acknowledged at the source whose record never reached the ledger: their
+/// certificate is finished, they are not marked acknowledged, and they are gone from the
+/// folder. A crash or a failed ledger write between the acknowledgement and its record, or a
+/// connection lost before the server's answer, leaves them so; recorded now, their copies on
+/// the server are purged with their certificates. (A message someone else took from the
+/// folder looks the same: its copy is then simply not found at the purge.)
+fn lost_acks(known: &HashMap<String, MessageRow>, listed: &[String]) -> Vec<Ack> {
+    let listed: HashSet<&str> = listed.iter().map(String::as_str).collect();
+    let mut lost: Vec<Ack> = known
+        .iter()
+        .filter(|(item, row)| {
+            !row.acked && row.disposition != Disposition::Ignored && !listed.contains(item.as_str())
+        })
+        .filter_map(|(item, row)| settled_ack(item, row))
+        .collect();
+    lost.sort_by(|a, b| a.item.cmp(&b.item));
+    lost
 }
 
 /// What a blocking task needs to build a `Setting`.

@@ -137,6 +137,19 @@ pub trait LedgerRead {
             .map_err(|e| self.read_err(e))
     }
 
+    /// The Message-ID of the mail a certificate came from, if it had one.
+    fn message_id(&self, certificate: i64) -> Result<Option<String>> {
+        self.conn()
+            .query_row_cached(
+                "SELECT message_id FROM certificate WHERE id = ?1",
+                params![certificate],
+                |r| r.get(0),
+            )
+            .optional()
+            .map(Option::flatten)
+            .map_err(|e| self.read_err(e))
+    }
+
     fn copies(&self, certificate: i64) -> Result<Vec<CopyRow>> {
         let mut stmt = self
             .conn()

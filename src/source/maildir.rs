@@ -236,6 +236,26 @@ impl Source for MaildirSource {
         Ok(out)
     }
 
+    fn lost_copy(
+        &self,
+        item: &str,
+        target: AckTarget,
+        message_id: Option<&str>,
+    ) -> Option<ServerCopy> {
+        let (folder, _) = match target {
+            AckTarget::Processed => self.processed.as_ref()?,
+            AckTarget::Quarantine => &self.quarantine,
+        };
+        // A message keeps its unique name when moved: found by it.
+        Some(ServerCopy {
+            mailbox: self.key.mailbox.clone(),
+            folder: folder.clone(),
+            validity: Some(self.key.validity.clone()),
+            item: Some(item.to_string()),
+            message_id: message_id.map(str::to_string),
+        })
+    }
+
     async fn purge_copies(&mut self, copies: &[ServerCopy]) -> Vec<Result<(), SourceError>> {
         copies
             .iter()

@@ -98,6 +98,17 @@ pub trait Source {
     async fn bodies(&mut self, items: &[String]) -> Result<Vec<(String, Vec<u8>)>, SourceError>;
     /// Moves (or deletes) acknowledged messages; returns where each one went.
     async fn ack(&mut self, acks: &[Ack]) -> Result<Vec<(Ack, Option<ServerCopy>)>, SourceError>;
+    /// Where an acknowledgement left the message when what `ack` answered never reached the
+    /// ledger (a crash or a failed write in between, a connection lost before the answer):
+    /// the copy kept in the target folder, to be found again at its purge (by Message-ID
+    /// where its new UID is unknown). `None` when the acknowledgement keeps no copy, or
+    /// nothing would find it.
+    fn lost_copy(
+        &self,
+        item: &str,
+        target: AckTarget,
+        message_id: Option<&str>,
+    ) -> Option<ServerCopy>;
     /// Deletes copies the product moved to its folders, when their certificate is due; one
     /// result per copy, in order. A copy no longer there counts as deleted.
     async fn purge_copies(&mut self, copies: &[ServerCopy]) -> Vec<Result<(), SourceError>>;
@@ -196,6 +207,14 @@ impl Source for Configured {
     }
     async fn ack(&mut self, acks: &[Ack]) -> Result<Vec<(Ack, Option<ServerCopy>)>, SourceError> {
         delegate!(self, s => s.ack(acks).await)
+    }
+    fn lost_copy(
+        &self,
+        item: &str,
+        target: AckTarget,
+        message_id: Option<&str>,
+    ) -> Option<ServerCopy> {
+        delegate!(self, s => s.lost_copy(item, target, message_id))
     }
     async fn purge_copies(&mut self, copies: &[ServerCopy]) -> Vec<Result<(), SourceError>> {
         delegate!(self, s => s.purge_copies(copies).await)

@@ -402,6 +402,29 @@ impl Source for ImapSource {
         Ok(out)
     }
 
+    fn lost_copy(
+        &self,
+        _item: &str,
+        target: AckTarget,
+        message_id: Option<&str>,
+    ) -> Option<ServerCopy> {
+        let folder = match target {
+            AckTarget::Processed => &self.mailbox.processed_folder,
+            AckTarget::Quarantine => &self.mailbox.quarantine_folder,
+        };
+        if !dest_is_some(folder) {
+            return None;
+        }
+        // Its UID in the folder is unknown: only its Message-ID finds it.
+        Some(ServerCopy {
+            mailbox: self.key.mailbox.clone(),
+            folder: folder.clone(),
+            validity: None,
+            item: None,
+            message_id: Some(message_id?.to_string()),
+        })
+    }
+
     async fn purge_copies(&mut self, copies: &[ServerCopy]) -> Vec<Result<(), SourceError>> {
         self.purge_all(copies).await
     }
