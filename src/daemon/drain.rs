@@ -284,10 +284,12 @@ impl Drainer {
         self.health.beat();
         self.health.polled(Timestamp::now().as_second());
         stats.listed = items.len();
-        let k = key.clone();
-        let known = self.with_ledger(move |l| Ok(l.messages(&k)?)).await?;
+        let (k, listed) = (key.clone(), items.clone());
+        let (known, unacked) = self
+            .with_ledger(move |l| Ok((l.messages(&k, &listed)?, l.unacknowledged(&k)?)))
+            .await?;
 
-        let mut lost = lost_acks(&known, &items);
+        let mut lost = lost_acks(&unacked, &items);
         let mut settled = Vec::new();
         let mut unknown = Vec::new();
         let mut exhausted = HashSet::new();
@@ -540,9 +542,9 @@ fn settled_ack(item: &str, row: &MessageRow) -> Option<Ack> {
 /// connection lost before the server's answer, leaves them so; recorded now, their copies on
 /// the server are purged with their certificates. (A message someone else took from the
 /// folder looks the same: its copy is then simply not found at the purge.)
-fn lost_acks(known: &HashMap<String, MessageRow>, listed: &[String]) -> Vec<Ack> {
+fn lost_acks(unacked: &HashMap<String, MessageRow>, listed: &[String]) -> Vec<Ack> {
     let listed: HashSet<&str> = listed.iter().map(String::as_str).collect();
-    let mut lost: Vec<Ack> = known
+    let mut lost: Vec<Ack> = unacked
         .iter()
         .filter(|(item, row)| {
             !row.acked && row.disposition != Disposition::Ignored && !listed.contains(item.as_str())

@@ -25,6 +25,13 @@ const UPGRADE_1_TO_2: &str = "
 /// Version 3: the print jobs.
 const PRINT_JOBS: &str = include_str!("schema_print.sql");
 
+/// Version 4: the messages not acknowledged yet, found without reading every message ever
+/// seen (a pass looks for those acknowledged but never recorded).
+const UNACKED_INDEX: &str = "
+    CREATE INDEX message_unacked ON message (mailbox, validity)
+        WHERE acked = 0 AND disposition <> 'ignored';
+";
+
 /// Seals the personal fields and the paths a version-1 ledger held in clear; returns the
 /// keys made, to be written before the upgrade commits.
 fn seal_version_1(tx: &Transaction, secret: &[u8]) -> rusqlite::Result<Vec<(i64, keys::Key)>> {
@@ -109,9 +116,10 @@ impl Ledger {
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .map_err(err)?;
         let steps: &[&str] = match version {
-            0 => &[include_str!("schema.sql"), PRINT_JOBS],
-            1 => &[UPGRADE_1_TO_2, PRINT_JOBS],
-            2 => &[PRINT_JOBS],
+            0 => &[include_str!("schema.sql"), PRINT_JOBS, UNACKED_INDEX],
+            1 => &[UPGRADE_1_TO_2, PRINT_JOBS, UNACKED_INDEX],
+            2 => &[PRINT_JOBS, UNACKED_INDEX],
+            3 => &[UNACKED_INDEX],
             _ => &[],
         };
         for step in steps {

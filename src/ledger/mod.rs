@@ -34,7 +34,7 @@ pub use summary::{Counts, counts};
 pub use tx::LedgerTx;
 
 /// The schema this program reads and writes.
-const SCHEMA_VERSION: i64 = 3;
+const SCHEMA_VERSION: i64 = 4;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LedgerError {

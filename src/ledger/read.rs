@@ -54,32 +54,40 @@ pub trait LedgerRead {
         LedgerError::sqlite(self.ledger_path(), source)
     }
 
-    /// Every message of `mailbox` seen under this UIDVALIDITY.
-    fn messages(&self, key: &MailboxKey) -> Result<HashMap<String, MessageRow>> {
+    /// The messages of `mailbox` under this UIDVALIDITY that the ledger knows among `items`:
+    /// one indexed look-up each, so that a pass costs what is in the folder, not every message
+    /// ever seen.
+    fn messages(&self, key: &MailboxKey, items: &[String]) -> Result<HashMap<String, MessageRow>> {
         let mut stmt = self
             .conn()
-            .prepare_cached(
-                "SELECT m.item, m.disposition, m.certificate, m.attempts, m.acked, c.state
-                 FROM message m LEFT JOIN certificate c ON c.id = m.certificate
-                 WHERE m.mailbox = ?1 AND m.validity = ?2",
-            )
+            .prepare_cached(&format!(
+                "{MESSAGE_ROW} WHERE m.mailbox = ?1 AND m.validity = ?2 AND m.item = ?3"
+            ))
             .map_err(|e| self.read_err(e))?;
-        let rows = stmt
-            .query_map(params![key.mailbox, key.validity], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    MessageRow {
-                        disposition: Disposition::parse(&r.get::<_, String>(1)?),
-                        certificate: r.get(2)?,
-                        attempts: r.get(3)?,
-                        acked: r.get(4)?,
-                        cert_state: r.get::<_, Option<String>>(5)?.map(|s| CertState::parse(&s)),
-                    },
-                ))
+        let mut out = HashMap::new();
+        for item in items {
+            let row = stmt
+                .query_row(params![key.mailbox, key.validity, item], message_row)
+                .optional()
+                .map_err(|e| self.read_err(e))?;
+            out.extend(row);
+        }
+        Ok(out)
+    }
+
+    /// The messages of `mailbox` under this UIDVALIDITY not acknowledged yet, except those
+    /// ignored (which stay in the folder): a few at any time, found by a partial index.
+    fn unacknowledged(&self, key: &MailboxKey) -> Result<HashMap<String, MessageRow>> {
+        self.conn()
+            .prepare_cached(&format!(
+                "{MESSAGE_ROW} WHERE m.mailbox = ?1 AND m.validity = ?2
+                     AND m.acked = 0 AND m.disposition <> 'ignored'"
+            ))
+            .and_then(|mut stmt| {
+                stmt.query_map(params![key.mailbox, key.validity], message_row)?
+                    .collect::<rusqlite::Result<HashMap<_, _>>>()
             })
-            .and_then(|rows| rows.collect::<rusqlite::Result<HashMap<_, _>>>())
-            .map_err(|e| self.read_err(e))?;
-        Ok(rows)
+            .map_err(|e| self.read_err(e))
     }
 
     /// The certificate whose raw message had this hash, if any.
@@ -392,4 +400,22 @@ impl LedgerRead for LedgerTx<'_> {
     fn path_secret(&self) -> &[u8] {
         self.secret
     }
+}
+
+/// A message with its certificate's state; read by `message_row`.
+const MESSAGE_ROW: &str =
+    "SELECT m.item, m.disposition, m.certificate, m.attempts, m.acked, c.state
+     FROM message m LEFT JOIN certificate c ON c.id = m.certificate";
+
+fn message_row(r: &rusqlite::Row) -> rusqlite::Result<(String, MessageRow)> {
+    Ok((
+        r.get(0)?,
+        MessageRow {
+            disposition: Disposition::parse(&r.get::<_, String>(1)?),
+            certificate: r.get(2)?,
+            attempts: r.get(3)?,
+            acked: r.get(4)?,
+            cert_state: r.get::<_, Option<String>>(5)?.map(|s| CertState::parse(&s)),
+        },
+    ))
 }

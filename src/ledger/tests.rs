@@ -62,7 +62,7 @@ fn certificate_copies_and_messages_round_trip() {
     tx.mark_acked(&key(), "17").unwrap();
     tx.commit().unwrap();
 
-    let msgs = ledger.messages(&key()).unwrap();
+    let msgs = ledger.messages(&key(), &["17".into()]).unwrap();
     assert_eq!(msgs["17"].disposition, Disposition::Delivered);
     assert!(msgs["17"].acked);
     assert!(ledger.unfinished_copies().unwrap().is_empty());
@@ -98,7 +98,60 @@ fn attempts_count_up() {
     assert_eq!(tx.bump_attempts(&key(), "9", 1).unwrap(), 1);
     assert_eq!(tx.bump_attempts(&key(), "9", 1).unwrap(), 2);
     tx.commit().unwrap();
-    assert_eq!(ledger.messages(&key()).unwrap()["9"].attempts, 2);
+    assert_eq!(
+        ledger.messages(&key(), &["9".into()]).unwrap()["9"].attempts,
+        2
+    );
+}
+
+/// A pass reads the messages listed in the folder and those not acknowledged yet, never every
+/// message the ledger ever saw: one look-up per listed message, and a partial index.
+#[test]
+fn a_pass_reads_what_is_listed_and_what_is_unacknowledged_not_everything_held() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut ledger = Ledger::open(dir.path()).unwrap();
+    let tx = ledger.tx().unwrap();
+    for (item, disposition, acked) in [
+        ("1", Disposition::Delivered, true),
+        ("2", Disposition::Delivered, false),
+        ("3", Disposition::Ignored, false),
+        ("4", Disposition::Pending, false),
+    ] {
+        tx.set_message(&key(), item, disposition, None, None, 1)
+            .unwrap();
+        if acked {
+            tx.mark_acked(&key(), item).unwrap();
+        }
+    }
+    tx.commit().unwrap();
+
+    let listed = ledger
+        .messages(&key(), &["1".into(), "3".into(), "9".into()])
+        .unwrap();
+    let mut items: Vec<&String> = listed.keys().collect();
+    items.sort();
+    assert_eq!(items, ["1", "3"]);
+    let unacked = ledger.unacknowledged(&key()).unwrap();
+    let mut items: Vec<&String> = unacked.keys().collect();
+    items.sort();
+    assert_eq!(items, ["2", "4"]);
+    let other = MailboxKey {
+        validity: "43".into(),
+        ..key()
+    };
+    assert!(ledger.unacknowledged(&other).unwrap().is_empty());
+
+    let plan: String = ledger
+        .conn()
+        .query_row(
+            "EXPLAIN QUERY PLAN SELECT m.item FROM message m
+             WHERE m.mailbox = 'm' AND m.validity = 'v' AND m.acked = 0
+                 AND m.disposition <> 'ignored'",
+            [],
+            |r| r.get(3),
+        )
+        .unwrap();
+    assert!(plan.contains("USING INDEX message_unacked"), "{plan}");
 }
 
 #[test]
@@ -112,7 +165,7 @@ fn reopening_keeps_the_data_and_the_file_is_private() {
         tx.commit().unwrap();
     }
     let ledger = Ledger::open(dir.path()).unwrap();
-    assert_eq!(ledger.messages(&key()).unwrap().len(), 1);
+    assert_eq!(ledger.messages(&key(), &["1".into()]).unwrap().len(), 1);
     let mode = std::fs::metadata(dir.path().join("ledger.sqlite"))
         .unwrap()
         .permissions()
@@ -194,7 +247,8 @@ fn a_version_2_ledger_gains_the_print_jobs() {
     {
         // Back to version 2, as the previous release left it.
         let conn = Connection::open(dir.path().join("ledger.sqlite")).unwrap();
-        conn.execute_batch("DROP TABLE print_job").unwrap();
+        conn.execute_batch("DROP TABLE print_job; DROP INDEX message_unacked")
+            .unwrap();
         conn.pragma_update(None, "user_version", 2).unwrap();
     }
     let mut ledger = Ledger::open(dir.path()).unwrap();
