@@ -404,7 +404,7 @@ impl Source for ImapSource {
 
     fn lost_copy(
         &self,
-        _item: &str,
+        item: &str,
         target: AckTarget,
         message_id: Option<&str>,
     ) -> Option<ServerCopy> {
@@ -416,12 +416,21 @@ impl Source for ImapSource {
             return None;
         }
         // Its UID in the folder is unknown: only its Message-ID finds it.
+        let Some(message_id) = message_id else {
+            tracing::error!(
+                uid = item,
+                folder = folder.as_str(),
+                "ALERT: a message acknowledged but never recorded has no Message-ID: its copy \
+                 in this folder cannot be found again and must be deleted by hand when due"
+            );
+            return None;
+        };
         Some(ServerCopy {
             mailbox: self.key.mailbox.clone(),
             folder: folder.clone(),
             validity: None,
             item: None,
-            message_id: Some(message_id?.to_string()),
+            message_id: Some(message_id.to_string()),
         })
     }
 
