@@ -201,8 +201,6 @@ pub struct Certificate {
     pub integrated_at: Option<Timestamp>,
     pub attachment_name: Option<String>,
     pub pdf: Option<Vec<u8>>,
-    /// Where the PDF's encoded body lies in the raw message.
-    pub pdf_range: Option<std::ops::Range<usize>>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -431,7 +429,9 @@ fn read(
     cert.site = Some(subject_site.clone());
     let site = subject_site;
 
-    let pdfs: Vec<_> = mail.attachments.iter().filter(|a| a.is_pdf()).collect();
+    let pdfs: Vec<usize> = (0..mail.attachments.len())
+        .filter(|i| mail.attachments[*i].is_pdf())
+        .collect();
     let pdf = match pdfs.as_slice() {
         [] if mail.attachments.is_empty() => return Err(stop(Reason::NoPdf, "no attachment")),
         [] => {
@@ -448,10 +448,12 @@ fn read(
             ));
         }
     };
+    // Moved out, not copied: the PDF is the largest thing decided.
+    let pdf = &mut mail.attachments[pdf];
     cert.attachment_name = pdf.name.clone();
-    cert.pdf = Some(pdf.bytes.clone());
-    let name_ok = pdf
-        .name
+    cert.pdf = Some(std::mem::take(&mut pdf.bytes));
+    let name_ok = cert
+        .attachment_name
         .as_deref()
         .is_some_and(|n| fields::attachment_matches(n, &subject_finess, &subject.dossier));
     if !name_ok {

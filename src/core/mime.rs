@@ -35,8 +35,6 @@ pub struct Attachment {
     pub name: Option<String>,
     pub content_type: String,
     pub bytes: Vec<u8>,
-    /// Where the encoded body lies in the raw message.
-    pub raw_range: std::ops::Range<usize>,
 }
 
 impl Attachment {
@@ -113,7 +111,6 @@ fn extract_at(mut m: Message, with_parts: bool, depth: usize) -> Mail {
             })
             .unwrap_or_default();
         let name = part.attachment_name().map(encoded_words::decode_leftovers);
-        let raw_range = part.offset_body as usize..part.offset_end as usize;
         // Decoded bodies are moved out, not copied: a PDF is the largest thing here.
         let bytes = match std::mem::take(&mut part.body) {
             PartType::Message(inner) if depth < MAX_DEPTH => {
@@ -143,7 +140,6 @@ fn extract_at(mut m: Message, with_parts: bool, depth: usize) -> Mail {
             name,
             content_type,
             bytes,
-            raw_range,
         });
     }
     mail

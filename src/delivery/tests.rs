@@ -145,6 +145,19 @@ fn a_name_taken_by_another_patient_gets_a_counter() {
     );
 }
 
+/// The ledger knows a message again by the hash of all its bytes, as every version stored
+/// it: a message planned or delivered before an upgrade is recognised after it.
+#[test]
+fn a_message_is_known_by_the_hash_of_all_its_bytes() {
+    let f = Fixture::new();
+    let fetched = corpus("corsica_site");
+    let key = spool::sha256(fetched.bytes());
+    let mut ledger = f.ledger();
+    plan_batch(&mut ledger, &f.set(), vec![fetched], now()).unwrap();
+    let known = ledger.by_content(&key).unwrap();
+    assert!(known.is_some(), "not found by the hash of its bytes");
+}
+
 #[test]
 fn crash_after_planning_replays_into_one_copy() {
     let f = Fixture::new();

@@ -10,7 +10,7 @@ use super::{Ack, Batch, BatchReport, Content, Fetched, Setting, Work, finished_s
 use crate::core::audit::{Event, Facts, pseudonym};
 use crate::core::decide::requarantine;
 use crate::core::{Decision, Outcome, Reason, mime};
-use crate::delivery::spool::{sha256, sha256_parts};
+use crate::delivery::spool::sha256;
 use crate::ledger::{
     CertState, CertificateRef, CopyRow, CopyState, Disposition, LedgerError, LedgerRead, LedgerTx,
 };
@@ -38,7 +38,7 @@ pub(super) fn prepare(set: &Setting, fetched: Vec<Fetched>, now: Timestamp) -> V
                 .as_ref()
                 .and_then(|o| o.cert.pdf.as_deref().map(sha256));
             let key = match &outcome {
-                Some(o) => content_key(&fetched, o, pdf_sha.as_ref()),
+                Some(_) => content_key(&fetched),
                 None => [0; 32],
             };
             Prepared {
@@ -258,17 +258,12 @@ fn ignore(
     Ok(())
 }
 
-/// What identifies a message's content for the ledger: every raw byte, except that the
-/// PDF's encoded body counts through the hash of the decoded PDF (already computed), so the
-/// largest part of the message is hashed once, not twice.
-fn content_key(fetched: &Fetched, outcome: &Outcome, pdf_sha: Option<&[u8; 32]>) -> [u8; 32] {
-    let bytes = fetched.bytes();
-    match (&outcome.cert.pdf_range, pdf_sha, fetched) {
-        (Some(r), Some(h), Fetched::Whole { .. }) if r.start <= r.end && r.end <= bytes.len() => {
-            sha256_parts(&[&bytes[..r.start], h, &bytes[r.end..]])
-        }
-        _ => sha256(bytes),
-    }
+/// What identifies a message's content for the ledger: the hash of every raw byte. It is
+/// stored with each certificate and looked up when a message is read again (after an
+/// interruption, or re-sent), so it must stay the same from one version to the next: a
+/// message delivered before an upgrade and read again after it must still be recognised.
+fn content_key(fetched: &Fetched) -> [u8; 32] {
+    sha256(fetched.bytes())
 }
 
 /// A message whose certificate is already finished: recorded as a duplicate, and
