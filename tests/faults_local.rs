@@ -381,6 +381,21 @@ fn a_cut_deleted_or_torn_retention_log_is_never_silently_rebased() {
         out.contains("records are missing") || out.contains("are missing"),
         "{out}"
     );
+    // A copy holds as many records as it has lines, not the last one's number.
+    let copy = w.install.root.join("retention-copy.log");
+    std::fs::copy(&rlog, &copy).unwrap();
+    let held = std::fs::read_to_string(&copy).unwrap().lines().count();
+    let out = Command::new(bin())
+        .args(["audit", "verify", "--log"])
+        .arg(&copy)
+        .output()
+        .unwrap();
+    assert!(
+        stdout(&out).contains(&format!(": {held} records, chain intact")),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
     assert!(eventually(20, || status(&w.install)["retention_log"] == "ok"));
 
     // Deleted.

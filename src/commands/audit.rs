@@ -192,7 +192,7 @@ pub fn verify(config_path: Option<&Path>, copy: Option<&Path>, expect: Option<&s
     println!(
         "{}: {} records, chain intact{}; head {}",
         path.display(),
-        chain.head.seq,
+        chain.records,
         if chain.reseals.is_empty() {
             String::new()
         } else {

@@ -127,7 +127,7 @@ pub fn run(config_path: &Path, month: &str, format: ReportFormat) -> Outcome {
     let verdict = match checked {
         Ok(chain) => LogVerdict {
             intact: true,
-            records: chain.head.seq,
+            records: chain.records,
             head: chain.head.hash,
             problem: None,
         },

@@ -260,6 +260,9 @@ pub struct Reseal {
 pub struct Chain {
     pub head: Head,
     pub reseals: Vec<Reseal>,
+    /// The records (lines) it holds: fewer than the head's number when a new segment says
+    /// records are missing.
+    pub records: u64,
 }
 
 /// Where the chain breaks.
@@ -286,6 +289,7 @@ impl std::fmt::Display for Broken {
 pub fn verify<'a>(lines: impl IntoIterator<Item = &'a str>) -> Result<Chain, Broken> {
     let mut head = Head::genesis();
     let mut reseals = Vec::new();
+    let mut records = 0;
     for (n, line) in lines.into_iter().enumerate() {
         let line_no = n + 1;
         let record: Record = serde_json::from_str(line).map_err(|e| Broken {
@@ -335,8 +339,13 @@ pub fn verify<'a>(lines: impl IntoIterator<Item = &'a str>) -> Result<Chain, Bro
             hash: line_hash(line),
             id: record.id,
         };
+        records += 1;
     }
-    Ok(Chain { head, reseals })
+    Ok(Chain {
+        head,
+        reseals,
+        records,
+    })
 }
 
 #[cfg(test)]

@@ -85,6 +85,7 @@ fn a_resealed_segment_may_skip_the_records_it_names_and_nothing_else() {
     cut.push(line);
     let chain = verify(cut.iter().map(String::as_str)).unwrap();
     assert_eq!(chain.head.seq, 7);
+    assert_eq!(chain.records, 5, "the records there, not the head's number");
     assert_eq!(chain.reseals.len(), 1);
     assert_eq!(chain.reseals[0].gap, Some((4, 5)));
 
