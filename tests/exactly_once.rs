@@ -160,6 +160,16 @@ fn killed_at_random_points_and_restarted_delivers_everything_once() {
         n as usize,
         "a message acknowledged twice or not at all (seed {seed})"
     );
+    // Every copy left on the server is known to the ledger, to be deleted when due, even
+    // those whose move a kill cut off from its record.
+    let db = rusqlite::Connection::open(w.install.root.join("state/ledger.sqlite")).unwrap();
+    let count = |sql: &str| -> i64 { db.query_row(sql, [], |r| r.get(0)).unwrap() };
+    assert_eq!(
+        count("SELECT count(*) FROM server_copy WHERE state = 'present'"),
+        i64::from(n),
+        "a copy on the server the ledger does not know (seed {seed})"
+    );
+    assert_eq!(count("SELECT count(*) FROM message WHERE acked = 0"), 0);
 }
 
 #[test]
