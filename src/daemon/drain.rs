@@ -272,6 +272,32 @@ impl Drainer {
             .await
     }
 
+    /// Fills in the Message-ID of each acknowledgement's certificate: it finds the copy on the
+    /// server when its UID is unknown.
+    async fn add_message_ids<'a>(
+        &self,
+        acks: impl Iterator<Item = &'a mut Ack>,
+    ) -> Result<(), DrainError> {
+        let acks: Vec<&mut Ack> = acks.collect();
+        if acks.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<i64> = acks.iter().map(|a| a.certificate).collect();
+        let found = self
+            .with_ledger(move |l| {
+                let mut out = HashMap::new();
+                for id in ids {
+                    out.insert(id, l.message_id(id)?);
+                }
+                Ok(out)
+            })
+            .await?;
+        for ack in acks {
+            ack.message_id = found.get(&ack.certificate).cloned().flatten();
+        }
+        Ok(())
+    }
+
     /// One pass; see the module documentation.
     pub async fn drain<S: Source>(
         &mut self,
@@ -304,35 +330,12 @@ impl Drainer {
                 _ => unknown.push(item),
             }
         }
-        // Their Message-ID finds their copy on the server when its UID is unknown.
-        let ids: Vec<i64> = settled.iter().chain(&lost).map(|a| a.certificate).collect();
-        let message_ids = self
-            .with_ledger(move |l| {
-                let mut out = HashMap::new();
-                for id in ids {
-                    out.insert(id, l.message_id(id)?);
-                }
-                Ok(out)
-            })
+        self.add_message_ids(settled.iter_mut().chain(&mut lost))
             .await?;
-        for ack in settled.iter_mut().chain(&mut lost) {
-            ack.message_id = message_ids.get(&ack.certificate).cloned().flatten();
-        }
         // What the source acknowledged and the ledger has not recorded yet: written with the
         // next batch's first commit, or at the end of the pass whatever happened. If that
         // write fails, the next pass finds them again among the lost.
-        let mut acked: Vec<Acked> = Vec::with_capacity(lost.len());
-        if !lost.is_empty() {
-            tracing::warn!(
-                messages = lost.len(),
-                "acknowledged at the source but never recorded: recorded now, each copy kept \
-                 on the server to be found again by its Message-ID"
-            );
-        }
-        for ack in lost {
-            let copy = src.lost_copy(&ack.item, ack.target, ack.message_id.as_deref());
-            acked.push((ack, copy));
-        }
+        let mut acked = recovered(src, lost);
         let result = self
             .screen_and_deliver(
                 src, key, settled, unknown, &exhausted, &known, cancel, &mut acked, &mut stats,
@@ -553,6 +556,24 @@ fn lost_acks(unacked: &HashMap<String, MessageRow>, listed: &[String]) -> Vec<Ac
         .collect();
     lost.sort_by(|a, b| a.item.cmp(&b.item));
     lost
+}
+
+/// The lost acknowledgements (`lost_acks`) with the copy each one left on the server, to be
+/// recorded.
+fn recovered<S: Source>(src: &S, lost: Vec<Ack>) -> Vec<Acked> {
+    if !lost.is_empty() {
+        tracing::warn!(
+            messages = lost.len(),
+            "acknowledged at the source but never recorded: recorded now, each copy kept on \
+             the server to be found again by its Message-ID"
+        );
+    }
+    lost.into_iter()
+        .map(|ack| {
+            let copy = src.lost_copy(&ack.item, ack.target, ack.message_id.as_deref());
+            (ack, copy)
+        })
+        .collect()
 }
 
 /// What a blocking task needs to build a `Setting`.
