@@ -429,9 +429,7 @@ fn read(
     cert.site = Some(subject_site.clone());
     let site = subject_site;
 
-    let pdfs: Vec<usize> = (0..mail.attachments.len())
-        .filter(|i| mail.attachments[*i].is_pdf())
-        .collect();
+    let pdfs: Vec<_> = mail.attachments.iter().filter(|a| a.is_pdf()).collect();
     let pdf = match pdfs.as_slice() {
         [] if mail.attachments.is_empty() => return Err(stop(Reason::NoPdf, "no attachment")),
         [] => {
@@ -448,14 +446,13 @@ fn read(
             ));
         }
     };
+    cert.attachment_name = pdf.name.clone();
     // Copied, not moved out: the buffer the parser filled sits among its small allocations,
     // and keeping it while they are freed raised the peak memory of a long drain by 0.7 MB
     // (`scripts/bench`), for an 88 KB copy saved.
-    let pdf = &mail.attachments[pdf];
-    cert.attachment_name = pdf.name.clone();
     cert.pdf = Some(pdf.bytes.clone());
-    let name_ok = cert
-        .attachment_name
+    let name_ok = pdf
+        .name
         .as_deref()
         .is_some_and(|n| fields::attachment_matches(n, &subject_finess, &subject.dossier));
     if !name_ok {
