@@ -149,7 +149,7 @@ fn add(
     tx.set_copy_state(copy, CopyState::Published)?;
     let at = row.sampled_at;
     tx.set_message(&key(), item, Disposition::Delivered, None, Some(id), at)?;
-    tx.mark_acked(&key(), item)?;
+    tx.mark_acked(&key(), item, true)?;
     Ok(())
 }
 

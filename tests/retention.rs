@@ -8,6 +8,7 @@ use std::path::Path;
 use crate::support::*;
 
 const PROCESSED: &str = "SI-DEP.Traites";
+const QUARANTINE: &str = "SI-DEP.Quarantaine";
 
 fn world(extra: &str) -> World {
     World::new("", extra)
@@ -202,6 +203,52 @@ fn an_acknowledgement_never_recorded_is_found_again_and_its_server_copy_purged()
         1,
         "found by Message-ID, all but the one the ALERT named"
     );
+}
+
+#[test]
+fn a_lost_acknowledgement_of_a_quarantine_released_since_is_found_in_the_quarantine_folder() {
+    let w = world("");
+    // A site the configuration does not know: quarantined, moved to the quarantine folder.
+    w.dovecot
+        .deliver(USER, "INBOX", &certificate(1, "010780054", "Négatif", 2000));
+    assert!(w.install.run_once().status.success());
+    assert_eq!(w.dovecot.count(USER, QUARANTINE), 1);
+    forget_acknowledgements(&w);
+    // Released to a site before the next pass: the certificate is delivered now, but its
+    // message is still where the quarantine sent it.
+    let db = ledger(&w);
+    let id: i64 = db
+        .query_row("SELECT id FROM certificate", [], |r| r.get(0))
+        .unwrap();
+    let out = w.install.command(&[
+        "quarantine",
+        "release",
+        &id.to_string(),
+        "--site",
+        "690000880",
+    ]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+
+    assert!(w.install.run_once().status.success());
+    let folder: String = db
+        .query_row(
+            "SELECT folder FROM server_copy WHERE state = 'present'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(folder, "SI-DEP/Quarantaine", "recorded where the copy is");
+
+    make_due(&w);
+    let out = w.install.command(&["purge"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("1 server copy(ies) deleted"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(w.dovecot.count(USER, QUARANTINE), 0);
+    assert_eq!(w.dovecot.count(USER, PROCESSED), 0);
 }
 
 #[test]

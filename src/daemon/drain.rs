@@ -24,7 +24,7 @@ use crate::core::{Context, Prescreen, prescreen};
 use crate::delivery::{self, Ack, BatchReport, Decided, DeliveryError, Fetched, Setting};
 use crate::ledger::locked::{LockError, locked, with_ledger};
 use crate::ledger::{Disposition, Ledger, LedgerRead, MailboxKey, MessageRow, ServerCopy};
-use crate::source::{Listed, Source, SourceError};
+use crate::source::{AckTarget, Listed, Source, SourceError};
 use crate::system::failure::{Class, LocalFailure};
 
 /// An acknowledgement the source carried out, and where the message went.
@@ -550,7 +550,15 @@ fn lost_acks(unacked: &HashMap<String, MessageRow>, listed: &[String]) -> Vec<Ac
     let mut lost: Vec<Ack> = unacked
         .iter()
         .filter(|(item, _)| !listed.contains(item.as_str()))
-        .filter_map(|(item, row)| settled_ack(item, row))
+        .filter_map(|(item, row)| {
+            let mut ack = settled_ack(item, row)?;
+            // It went where its own outcome sent it: a message quarantined is in the
+            // quarantine folder even if its certificate was released since.
+            if row.disposition == Disposition::Quarantined {
+                ack.target = AckTarget::Quarantine;
+            }
+            Some(ack)
+        })
         .collect();
     lost.sort_by(|a, b| a.item.cmp(&b.item));
     lost

@@ -248,12 +248,15 @@ impl LedgerTx<'_> {
             .map_err(|e| self.err(e))
     }
 
-    /// The messages that led to a released certificate are now counted as delivered.
+    /// The messages that led to a released certificate are now counted as delivered, those
+    /// whose move is recorded: one not recorded yet keeps its disposition until it is
+    /// (`LedgerTx::mark_acked`), because it says which folder the move, if it happened, took
+    /// it to.
     pub fn messages_released(&self, certificate: i64) -> Result<()> {
         self.tx
             .execute_cached(
                 "UPDATE message SET disposition = 'delivered', reason = NULL
-                 WHERE certificate = ?1 AND disposition = 'quarantined'",
+                 WHERE certificate = ?1 AND disposition = 'quarantined' AND acked = 1",
                 params![certificate],
             )
             .map(drop)

@@ -59,7 +59,7 @@ fn certificate_copies_and_messages_round_trip() {
     tx.set_certificate_state(id, CertState::Delivered).unwrap();
     tx.set_message(&key(), "17", Disposition::Delivered, None, Some(id), 6)
         .unwrap();
-    tx.mark_acked(&key(), "17").unwrap();
+    tx.mark_acked(&key(), "17", true).unwrap();
     tx.commit().unwrap();
 
     let msgs = ledger.messages(&key(), &["17".into()]).unwrap();
@@ -67,6 +67,43 @@ fn certificate_copies_and_messages_round_trip() {
     assert!(msgs["17"].acked);
     assert!(ledger.unfinished_copies().unwrap().is_empty());
     assert_eq!(ledger.copies(id).unwrap()[0].state, CopyState::Published);
+}
+
+#[test]
+fn a_released_message_counts_as_delivered_once_its_move_is_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut ledger = Ledger::open(dir.path()).unwrap();
+    let tx = ledger.tx().unwrap();
+    let id = tx
+        .insert_certificate(&NewCertificate {
+            rule: "negative".into(),
+            content_sha256: [3u8; 32],
+            ..NewCertificate::default()
+        })
+        .unwrap();
+    tx.set_certificate_state(id, CertState::Delivered).unwrap();
+    // "1" was moved to the quarantine folder, "2" not yet (its move failed); then released.
+    for item in ["1", "2"] {
+        tx.set_message(&key(), item, Disposition::Quarantined, None, Some(id), 1)
+            .unwrap();
+    }
+    tx.mark_acked(&key(), "1", false).unwrap();
+    tx.messages_released(id).unwrap();
+    tx.commit().unwrap();
+    let msgs = ledger.messages(&key(), &["1".into(), "2".into()]).unwrap();
+    assert_eq!(msgs["1"].disposition, Disposition::Delivered);
+    assert_eq!(
+        msgs["2"].disposition,
+        Disposition::Quarantined,
+        "a move not recorded yet: where it went is still to be told"
+    );
+
+    let tx = ledger.tx().unwrap();
+    tx.mark_acked(&key(), "2", true).unwrap();
+    tx.commit().unwrap();
+    let msgs = ledger.messages(&key(), &["2".into()]).unwrap();
+    assert_eq!(msgs["2"].disposition, Disposition::Delivered);
+    assert!(msgs["2"].acked);
 }
 
 #[test]
@@ -120,7 +157,7 @@ fn a_pass_reads_what_is_listed_and_what_is_unacknowledged_not_everything_held() 
         tx.set_message(&key(), item, disposition, None, None, 1)
             .unwrap();
         if acked {
-            tx.mark_acked(&key(), item).unwrap();
+            tx.mark_acked(&key(), item, true).unwrap();
         }
     }
     tx.commit().unwrap();

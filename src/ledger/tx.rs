@@ -423,11 +423,19 @@ impl LedgerTx<'_> {
             .map_err(|e| self.err(e))
     }
 
-    pub fn mark_acked(&self, key: &MailboxKey, item: &str) -> Result<()> {
+    /// The message's move is recorded. Moved to the processed folder, a message still
+    /// counted as quarantined was released before its move was recorded: it is delivered now
+    /// (`messages_released`).
+    pub fn mark_acked(&self, key: &MailboxKey, item: &str, processed: bool) -> Result<()> {
         self.tx
             .execute_cached(
-                "UPDATE message SET acked = 1 WHERE mailbox = ?1 AND validity = ?2 AND item = ?3",
-                params![key.mailbox, key.validity, item],
+                "UPDATE message SET acked = 1,
+                     disposition = CASE WHEN ?4 AND disposition = 'quarantined'
+                         THEN 'delivered' ELSE disposition END,
+                     reason = CASE WHEN ?4 AND disposition = 'quarantined'
+                         THEN NULL ELSE reason END
+                 WHERE mailbox = ?1 AND validity = ?2 AND item = ?3",
+                params![key.mailbox, key.validity, item, processed],
             )
             .map(drop)
             .map_err(|e| self.err(e))
