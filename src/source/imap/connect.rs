@@ -24,10 +24,10 @@ use crate::core::config::{Auth, Imap, TlsMode};
 /// buffer a 120 KB message costs some thirty `recvfrom` calls, each with its share of TCP
 /// work, where one read of what has arrived serves several records.
 pub type Stream = TlsStream<BufReader<TcpStream>>;
+pub type Session = async_imap::Session<Stream>;
 
 /// The socket reads' size under TLS.
 const READ_BUFFER: usize = 64 * 1024;
-pub type Session = async_imap::Session<Stream>;
 
 /// What the server offers that changes how we work.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
