@@ -19,6 +19,7 @@ use mss_dispatch::ledger::{
 };
 use mss_dispatch::retention::handover;
 use mss_dispatch::retention::purge;
+use mss_dispatch::source::AckTarget;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1).map(|a| a.parse::<usize>());
@@ -149,7 +150,7 @@ fn add(
     tx.set_copy_state(copy, CopyState::Published)?;
     let at = row.sampled_at;
     tx.set_message(&key(), item, Disposition::Delivered, None, Some(id), at)?;
-    tx.mark_acked(&key(), item, true)?;
+    tx.mark_acked(&key(), item, AckTarget::Processed)?;
     Ok(())
 }
 

@@ -32,7 +32,7 @@ pub(super) fn write_acks(
     done: &[(Ack, Option<ServerCopy>)],
 ) -> Result<(), LedgerError> {
     for (ack, copy) in done {
-        tx.mark_acked(mailbox, &ack.item, ack.target == AckTarget::Processed)?;
+        tx.mark_acked(mailbox, &ack.item, ack.target)?;
         if let Some(copy) = copy {
             tx.insert_server_copy(ack.certificate, copy)?;
         }

@@ -1,4 +1,5 @@
 use super::*;
+use crate::source::AckTarget;
 
 fn key() -> MailboxKey {
     MailboxKey {
@@ -59,7 +60,7 @@ fn certificate_copies_and_messages_round_trip() {
     tx.set_certificate_state(id, CertState::Delivered).unwrap();
     tx.set_message(&key(), "17", Disposition::Delivered, None, Some(id), 6)
         .unwrap();
-    tx.mark_acked(&key(), "17", true).unwrap();
+    tx.mark_acked(&key(), "17", AckTarget::Processed).unwrap();
     tx.commit().unwrap();
 
     let msgs = ledger.messages(&key(), &["17".into()]).unwrap();
@@ -87,7 +88,7 @@ fn a_released_message_counts_as_delivered_once_its_move_is_recorded() {
         tx.set_message(&key(), item, Disposition::Quarantined, None, Some(id), 1)
             .unwrap();
     }
-    tx.mark_acked(&key(), "1", false).unwrap();
+    tx.mark_acked(&key(), "1", AckTarget::Quarantine).unwrap();
     tx.messages_released(id).unwrap();
     tx.commit().unwrap();
     let msgs = ledger.messages(&key(), &["1".into(), "2".into()]).unwrap();
@@ -99,7 +100,7 @@ fn a_released_message_counts_as_delivered_once_its_move_is_recorded() {
     );
 
     let tx = ledger.tx().unwrap();
-    tx.mark_acked(&key(), "2", true).unwrap();
+    tx.mark_acked(&key(), "2", AckTarget::Processed).unwrap();
     tx.commit().unwrap();
     let msgs = ledger.messages(&key(), &["2".into()]).unwrap();
     assert_eq!(msgs["2"].disposition, Disposition::Delivered);
@@ -157,7 +158,7 @@ fn a_pass_reads_what_is_listed_and_what_is_unacknowledged_not_everything_held() 
         tx.set_message(&key(), item, disposition, None, None, 1)
             .unwrap();
         if acked {
-            tx.mark_acked(&key(), item, true).unwrap();
+            tx.mark_acked(&key(), item, AckTarget::Processed).unwrap();
         }
     }
     tx.commit().unwrap();

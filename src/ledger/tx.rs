@@ -4,6 +4,8 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::{Transaction, params};
 
+use crate::source::AckTarget;
+
 use super::*;
 
 /// One transaction on the ledger.
@@ -423,10 +425,11 @@ impl LedgerTx<'_> {
             .map_err(|e| self.err(e))
     }
 
-    /// The message's move is recorded. Moved to the processed folder, a message still
-    /// counted as quarantined was released before its move was recorded: it is delivered now
-    /// (`messages_released`).
-    pub fn mark_acked(&self, key: &MailboxKey, item: &str, processed: bool) -> Result<()> {
+    /// The message's move to `went` is recorded. Moved to the processed folder, a message
+    /// still counted as quarantined was released before its move was recorded: it is
+    /// delivered now (`messages_released`).
+    pub fn mark_acked(&self, key: &MailboxKey, item: &str, went: AckTarget) -> Result<()> {
+        let processed = went == AckTarget::Processed;
         self.tx
             .execute_cached(
                 "UPDATE message SET acked = 1,
