@@ -8,6 +8,15 @@ fn key() -> MailboxKey {
     }
 }
 
+/// A certificate with nothing but its rule.
+fn a_negative(tx: &LedgerTx) -> i64 {
+    tx.insert_certificate(&NewCertificate {
+        rule: "negative".into(),
+        ..NewCertificate::default()
+    })
+    .unwrap()
+}
+
 #[test]
 fn certificate_copies_and_messages_round_trip() {
     let dir = tempfile::tempdir().unwrap();
@@ -75,13 +84,7 @@ fn a_released_message_counts_as_delivered_once_its_move_is_recorded() {
     let dir = tempfile::tempdir().unwrap();
     let mut ledger = Ledger::open(dir.path()).unwrap();
     let tx = ledger.tx().unwrap();
-    let id = tx
-        .insert_certificate(&NewCertificate {
-            rule: "negative".into(),
-            content_sha256: [3u8; 32],
-            ..NewCertificate::default()
-        })
-        .unwrap();
+    let id = a_negative(&tx);
     tx.set_certificate_state(id, CertState::Delivered).unwrap();
     // "1" was moved to the quarantine folder, "2" not yet (its move failed); then released.
     for item in ["1", "2"] {
@@ -112,12 +115,7 @@ fn a_path_cannot_be_claimed_twice() {
     let dir = tempfile::tempdir().unwrap();
     let mut ledger = Ledger::open(dir.path()).unwrap();
     let tx = ledger.tx().unwrap();
-    let id = tx
-        .insert_certificate(&NewCertificate {
-            rule: "negative".into(),
-            ..NewCertificate::default()
-        })
-        .unwrap();
+    let id = a_negative(&tx);
     let copy = NewCopy {
         kind: CopyKind::Spool,
         path: "/spool/a.pdf".into(),
