@@ -541,10 +541,11 @@ fn settled_ack(item: &str, row: &MessageRow) -> Option<Ack> {
 
 /// Messages acknowledged at the source whose record never reached the ledger: among those
 /// not marked acknowledged (`LedgerRead::unacknowledged`), the ones whose certificate is
-/// finished and that are gone from the folder. A crash or a failed ledger write between the acknowledgement and its record, or a
-/// connection lost before the server's answer, leaves them so; recorded now, their copies on
-/// the server are purged with their certificates. (A message someone else took from the
-/// folder looks the same: its copy is then simply not found at the purge.)
+/// finished and that are gone from the folder. A crash or a failed ledger write between the
+/// acknowledgement and its record, or a connection lost before the server's answer, leaves
+/// them so; recorded now, their copies on the server are purged with their certificates. (A
+/// message someone else took from the folder looks the same: its copy is then simply not
+/// found at the purge.)
 fn lost_acks(unacked: &HashMap<String, MessageRow>, listed: &[String]) -> Vec<Ack> {
     let listed: HashSet<&str> = listed.iter().map(String::as_str).collect();
     let mut lost: Vec<Ack> = unacked
